@@ -1,0 +1,154 @@
+"""The checkpoint registry: which checkpoints exist, which are complete, which to keep.
+
+Only the chief's copy is the job's checkpoint. A checkpoint is a folder
+``checkpoints/ckpt-<step>`` that the chief fills with TensorFlow's files and
+then seals by writing ``COMPLETE.json`` (step, epoch, metrics) atomically.
+A folder without that marker is a half-written checkpoint (the task died
+while saving) and is never restored. The controller lists sealed
+checkpoints in ``manifest.json`` (written atomically: temp file, fsync,
+rename), keeps the newest N and deletes the rest, along with the other
+workers' ``workertemp`` copies. The worker side imports the layout helpers
+from here, so both sides agree on one layout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+COMPLETE_MARKER = "COMPLETE.json"
+CHECKPOINTS_DIR = "checkpoints"
+WORKERTEMP_DIR = "workertemp"
+MANIFEST = "manifest.json"
+
+
+def checkpoint_dir(job_dir: str | os.PathLike, step: int) -> Path:
+    """Where the chief writes the checkpoint of ``step``."""
+    return Path(job_dir) / CHECKPOINTS_DIR / f"ckpt-{step:09d}"
+
+
+def workertemp_dir(job_dir: str | os.PathLike, task: str, step: int) -> Path:
+    """Where a non-chief task writes its (discarded) copy of a checkpoint."""
+    return Path(job_dir) / CHECKPOINTS_DIR / WORKERTEMP_DIR / task / f"ckpt-{step:09d}"
+
+
+def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def seal(path: str | os.PathLike, step: int, epoch: int | None, metrics: dict) -> None:
+    """Mark a fully written checkpoint folder complete (called by the chief after saving)."""
+    write_json_atomic(
+        Path(path) / COMPLETE_MARKER, {"step": step, "epoch": epoch, "metrics": metrics, "time": time.time()}
+    )
+
+
+def read_seal(path: str | os.PathLike) -> dict | None:
+    """The seal of a checkpoint folder, or None when it is missing or unreadable (incomplete)."""
+    try:
+        return json.loads((Path(path) / COMPLETE_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """One complete checkpoint of the job."""
+
+    step: int
+    path: str
+    epoch: int | None = None
+    metrics: dict = field(default_factory=dict)
+    time: float = 0.0
+
+
+class CheckpointManifest:
+    """The job's list of complete checkpoints, kept on disk in ``manifest.json``."""
+
+    def __init__(self, job_dir: str | os.PathLike, keep: int):
+        self.job_dir = Path(job_dir)
+        self.keep = keep
+        self.path = self.job_dir / MANIFEST
+        self.records: list[CheckpointRecord] = []
+        if self.path.exists():
+            data = json.loads(self.path.read_text())
+            self.records = [CheckpointRecord(**r) for r in data.get("checkpoints", [])]
+
+    def latest(self) -> CheckpointRecord | None:
+        """The newest checkpoint that is still complete on disk."""
+        for record in reversed(self.records):
+            if read_seal(record.path) is not None:
+                return record
+        return None
+
+    def register(self, path: str | os.PathLike) -> CheckpointRecord | None:
+        """Add a sealed checkpoint; returns None (and registers nothing) if it is not complete."""
+        sealed = read_seal(path)
+        if sealed is None:
+            return None
+        record = CheckpointRecord(
+            step=int(sealed["step"]),
+            path=str(Path(path).resolve()),
+            epoch=sealed.get("epoch"),
+            metrics=sealed.get("metrics", {}),
+            time=sealed.get("time", 0.0),
+        )
+        by_step = {r.step: r for r in self.records}
+        by_step[record.step] = record
+        self.records = sorted(by_step.values(), key=lambda r: r.step)
+        self._prune()
+        self._save()
+        return record
+
+    def reconcile(self) -> None:
+        """Bring the manifest in line with the disk before a run (no task may be writing).
+
+        Adds sealed checkpoints the manifest missed (the driver died between
+        the seal and the registration), drops entries whose folder is gone,
+        and deletes half-written checkpoints and leftover workertemp copies.
+        """
+        root = self.job_dir / CHECKPOINTS_DIR
+        if root.is_dir():
+            for folder in sorted(root.glob("ckpt-*")):
+                if read_seal(folder) is None:
+                    shutil.rmtree(folder, ignore_errors=True)
+                elif str(folder.resolve()) not in {r.path for r in self.records}:
+                    self.register(folder)
+        self.remove_workertemp()
+        self.records = [r for r in self.records if read_seal(r.path) is not None]
+        if self.records or self.path.exists():
+            self._save()
+
+    def remove_workertemp(self) -> None:
+        """Delete the non-chief tasks' checkpoint copies."""
+        shutil.rmtree(self.job_dir / CHECKPOINTS_DIR / WORKERTEMP_DIR, ignore_errors=True)
+
+    def _prune(self) -> None:
+        while len(self.records) > self.keep:
+            old = self.records.pop(0)
+            shutil.rmtree(old.path, ignore_errors=True)
+
+    def _save(self) -> None:
+        write_json_atomic(self.path, {"checkpoints": [asdict(r) for r in self.records]})

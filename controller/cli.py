@@ -1,0 +1,177 @@
+"""The command line: ``tfray`` / ``python -m controller``.
+
+``validate`` and ``dry-run`` never start Ray; ``run`` starts (or joins) a
+Ray cluster, runs the job with a live progress line, and exits 0 when it
+succeeded, 1 when it failed, 2 for bad input and 130 when stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from controller.plan import plan
+from controller.spec import SpecError, check_entrypoint, load_spec
+from controller.tf_config import placeholder_address, tf_configs
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+
+EPILOG = """\
+examples:
+  tfray validate cluster_configs/jobs/digits_mwms.yaml   check a spec, start nothing
+  tfray dry-run cluster_configs/jobs/digits_mwms.yaml    print every task's resources and TF_CONFIG
+  tfray run cluster_configs/jobs/digits_mwms.yaml        train on a local Ray (started for you)
+  tfray run JOB.yaml --address auto                       join a running cluster (`ray up`, `ray start`)
+  tfray schema                                            the job spec's JSON Schema, every field described
+
+A job's checkpoints, metrics.jsonl and job.json live in <storage_path>/<name>;
+running the same job name again resumes from its newest complete checkpoint.
+"""
+
+
+def _search_path(spec_path: str) -> list[str]:
+    """Where entrypoint modules are looked for: the working folder, then the spec's folder."""
+    paths = [os.getcwd(), str(Path(spec_path).resolve().parent)]
+    return list(dict.fromkeys(paths))
+
+
+def _load_checked(spec_path: str):
+    spec = load_spec(spec_path)
+    check_entrypoint(spec, _search_path(spec_path))
+    return spec
+
+
+def render_plan(spec) -> str:
+    """The dry-run text: every task's role, index, resources and TF_CONFIG (placeholder addresses)."""
+    tasks = plan(spec)
+    configs = tf_configs(spec.strategy, tasks, {t.key: placeholder_address(t.key) for t in tasks})
+    ep = spec.entrypoint
+    target = ep.function or ep.script or ep.module
+    lines = [
+        f"job: {spec.name}",
+        f"strategy: {spec.strategy.value}",
+        f"entrypoint: {ep.kind} {target}" + (f" args {json.dumps(ep.args, sort_keys=True)}" if ep.args else ""),
+        f"storage: {spec.storage_path}/{spec.name} (relative to the spec's folder)",
+        f"placement: {spec.placement.value}, {len(tasks)} tasks in one placement group",
+        f"checkpoints: every {spec.checkpoint.every_n_epochs} epoch(s), keep {spec.checkpoint.keep}",
+        "timeouts: " + ", ".join(f"{k}={v:g}s" for k, v in spec.timeouts.model_dump().items() if v is not None),
+        "",
+    ]
+    for task in tasks:
+        notes = [n for n, on in (("chief", task.is_chief), ("outside the training cluster", not task.in_cluster)) if on]
+        resources = ", ".join(f"{k}={v:g}" for k, v in sorted(task.bundle.items()))
+        lines.append(f"{task.key}{' (' + ', '.join(notes) + ')' if notes else ''}")
+        lines.append(f"  resources: {resources}")
+        config = configs[task.key]
+        lines.append(f"  TF_CONFIG: {json.dumps(config, sort_keys=True) if config else '(none: single process)'}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_validate(args) -> int:
+    spec = _load_checked(args.spec)
+    counts = ", ".join(f"{n} {r.value}" for r, n in spec.counts().items() if n)
+    print(f"{args.spec}: valid ({spec.strategy.value}: {counts})")
+    return EXIT_OK
+
+
+def cmd_dry_run(args) -> int:
+    spec = _load_checked(args.spec)
+    sys.stdout.write(render_plan(spec))
+    return EXIT_OK
+
+
+def cmd_schema(args) -> int:
+    from controller.spec import JobSpec
+
+    print(json.dumps(JobSpec.model_json_schema(), indent=2))
+    return EXIT_OK
+
+
+def _init_ray(address: str | None, num_cpus: float | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+
+
+def run_job(spec, search_path: list[str], on_progress=None):
+    """Run one job on the Ray this process is connected to; returns the JobResult."""
+    from controller.job import Controller
+    from controller.provisioner import RayTaskGroup
+
+    controller = Controller(spec, RayTaskGroup(spec.name), sys_path=search_path, on_progress=on_progress)
+    return controller.run()
+
+
+def cmd_run(args) -> int:
+    spec = _load_checked(args.spec)
+    from controller.state import JobState
+
+    def on_progress(progress) -> None:
+        print(f"progress {progress.line()}", flush=True)
+
+    _init_ray(args.address, args.num_cpus)
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt  # same clean stop as Ctrl-C
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    result = run_job(spec, _search_path(args.spec), on_progress=on_progress)
+    print(f"\njob {spec.name} {result.state.value} (attempt {result.attempt}): {result.message}")
+    if isinstance(result.result, dict) and "val_accuracy" in result.result:
+        print(f"final validation accuracy: {result.result['val_accuracy']:.4f} at step {result.result.get('step')}")
+    if result.latest_checkpoint:
+        print(f"latest checkpoint: step {result.latest_checkpoint.step} at {result.latest_checkpoint.path}")
+    print(f"metrics: {Path(result.job_dir) / 'metrics.jsonl'}")
+    return {JobState.SUCCEEDED: EXIT_OK, JobState.STOPPED: EXIT_STOPPED}.get(result.state, EXIT_FAILED)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfray",
+        description="Run TensorFlow tf.distribute training on Ray: one actor per chief/worker task, "
+        "each with its own TF_CONFIG, with checkpoints and metrics gathered in one place.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--log-level", default="INFO", help="controller log level (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a job on Ray (a local Ray is started unless --address is given)")
+    p.add_argument("spec", help="job spec YAML")
+    p.add_argument("--address", help="Ray cluster address ('auto' for a local `ray start`); default: $RAY_ADDRESS "
+                   "or a new local Ray")
+    p.add_argument("--num-cpus", type=float, help="CPUs of a new local Ray (default: this machine's)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("dry-run", help="print every task's role, index, resources and TF_CONFIG; start nothing")
+    p.add_argument("spec", help="job spec YAML")
+    p.set_defaults(func=cmd_dry_run)
+
+    p = sub.add_parser("validate", help="check a job spec and its entrypoint; start nothing")
+    p.add_argument("spec", help="job spec YAML")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the job spec's JSON Schema")
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="tfray: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except SpecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,92 @@
+"""The metrics collector: every task's reports in one place.
+
+Tasks send small records (``kind`` = ``metrics`` or ``checkpoint``) to the
+job's report inbox; the controller drains it each step and hands the records
+here. Metrics are appended to ``metrics.jsonl`` under the job folder (the
+record of truth, one JSON object a line with job, attempt, task, role,
+index, step and wall time) and summarised into a progress line for the CLI.
+Checkpoint records are passed on to the checkpoint registry by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The latest training progress, as the CLI shows it."""
+
+    task: str
+    step: int
+    values: dict
+
+    def line(self) -> str:
+        parts = [f"[{self.task}] step {self.step}"]
+        for key, value in self.values.items():
+            if isinstance(value, float):
+                parts.append(f"{key} {value:.4g}")
+            elif isinstance(value, (int, str)):
+                parts.append(f"{key} {value}")
+        return "  ".join(parts)
+
+
+class MetricsCollector:
+    """Writes reports as JSON lines and tracks the latest progress of the chief."""
+
+    def __init__(
+        self,
+        job_dir: str | Path,
+        job_name: str,
+        attempt: int,
+        chief: str,
+        on_progress: Callable[[Progress], None] | None = None,
+    ):
+        self.path = Path(job_dir) / METRICS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.job_name = job_name
+        self.attempt = attempt
+        self.chief = chief
+        self.on_progress = on_progress
+        self.latest: dict[str, dict] = {}  # task -> latest metrics record
+        self._file: TextIO | None = None
+
+    def handle(self, records: list[dict]) -> list[dict]:
+        """Record metric reports; return the checkpoint records for the registry."""
+        checkpoints = []
+        lines = []
+        for record in records:
+            if record.get("kind") == "checkpoint":
+                checkpoints.append(record)
+                continue
+            row = {"job": self.job_name, "attempt": self.attempt, "time": time.time(), **record}
+            lines.append(json.dumps(row, sort_keys=True, default=str))
+            self.latest[record["task"]] = row
+        if lines:
+            if self._file is None:
+                self._file = self.path.open("a")
+            self._file.write("\n".join(lines) + "\n")
+            self._file.flush()
+            chief_row = self.latest.get(self.chief)
+            if self.on_progress and chief_row and any(r.get("task") == self.chief for r in records):
+                self.on_progress(Progress(self.chief, chief_row.get("step", 0), chief_row.get("values", {})))
+        return checkpoints
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_metrics(job_dir: str | Path) -> list[dict]:
+    """Every metrics row of a job (for tests, benchmarks and `status`)."""
+    path = Path(job_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

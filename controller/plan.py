@@ -1,0 +1,68 @@
+"""The plan: a job spec turned into the list of tasks to start (pure).
+
+Each task is a frozen :class:`TaskSpec` ``(role, index, resources)``. The
+plan decides who is the chief (the ``chief`` task, or ``worker 0`` when the
+spec has none, which is TensorFlow's own rule) and which tasks belong to the
+training cluster (all but the evaluator, which must stay out of TF_CONFIG's
+cluster: DESIGN.md §4). A replacement task keeps its predecessor's role and
+index, so a plan never changes while a job runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.spec import ROLE_ORDER, JobSpec, Role
+
+
+@dataclass(frozen=True, order=True)
+class TaskKey:
+    """A task's identity: its role and index, e.g. ``worker-1``."""
+
+    role: str
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.role}-{self.index}"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task to start: its identity, its resources and its place in the cluster."""
+
+    key: TaskKey
+    bundle: dict  # Ray placement-group bundle, e.g. {"CPU": 1.0}
+    is_chief: bool
+    in_cluster: bool  # part of TF_CONFIG's cluster (the evaluator is not)
+
+    @property
+    def role(self) -> str:
+        return self.key.role
+
+    @property
+    def index(self) -> int:
+        return self.key.index
+
+
+def plan(spec: JobSpec) -> list[TaskSpec]:
+    """Every task of the job, in a stable order: chief, workers, ps, evaluator."""
+    counts = spec.counts()
+    has_chief = counts[Role.CHIEF] > 0
+    tasks = []
+    for role in ROLE_ORDER:
+        for index in range(counts[role]):
+            is_chief = role is Role.CHIEF or (not has_chief and role is Role.WORKER and index == 0)
+            tasks.append(
+                TaskSpec(
+                    key=TaskKey(role.value, index),
+                    bundle=spec.roles[role].resources.as_bundle(),
+                    is_chief=is_chief,
+                    in_cluster=role is not Role.EVALUATOR,
+                )
+            )
+    return tasks
+
+
+def chief_of(tasks: list[TaskSpec]) -> TaskSpec:
+    """The task whose results are the job's (its checkpoints, its end)."""
+    return next(t for t in tasks if t.is_chief)

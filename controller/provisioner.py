@@ -1,0 +1,170 @@
+"""The Ray task group: one placement group per job, one actor per task.
+
+Gang scheduling: every task's bundle is in one placement group, so either
+all tasks get resources or none does, and the wait is bounded by the
+scheduling timeout, after which the error names what was asked and what the
+cluster has. Each task actor reserves its TF port on its own node and keeps
+it bound (SO_REUSEPORT, not listening) until TensorFlow binds the same port
+with ``TF_GRPC_REUSE_PORT=true``: no other process can take the port in
+between, which is the race of Ray issue #34271. Reports from tasks go to a
+small inbox actor; tasks send them fire-and-forget, so reporting never waits
+on the driver.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from controller import settings
+from controller.plan import TaskKey, TaskSpec
+from controller.state import TaskStatus
+from controller.task_group import SchedulingTimeoutError, TaskEvent, TaskInfo, TaskLaunch, TaskStartError
+
+log = logging.getLogger("tfray")
+
+
+class ReportInbox:
+    """Holds task reports until the controller drains them (a Ray actor)."""
+
+    def __init__(self) -> None:
+        self._records: list[dict] = []
+
+    def report(self, record: dict) -> None:
+        self._records.append(record)
+
+    def drain(self) -> list[dict]:
+        records, self._records = self._records, []
+        return records
+
+
+def _describe(resources: dict) -> str:
+    return ", ".join(f"{k}={v:g}" if k != "memory" else f"memory={v / 2**20:.0f}MiB" for k, v in sorted(resources.items())
+                     if not k.startswith("node:") and "_group_" not in k) or "nothing"
+
+
+class RayTaskGroup:
+    """Runs a job's tasks as Ray actors inside one placement group."""
+
+    def __init__(self, job_name: str):
+        self.job_name = job_name
+        self.tasks: list[TaskSpec] = []
+        self.pg = None
+        self.inbox = None
+        self.actors: dict[TaskKey, ray.actor.ActorHandle] = {}
+        self.infos: dict[TaskKey, TaskInfo] = {}
+        self.running: dict[ray.ObjectRef, TaskKey] = {}
+
+    def provision(self, tasks: list[TaskSpec], placement: str, timeout_s: float) -> None:
+        self.tasks = list(tasks)
+        bundles = [dict(t.bundle) for t in tasks]
+        self.pg = placement_group(bundles, strategy=placement.upper(), name=f"tfray-{self.job_name}")
+        ready, _ = ray.wait([self.pg.ready()], timeout=timeout_s)
+        if ready:
+            return
+        total: dict[str, float] = {}
+        for bundle in bundles:
+            for k, v in bundle.items():
+                total[k] = total.get(k, 0) + v
+        self._remove_pg()
+        raise SchedulingTimeoutError(
+            f"the cluster did not provide the job's resources within timeouts.scheduling_s={timeout_s:g}s: "
+            f"asked for {len(bundles)} tasks ({placement}) needing {_describe(total)} "
+            f"[per task: {'; '.join(f'{t.key}: {_describe(t.bundle)}' for t in tasks)}]; "
+            f"the cluster has {_describe(ray.cluster_resources())} in all, "
+            f"{_describe(ray.available_resources())} free now. "
+            "Lower the per-role resources, add nodes, or raise the timeout."
+        )
+
+    def start(self, env: dict[str, str], timeout_s: float) -> dict[TaskKey, TaskInfo]:
+        from workers.task_actor import TaskActor  # imports no TensorFlow
+
+        self.inbox = ray.remote(num_cpus=0)(ReportInbox).options(name=None).remote()
+        actor_cls = ray.remote(TaskActor)
+        pending = {}
+        for i, task in enumerate(self.tasks):
+            bundle = task.bundle
+            actor = actor_cls.options(
+                num_cpus=bundle.get("CPU", 0),
+                num_gpus=bundle.get("GPU", 0),
+                memory=bundle.get("memory"),
+                resources={k: v for k, v in bundle.items() if k not in ("CPU", "GPU", "memory")},
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    placement_group=self.pg, placement_group_bundle_index=i
+                ),
+                runtime_env={"env_vars": env},
+                max_restarts=0,
+            ).remote(task.role, task.index, self.inbox)
+            self.actors[task.key] = actor
+            pending[actor.reserve_port.remote()] = task.key
+        ready, not_ready = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
+        if not_ready:
+            late = ", ".join(str(pending[r]) for r in not_ready)
+            raise TaskStartError(
+                f"tasks {late} did not start within timeouts.startup_s={timeout_s:g}s "
+                "(actor process start and port reservation); check the Ray logs of those actors"
+            )
+        for ref in ready:
+            try:
+                self.infos[pending[ref]] = TaskInfo(**ray.get(ref))
+            except RayError as err:
+                raise TaskStartError(f"task {pending[ref]} failed to start: {err}") from None
+        return dict(self.infos)
+
+    def launch(self, launches: dict[TaskKey, TaskLaunch]) -> None:
+        for key, launch in launches.items():
+            self.running[self.actors[key].run.remote(launch)] = key
+
+    def poll(self, timeout_s: float) -> list[TaskEvent]:
+        if not self.running:
+            return []
+        ready, _ = ray.wait(list(self.running), num_returns=1, timeout=timeout_s)
+        if ready:  # pick up every other end that is already in
+            ready, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
+        events = []
+        for ref in ready:
+            key = self.running.pop(ref)
+            try:
+                events.append(TaskEvent(key, TaskStatus.FINISHED, result=ray.get(ref)))
+            except RayTaskError as err:  # the entrypoint raised, or the script exited non-zero
+                events.append(TaskEvent(key, TaskStatus.FAILED, error=str(err)))
+            except RayActorError as err:  # the process died (killed, OOM, node lost)
+                events.append(TaskEvent(key, TaskStatus.FAILED, error=f"the task process died: {err}"))
+        return events
+
+    def drain_reports(self) -> list[dict]:
+        if self.inbox is None:
+            return []
+        try:
+            return ray.get(self.inbox.drain.remote(), timeout=settings.REPORT_DRAIN_TIMEOUT_S)
+        except GetTimeoutError:
+            log.warning("the report inbox did not answer within %.0fs", settings.REPORT_DRAIN_TIMEOUT_S)
+            return []
+
+    def shutdown(self) -> None:
+        for actor in self.actors.values():
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception as err:  # already dead is fine
+                log.debug("kill: %s", err)
+        self.actors.clear()
+        self.running.clear()
+        if self.inbox is not None:
+            try:
+                ray.kill(self.inbox, no_restart=True)
+            except Exception as err:
+                log.debug("kill inbox: %s", err)
+            self.inbox = None
+        self._remove_pg()
+
+    def _remove_pg(self) -> None:
+        if self.pg is not None:
+            try:
+                remove_placement_group(self.pg)
+            except Exception as err:
+                log.debug("remove placement group: %s", err)
+            self.pg = None

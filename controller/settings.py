@@ -1,0 +1,20 @@
+"""Controller settings that are not part of a job spec: intervals and defaults.
+
+All polling goes through :meth:`controller.job.Controller.step` with the
+interval below, so there is one place to tune how quickly the controller
+notices an ended task versus how much it wakes up.
+"""
+
+POLL_INTERVAL_S = 0.5  # how long one RUNNING step waits for a task to end
+REPORT_DRAIN_TIMEOUT_S = 30.0  # bound on one fetch of the report inbox
+SHUTDOWN_TIMEOUT_S = 30.0  # bound on releasing actors and the placement group
+
+# Set in every task process before TensorFlow is imported (DESIGN.md §4):
+# tf-keras instead of Keras 3 (multi-worker fit needs it), and SO_REUSEPORT for
+# TF's gRPC server so it can bind the port the task actor keeps reserved.
+TASK_ENV = {
+    "TF_USE_LEGACY_KERAS": "1",
+    "TF_GRPC_REUSE_PORT": "true",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PYTHONUNBUFFERED": "1",
+}

@@ -1,0 +1,353 @@
+"""The job spec: what to train and how to run it, validated on the way in.
+
+A job spec is a YAML file loaded into pydantic v2 models that reject unknown
+keys (``extra="forbid"``) and carry a description on every field, so that
+``tfray schema`` can print a JSON Schema and every error names the field path
+and what to do about it. Checks that need the file system (does the
+entrypoint exist and can it be found without running it?) live in
+:func:`check_entrypoint` so that a spec can be validated before anything is
+scheduled and without importing TensorFlow or the user's code.
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+import importlib.util
+import os
+import re
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, PrivateAttr, field_validator, model_validator
+
+
+class SpecError(ValueError):
+    """A job spec that cannot be run: the message names the field and the fix."""
+
+
+class Strategy(str, enum.Enum):
+    """The ``tf.distribute`` strategy a job trains with."""
+
+    MULTI_WORKER_MIRRORED = "multi_worker_mirrored"
+    PARAMETER_SERVER = "parameter_server"
+    MIRRORED = "mirrored"
+    ONE_DEVICE = "one_device"
+
+    @property
+    def is_multi_task(self) -> bool:
+        """True when the strategy spans several task processes (needs TF_CONFIG)."""
+        return self in (Strategy.MULTI_WORKER_MIRRORED, Strategy.PARAMETER_SERVER)
+
+
+# Strategies this version can run; the others are accepted names with a clear
+# "not yet" error, so specs written for later versions fail loudly, not oddly.
+SUPPORTED_STRATEGIES = (Strategy.MULTI_WORKER_MIRRORED, Strategy.MIRRORED, Strategy.ONE_DEVICE)
+
+
+class Role(str, enum.Enum):
+    """A TensorFlow task type, as it appears in TF_CONFIG."""
+
+    CHIEF = "chief"
+    WORKER = "worker"
+    PS = "ps"
+    EVALUATOR = "evaluator"
+
+
+ROLE_ORDER = (Role.CHIEF, Role.WORKER, Role.PS, Role.EVALUATOR)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(_Model):
+    """Resources of one task of a role; they become one placement-group bundle."""
+
+    cpu: float = Field(1.0, ge=0, description="CPU cores reserved for the task (Ray `num_cpus`).")
+    gpu: float = Field(0.0, ge=0, description="GPUs reserved for the task (Ray `num_gpus`).")
+    memory_mb: int | None = Field(
+        None, ge=1, description="Memory reserved for the task in MiB (Ray `memory`); unset reserves none."
+    )
+    custom: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources, e.g. {'spot': 1} or {'node:10.0.0.5': 0.01}.",
+    )
+
+    @field_validator("custom")
+    @classmethod
+    def _no_builtin_names(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if name in ("CPU", "GPU", "memory"):
+                raise ValueError(f"'{name}' is a built-in resource: set it with cpu/gpu/memory_mb instead of custom")
+            if amount < 0:
+                raise ValueError(f"custom resource '{name}' is negative ({amount}): use a value >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _reserves_something(self) -> "Resources":
+        if not (self.cpu or self.gpu or self.memory_mb or any(self.custom.values())):
+            raise ValueError("a task must reserve some resource (Ray rejects empty bundles): set cpu > 0, e.g. 0.5")
+        return self
+
+    def as_bundle(self) -> dict[str, float]:
+        """The Ray placement-group bundle for one task (zero amounts left out)."""
+        bundle: dict[str, float] = {}
+        if self.cpu:
+            bundle["CPU"] = self.cpu
+        if self.gpu:
+            bundle["GPU"] = self.gpu
+        if self.memory_mb:
+            bundle["memory"] = float(self.memory_mb * 1024 * 1024)
+        bundle.update({k: v for k, v in self.custom.items() if v})
+        return bundle
+
+
+class RoleSpec(_Model):
+    """How many tasks of one role, and what each gets."""
+
+    count: int = Field(1, ge=0, description="Number of tasks of this role (chief and evaluator: 0 or 1).")
+    resources: Resources = Field(default_factory=Resources, description="Resources of each task of this role.")
+
+
+class Entrypoint(_Model):
+    """What each task runs: exactly one of ``function``, ``script`` or ``module``."""
+
+    function: str | None = Field(
+        None,
+        description="A Python function 'package.module:function' called with a TaskContext and the args as keywords.",
+    )
+    script: str | None = Field(
+        None,
+        description="A TF script path (relative to the spec file's folder or absolute), run as a subprocess "
+        "with TF_CONFIG in its environment, as under Kubeflow TFJob or Vertex AI.",
+    )
+    module: str | None = Field(
+        None, description="A Python module run as `python -m MODULE` in a subprocess with TF_CONFIG set."
+    )
+    args: dict[str, Union[str, int, float, bool]] = Field(
+        default_factory=dict,
+        description="Arguments: keywords for a function; `--key=value` flags for a script or module.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Entrypoint":
+        given = [k for k in ("function", "script", "module") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "set exactly one of function ('pkg.mod:fn'), script ('train.py') or module ('pkg.train'); "
+                f"got {', '.join(given) or 'none'}"
+            )
+        if self.function and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", self.function):
+            raise ValueError(f"function '{self.function}' must look like 'package.module:function'")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "function" if self.function else "script" if self.script else "module"
+
+    def argv(self) -> list[str]:
+        """The args as command-line flags for a script or module."""
+        out = []
+        for key, value in self.args.items():
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            out.append(f"--{key}={value}")
+        return out
+
+
+class CheckpointPolicy(_Model):
+    """When checkpoints are written and how many are kept."""
+
+    every_n_epochs: int = Field(1, ge=1, description="Write a checkpoint every N epochs (Keras callback).")
+    keep: int = Field(3, ge=1, description="How many of the newest complete checkpoints to keep; older ones are deleted.")
+
+
+class Placement(str, enum.Enum):
+    """Ray placement-group strategy for the job's task bundles."""
+
+    PACK = "pack"
+    SPREAD = "spread"
+    STRICT_PACK = "strict_pack"
+    STRICT_SPREAD = "strict_spread"
+
+
+class Timeouts(_Model):
+    """Bounds on every wait. A wait that expires ends the job with a clear error."""
+
+    scheduling_s: float = Field(
+        120, gt=0, description="How long the cluster may take to provide every task's resources (gang scheduling)."
+    )
+    startup_s: float = Field(
+        180, gt=0, description="How long task actors may take to start and report their host:port."
+    )
+    finish_grace_s: float = Field(
+        60, gt=0, description="After the chief finishes, how long other tasks may take to finish before teardown."
+    )
+    job_s: float | None = Field(None, gt=0, description="Wall-clock limit of the whole job; unset means none.")
+
+
+class JobSpec(_Model):
+    """One training job."""
+
+    name: str = Field(
+        description="Job name: names the storage folder; a re-run of the same name resumes from its newest checkpoint."
+    )
+    strategy: Strategy = Field(description="tf.distribute strategy: " + ", ".join(s.value for s in Strategy) + ".")
+    roles: dict[Role, RoleSpec] = Field(description="Task roles with counts and resources, e.g. chief, worker.")
+    entrypoint: Entrypoint = Field(description="What every task runs.")
+    storage_path: str = Field(
+        "runs",
+        description="Folder for checkpoints, metrics and job state (relative to the spec file's folder, or absolute). "
+        "On a multi-node cluster it must be a shared file system.",
+    )
+    checkpoint: CheckpointPolicy = Field(default_factory=CheckpointPolicy, description="Checkpoint policy.")
+    placement: Placement = Field(Placement.PACK, description="How task bundles are placed on nodes.")
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Timeouts in seconds.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for every task.")
+    # The spec file's folder, against which relative paths resolve (set by the loader).
+    _base_dir: str = PrivateAttr(".")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+            raise ValueError(
+                f"name '{value}' must be 1-64 letters, digits, '_', '.' or '-' (it names a folder), "
+                "starting with a letter or digit"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _roles_fit_strategy(self) -> "JobSpec":
+        counts = self.counts()
+        for role in (Role.CHIEF, Role.EVALUATOR):
+            if counts[role] > 1:
+                raise ValueError(f"roles.{role.value}.count is {counts[role]}: a job has at most one {role.value}")
+        if self.strategy not in SUPPORTED_STRATEGIES:
+            raise ValueError(
+                f"strategy '{self.strategy.value}' is not supported by this version yet; "
+                f"use one of: {', '.join(s.value for s in SUPPORTED_STRATEGIES)}"
+            )
+        if self.strategy is Strategy.MULTI_WORKER_MIRRORED:
+            if counts[Role.PS]:
+                raise ValueError("roles.ps: multi_worker_mirrored has no parameter servers; remove the ps role")
+            if counts[Role.CHIEF] + counts[Role.WORKER] == 0:
+                raise ValueError("roles: multi_worker_mirrored needs at least one chief or worker task")
+        elif not self.strategy.is_multi_task:
+            if counts[Role.CHIEF] + counts[Role.WORKER] != 1 or counts[Role.PS] or counts[Role.EVALUATOR]:
+                raise ValueError(
+                    f"roles: {self.strategy.value} runs in one process; give exactly one chief (or one worker) "
+                    "and no other roles"
+                )
+        return self
+
+    def counts(self) -> dict[Role, int]:
+        """Task count per role, zero for absent roles."""
+        return {role: (self.roles[role].count if role in self.roles else 0) for role in ROLE_ORDER}
+
+    def resolve(self, path: str) -> Path:
+        """A path from the spec, resolved against the spec file's folder."""
+        return (Path(self._base_dir) / os.path.expanduser(path)).resolve()
+
+    @property
+    def job_dir(self) -> Path:
+        """Where this job's checkpoints, metrics and state live."""
+        return self.resolve(self.storage_path) / self.name
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: the job spec is not valid:"]
+    for item in err.errors():
+        path = ".".join(str(p) for p in item["loc"])
+        msg = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            msg = "unknown key; check its spelling (see `tfray schema` for every allowed key)"
+        elif item["type"] == "missing":
+            msg = "required field is missing"
+        elif item["type"] == "enum":
+            msg = f"{msg} (got {item.get('input')!r})"
+        lines.append(f"  - {path}: {msg}" if path else f"  - {msg}")
+    return "\n".join(lines)
+
+
+def parse_spec(data: Any, source: str = "spec", base_dir: str | os.PathLike = ".") -> JobSpec:
+    """Validate a loaded YAML/JSON mapping into a JobSpec, or raise SpecError."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: the job spec must be a YAML mapping (key: value), got {type(data).__name__}")
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_format_validation_error(err, source)) from None
+    spec._base_dir = str(base_dir)
+    return spec
+
+
+def load_spec(path: str | os.PathLike) -> JobSpec:
+    """Read and validate a job spec file; relative paths in it resolve against its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such job spec file; pass the path of a YAML job spec")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path}: not valid YAML: {err}") from None
+    return parse_spec(data, source=str(path), base_dir=path.resolve().parent)
+
+
+def _find_module_file(module: str, search_path: list[str]) -> str | None:
+    """Locate a module's source file without executing it (only parent packages' __init__ run)."""
+    import sys
+
+    saved = list(sys.path)
+    sys.path[:0] = [p for p in search_path if p not in sys.path]
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    finally:
+        sys.path[:] = saved
+    if found is None:
+        return None
+    return found.origin or "namespace"
+
+
+def check_entrypoint(spec: JobSpec, search_path: list[str]) -> None:
+    """Check the entrypoint exists, without importing user code or TensorFlow.
+
+    A function entrypoint is found with ``importlib.util.find_spec`` and its
+    source parsed with ``ast`` for a top-level ``def``; running the module
+    would import TensorFlow into the driver, which the controller never does.
+    """
+    ep = spec.entrypoint
+    if ep.script:
+        script = spec.resolve(ep.script)
+        if not script.is_file():
+            raise SpecError(f"entrypoint.script: '{ep.script}' does not exist (looked at {script})")
+        return
+    module = ep.module or ep.function.split(":")[0]
+    field = "entrypoint.module" if ep.module else "entrypoint.function"
+    origin = _find_module_file(module, search_path)
+    if origin is None:
+        raise SpecError(
+            f"{field}: cannot find module '{module}' on the path ({', '.join(search_path)}); "
+            "run from the folder that holds it or install its package"
+        )
+    if ep.function:
+        func = ep.function.split(":")[1]
+        if origin.endswith(".py"):
+            tree = ast.parse(Path(origin).read_text(), filename=origin)
+            names = {
+                node.name
+                for node in tree.body
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            } | {
+                target.id
+                for node in tree.body
+                if isinstance(node, ast.Assign)
+                for target in node.targets
+                if isinstance(target, ast.Name)
+            }
+            if func not in names:
+                raise SpecError(f"{field}: module '{module}' ({origin}) defines no top-level '{func}'")

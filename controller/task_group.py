@@ -1,0 +1,94 @@
+"""The seam between the controller and Ray: what a task group must do.
+
+The controller drives a :class:`TaskGroup` and never touches Ray itself, so
+unit tests inject a fake group and step the state machine, while real runs
+use :class:`controller.provisioner.RayTaskGroup`. Errors that end a job
+before training starts are exception types, one per cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from controller.plan import TaskKey, TaskSpec
+from controller.state import TaskStatus
+
+
+class SchedulingTimeoutError(RuntimeError):
+    """The cluster did not provide every task's resources within the scheduling timeout."""
+
+
+class TaskStartError(RuntimeError):
+    """A task actor did not start, or did not report its address, in time."""
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """Where a started task lives."""
+
+    address: str  # host:port reserved for its TF server
+    node_id: str
+    hostname: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class TaskLaunch:
+    """Everything one task needs to run the entrypoint (sent to the actor as is)."""
+
+    job_name: str
+    job_dir: str
+    attempt: int
+    strategy: str
+    role: str
+    index: int
+    is_chief: bool
+    num_workers: int  # tasks in the training cluster (chief + workers)
+    tf_config: dict | None
+    entrypoint_kind: str  # function | script | module
+    entrypoint_target: str  # 'pkg.mod:fn', a script path or a module name
+    args: dict = field(default_factory=dict)
+    argv: tuple = ()
+    env: dict = field(default_factory=dict)
+    sys_path: tuple = ()
+    checkpoint_every_n_epochs: int = 1
+    restore_from: str | None = None  # newest complete checkpoint folder
+    restore_step: int | None = None
+    restore_epoch: int | None = None
+
+    @property
+    def task(self) -> str:
+        return f"{self.role}-{self.index}"
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """A task reached an end: it finished (with a result) or failed (with an error)."""
+
+    key: TaskKey
+    status: TaskStatus
+    error: str | None = None
+    result: Any = None
+
+
+class TaskGroup(Protocol):
+    """What the controller needs from the thing that runs tasks."""
+
+    def provision(self, tasks: list[TaskSpec], placement: str, timeout_s: float) -> None:
+        """Reserve every task's resources at once (gang), or raise SchedulingTimeoutError."""
+
+    def start(self, env: dict[str, str], timeout_s: float) -> dict[TaskKey, TaskInfo]:
+        """Start one actor per task; each reserves its port. Raise TaskStartError on timeout."""
+
+    def launch(self, launches: dict[TaskKey, TaskLaunch]) -> None:
+        """Hand every task its TF_CONFIG and start the entrypoint (non-blocking)."""
+
+    def poll(self, timeout_s: float) -> list[TaskEvent]:
+        """Wait up to ``timeout_s`` for any task to end; return the ends seen."""
+
+    def drain_reports(self) -> list[dict]:
+        """Every report sent by tasks since the last call, in order per task."""
+
+    def shutdown(self) -> None:
+        """Release every actor and the placement group. Idempotent."""

@@ -1,0 +1,1 @@
+"""Runnable training examples used by the demo, the docs and the tests."""

@@ -1,0 +1,74 @@
+"""Digits: a Keras MLP on sklearn's 8x8 digit images under MultiWorkerMirroredStrategy.
+
+The data ships inside scikit-learn (1,797 images), so nothing is downloaded.
+``train(ctx, ...)`` is the function entrypoint (``examples.digits:train``);
+``examples/digits_script.py`` is the same training as a plain TF script that
+reads ``TF_CONFIG``. The dataset batch is the *global* batch: per-replica
+batch x ``strategy.num_replicas_in_sync``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+VALIDATION_FRACTION = 0.2
+
+
+def load_data(seed: int = 0):
+    """(x_train, y_train, x_val, y_val) from sklearn's digits, scaled to [0, 1], split 80/20."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype("float32")
+    y = digits.target.astype("int64")
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = int(len(x) * VALIDATION_FRACTION)
+    val, tr = order[:n_val], order[n_val:]
+    return x[tr], y[tr], x[val], y[val]
+
+
+def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_rate: float = 0.005,
+        hidden_units: int = 64) -> dict:
+    """Train and evaluate under ``strategy``, reporting and checkpointing through ``ctx``."""
+    import tensorflow as tf
+
+    from workers.keras import ControllerCallback, restore
+
+    x_tr, y_tr, x_val, y_val = load_data()
+    global_batch = per_replica_batch * strategy.num_replicas_in_sync
+    options = tf.data.Options()
+    # In-memory data cannot be sharded by file: every worker reads the whole
+    # set and keeps its share of each global batch.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_ds = (tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=1).repeat()
+                .batch(global_batch).with_options(options))
+    val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(global_batch).with_options(options)
+
+    with strategy.scope():
+        model = tf.keras.Sequential([
+            tf.keras.layers.Input(shape=(64,)),
+            tf.keras.layers.Dense(hidden_units, activation="relu"),
+            tf.keras.layers.Dense(10),
+        ])
+        model.compile(
+            optimizer=tf.keras.optimizers.Adam(learning_rate),
+            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+    initial_epoch = restore(ctx, model)
+    steps_per_epoch = len(x_tr) // global_batch
+    model.fit(
+        train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+        validation_data=val_ds, callbacks=[ControllerCallback(ctx, global_batch_size=global_batch)], verbose=0,
+    )
+    result = model.evaluate(val_ds, verbose=0, return_dict=True)
+    step = int(model.optimizer.iterations.numpy())
+    final = {"val_accuracy": float(result["accuracy"]), "val_loss": float(result["loss"]), "step": step,
+             "initial_epoch": initial_epoch, "replicas": strategy.num_replicas_in_sync}
+    ctx.report({"final_val_accuracy": final["val_accuracy"], "final_val_loss": final["val_loss"]}, step=step)
+    return final
+
+
+def train(ctx, **kwargs) -> dict:
+    """Function entrypoint: the controller calls this in every task with TF_CONFIG set."""
+    return fit(ctx, ctx.make_strategy(), **kwargs)

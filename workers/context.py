@@ -1,0 +1,167 @@
+"""What user code sees: the task context.
+
+A :class:`TaskContext` tells the code who it is (role, index, ``is_chief``),
+where to write checkpoints (the chief's real folder; a unique ``workertemp``
+folder for every other task, removed once the save is done), which
+checkpoint to restore, and lets it ``report`` metrics to the job's central
+collector. Function entrypoints receive it as their first argument; scripts
+get it from :func:`get_context`, which reads it from the environment the
+task actor sets (and, when the script runs without this controller, e.g.
+under Kubeflow TFJob, returns a stand-alone context that only logs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from typing import Any, Callable
+
+from controller.checkpoints import checkpoint_dir, seal, workertemp_dir
+
+log = logging.getLogger("tfray.task")
+
+CONTEXT_ENV = "TFRAY_CONTEXT"  # JSON of the context's fields, for script entrypoints
+REPORT_FD_ENV = "TFRAY_REPORT_FD"  # the pipe a script's reports go through to its actor
+
+_current: "TaskContext | None" = None
+
+
+class TaskContext:
+    """The running task's identity, its checkpoint folders and its report channel."""
+
+    def __init__(
+        self,
+        *,
+        job_name: str,
+        job_dir: str,
+        attempt: int,
+        strategy: str,
+        role: str,
+        index: int,
+        is_chief: bool,
+        num_workers: int,
+        args: dict | None = None,
+        checkpoint_every_n_epochs: int = 1,
+        restore_from: str | None = None,
+        restore_step: int | None = None,
+        restore_epoch: int | None = None,
+        send: Callable[[dict], None] | None = None,
+    ):
+        self.job_name = job_name
+        self.job_dir = job_dir
+        self.attempt = attempt
+        self.strategy = strategy
+        self.role = role
+        self.index = index
+        self.is_chief = is_chief
+        self.num_workers = num_workers
+        self.args = dict(args or {})
+        self.checkpoint_every_n_epochs = checkpoint_every_n_epochs
+        self.latest_checkpoint = restore_from
+        self.latest_checkpoint_step = restore_step
+        self.latest_checkpoint_epoch = restore_epoch
+        self._send = send or (lambda record: log.info("report %s", record))
+
+    @property
+    def task(self) -> str:
+        return f"{self.role}-{self.index}"
+
+    # ------------------------------------------------------------- reporting
+
+    def report(self, values: dict[str, Any], step: int) -> None:
+        """Send metrics for ``step`` to the job's collector (never blocks on the driver)."""
+        clean = {k: (float(v) if hasattr(v, "__float__") and not isinstance(v, (bool, int)) else v)
+                 for k, v in values.items()}
+        self._send({"kind": "metrics", "task": self.task, "role": self.role, "index": self.index,
+                    "step": int(step), "task_time": time.time(), "values": clean})
+
+    # ----------------------------------------------------------- checkpoints
+
+    def checkpoint_dir(self, step: int) -> str:
+        """The folder this task writes the checkpoint of ``step`` to.
+
+        Under MultiWorkerMirroredStrategy every task must take part in a save
+        (it runs collectives); only the chief's copy is kept.
+        """
+        path = checkpoint_dir(self.job_dir, step) if self.is_chief else workertemp_dir(self.job_dir, self.task, step)
+        os.makedirs(path, exist_ok=True)
+        return str(path)
+
+    def commit_checkpoint(self, step: int, epoch: int | None = None, metrics: dict | None = None) -> None:
+        """Call after writing to ``checkpoint_dir(step)``: the chief seals and registers it,
+        every other task deletes its temporary copy."""
+        path = self.checkpoint_dir(step)
+        if not self.is_chief:
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        clean = {k: float(v) for k, v in (metrics or {}).items() if hasattr(v, "__float__")}
+        seal(path, step, epoch, clean)
+        self._send({"kind": "checkpoint", "task": self.task, "step": int(step), "path": path})
+
+    # -------------------------------------------------------------- strategy
+
+    def make_strategy(self):
+        """Build the job's ``tf.distribute`` strategy (TF_CONFIG is already set)."""
+        import tensorflow as tf
+
+        if self.strategy == "multi_worker_mirrored":
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        if self.strategy == "mirrored":
+            return tf.distribute.MirroredStrategy()
+        if self.strategy == "one_device":
+            gpus = tf.config.list_logical_devices("GPU")
+            return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+        raise ValueError(f"strategy {self.strategy!r} cannot be built by make_strategy()")
+
+    # ------------------------------------------------------------ transport
+
+    def to_env(self) -> str:
+        """The context as JSON for a script entrypoint's environment."""
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        fields["restore_from"] = fields.pop("latest_checkpoint")
+        fields["restore_step"] = fields.pop("latest_checkpoint_step")
+        fields["restore_epoch"] = fields.pop("latest_checkpoint_epoch")
+        return json.dumps(fields)
+
+
+def _pipe_sender(fd: int) -> Callable[[dict], None]:
+    stream = os.fdopen(fd, "w", buffering=1)
+
+    def send(record: dict) -> None:
+        stream.write(json.dumps(record, default=str) + "\n")
+
+    return send
+
+
+def _standalone_context() -> TaskContext:
+    """A context for a script run outside this controller: identity from TF_CONFIG, reports logged."""
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {"type": "chief", "index": 0})
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    role, index = task.get("type", "chief"), int(task.get("index", 0))
+    is_chief = role == "chief" or ("chief" not in cluster and role == "worker" and index == 0)
+    return TaskContext(
+        job_name="standalone", job_dir=os.path.abspath("runs/standalone"), attempt=1,
+        strategy="multi_worker_mirrored" if cluster else "one_device", role=role, index=index,
+        is_chief=is_chief, num_workers=len(cluster.get("chief", [])) + len(cluster.get("worker", [])) or 1,
+    )
+
+
+def set_context(ctx: TaskContext | None) -> None:
+    global _current
+    _current = ctx
+
+
+def get_context() -> TaskContext:
+    """The running task's context: the actor's, the one in the environment, or a stand-alone one."""
+    global _current
+    if _current is None:
+        raw = os.environ.get(CONTEXT_ENV)
+        if raw:
+            fd = os.environ.get(REPORT_FD_ENV)
+            _current = TaskContext(**json.loads(raw), send=_pipe_sender(int(fd)) if fd else None)
+        else:
+            _current = _standalone_context()
+    return _current

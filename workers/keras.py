@@ -1,0 +1,77 @@
+"""Keras glue: a callback that reports and checkpoints through the task context,
+and ``restore`` to resume a model from the job's newest complete checkpoint.
+
+Import this module only in task processes: it imports TensorFlow, so
+``TF_USE_LEGACY_KERAS=1`` must already be set (the task actor sets it) for
+``tf.keras`` to be tf-keras, which multi-worker ``fit`` needs (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import tensorflow as tf
+
+from workers.context import TaskContext
+
+CKPT_PREFIX = "ckpt"
+
+
+def _checkpoint(model) -> tf.train.Checkpoint:
+    return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+
+
+def restore(ctx: TaskContext, model) -> int:
+    """Load the newest complete checkpoint into ``model`` (compiled, built); return the epoch to start at."""
+    if not ctx.latest_checkpoint:
+        return 0
+    _checkpoint(model).read(os.path.join(ctx.latest_checkpoint, CKPT_PREFIX)).expect_partial()
+    return int(ctx.latest_checkpoint_epoch or 0)
+
+
+class ControllerCallback(tf.keras.callbacks.Callback):
+    """Reports epoch metrics (and, if asked, every N steps) and writes checkpoints.
+
+    ``step`` is the optimizer's iteration count, which a checkpoint restores,
+    so steps keep counting across a resume. Every task must use the callback
+    under MultiWorkerMirroredStrategy: saving runs collectives on all tasks;
+    the context sends the chief's copy to the real folder and discards the rest.
+    """
+
+    def __init__(self, ctx: TaskContext, global_batch_size: int | None = None, report_every_n_steps: int = 0,
+                 checkpoint_every_n_epochs: int | None = None):
+        super().__init__()
+        self.ctx = ctx
+        self.global_batch_size = global_batch_size
+        self.report_every_n_steps = report_every_n_steps
+        self.every_n_epochs = checkpoint_every_n_epochs or ctx.checkpoint_every_n_epochs
+        self._mark = (time.perf_counter(), 0)
+
+    def _step(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def _throughput(self, step: int) -> dict:
+        now = time.perf_counter()
+        since, at_step = self._mark
+        self._mark = (now, step)
+        if not self.global_batch_size or step <= at_step or now <= since:
+            return {}
+        return {"examples_per_s": (step - at_step) * self.global_batch_size / (now - since)}
+
+    def on_train_begin(self, logs=None):
+        self._mark = (time.perf_counter(), self._step())
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.report_every_n_steps and (batch + 1) % self.report_every_n_steps == 0:
+            step = self._step()
+            self.ctx.report({**(logs or {}), **self._throughput(step)}, step=step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = self._step()
+        values = {"epoch": epoch + 1, **(logs or {}), **self._throughput(step)}
+        self.ctx.report(values, step=step)
+        if (epoch + 1) % self.every_n_epochs == 0:
+            path = self.ctx.checkpoint_dir(step)
+            _checkpoint(self.model).write(os.path.join(path, CKPT_PREFIX))
+            self.ctx.commit_checkpoint(step, epoch=epoch + 1, metrics=logs)

@@ -1,0 +1,142 @@
+"""The task actor: one Ray actor per TensorFlow task.
+
+Its life: ``reserve_port()`` binds a port on its own node and keeps it
+(SO_REUSEPORT, bound but not listening, so connections never land on it),
+reports ``host:port``, then ``run(launch)`` sets ``TF_CONFIG`` and runs the
+entrypoint: a function in this process, or a script/module as a child
+process with ``TF_CONFIG`` and the context in its environment, its output
+streamed and its reports relayed. TensorFlow binds the reserved port itself
+with ``TF_GRPC_REUSE_PORT=true``; without the reservation another process
+could take the port between "free" and "bound" (Ray issue #34271). This
+module imports no TensorFlow, so the driver can import it.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+from controller.settings import TASK_ENV
+from controller.task_group import TaskLaunch
+from workers.context import CONTEXT_ENV, REPORT_FD_ENV, TaskContext, set_context
+
+OUTPUT_TAIL_LINES = 40  # lines of a failed script's output kept for the error
+
+
+class TaskProcessError(RuntimeError):
+    """A script or module entrypoint exited with a non-zero status."""
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the actor process dies, so no orphan keeps training."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the actor's own teardown still kills the child on a clean stop
+
+
+class TaskActor:
+    """One task of the job (role, index); made a Ray actor by the provisioner."""
+
+    def __init__(self, role: str, index: int, inbox):
+        for key, value in TASK_ENV.items():  # also set by runtime_env; this guards direct use
+            os.environ.setdefault(key, value)
+        self.role = role
+        self.index = index
+        self.inbox = inbox
+        self._port_socket: socket.socket | None = None
+        self._child: subprocess.Popen | None = None
+
+    def __repr__(self) -> str:  # Ray prefixes this task's log lines with it
+        return f"{self.role}-{self.index}"
+
+    def reserve_port(self) -> dict:
+        """Reserve a port for this task's TF server and say where the task lives."""
+        import ray
+
+        if self._port_socket is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(("", 0))  # the kernel never hands out a port another socket holds
+            self._port_socket = sock
+        host = ray.util.get_node_ip_address()
+        return {
+            "address": f"{host}:{self._port_socket.getsockname()[1]}",
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+
+    def run(self, launch: TaskLaunch):
+        """Run the entrypoint to its end; return what it returned (function) or its exit code."""
+        os.environ.update(launch.env)
+        if launch.tf_config is not None:
+            os.environ["TF_CONFIG"] = json.dumps(launch.tf_config)
+        for path in reversed(launch.sys_path):
+            if path not in sys.path:
+                sys.path.insert(0, path)
+        ctx = TaskContext(
+            job_name=launch.job_name, job_dir=launch.job_dir, attempt=launch.attempt, strategy=launch.strategy,
+            role=launch.role, index=launch.index, is_chief=launch.is_chief, num_workers=launch.num_workers,
+            args=launch.args, checkpoint_every_n_epochs=launch.checkpoint_every_n_epochs,
+            restore_from=launch.restore_from, restore_step=launch.restore_step, restore_epoch=launch.restore_epoch,
+            send=self.inbox.report.remote,
+        )
+        if launch.entrypoint_kind == "function":
+            return self._run_function(launch, ctx)
+        return self._run_process(launch, ctx)
+
+    def _run_function(self, launch: TaskLaunch, ctx: TaskContext):
+        module_name, func_name = launch.entrypoint_target.split(":")
+        func = getattr(importlib.import_module(module_name), func_name)
+        set_context(ctx)
+        try:
+            return func(ctx, **launch.args)
+        finally:
+            set_context(None)
+
+    def _run_process(self, launch: TaskLaunch, ctx: TaskContext) -> dict:
+        if launch.entrypoint_kind == "script":
+            cmd = [sys.executable, "-u", launch.entrypoint_target, *launch.argv]
+        else:
+            cmd = [sys.executable, "-u", "-m", launch.entrypoint_target, *launch.argv]
+        read_fd, write_fd = os.pipe()
+        env = dict(os.environ)
+        env.update({CONTEXT_ENV: ctx.to_env(), REPORT_FD_ENV: str(write_fd)})
+        env["PYTHONPATH"] = os.pathsep.join([*launch.sys_path, *filter(None, [env.get("PYTHONPATH")])])
+        cwd = launch.sys_path[0] if launch.sys_path else None
+        self._child = subprocess.Popen(
+            cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            pass_fds=(write_fd,), preexec_fn=_die_with_parent,
+        )
+        os.close(write_fd)
+        relay = threading.Thread(target=self._relay_reports, args=(read_fd,), daemon=True)
+        relay.start()
+        tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
+        for line in self._child.stdout:  # streamed: Ray forwards this actor's stdout to the driver
+            print(line, end="", flush=True)
+            tail.append(line)
+        code = self._child.wait()
+        relay.join(timeout=10)  # the pipe closes when the child exits
+        if code != 0:
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            raise TaskProcessError(
+                f"{' '.join(cmd)} {how}; last {len(tail)} lines of its output:\n" + "".join(tail)
+            )
+        return {"exit_code": 0}
+
+    def _relay_reports(self, read_fd: int) -> None:
+        with os.fdopen(read_fd) as stream:
+            for line in stream:
+                try:
+                    self.inbox.report.remote(json.loads(line))
+                except ValueError:
+                    print(f"[tfray] unreadable report from the entrypoint: {line!r}", flush=True)
