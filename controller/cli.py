@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from controller.plan import plan
+from controller.plan import describe_bundle, plan
 from controller.spec import SpecError, check_entrypoint, load_spec
 from controller.tf_config import placeholder_address, tf_configs
 
@@ -64,9 +64,8 @@ def render_plan(spec) -> str:
     ]
     for task in tasks:
         notes = [n for n, on in (("chief", task.is_chief), ("outside the training cluster", not task.in_cluster)) if on]
-        resources = ", ".join(f"{k}={v:g}" for k, v in sorted(task.bundle.items()))
         lines.append(f"{task.key}{' (' + ', '.join(notes) + ')' if notes else ''}")
-        lines.append(f"  resources: {resources}")
+        lines.append(f"  resources: {describe_bundle(task.bundle)}")
         config = configs[task.key]
         lines.append(f"  TF_CONFIG: {json.dumps(config, sort_keys=True) if config else '(none: single process)'}")
     return "\n".join(lines) + "\n"

@@ -79,6 +79,7 @@ class Controller:
         self.collector: MetricsCollector | None = None
         self._started_at: float | None = None
         self._chief_done_at: float | None = None
+        self._released = False
 
     # ----------------------------------------------------------------- driving
 
@@ -100,7 +101,7 @@ class Controller:
             while not self.state.is_terminal:
                 self.step()
         except KeyboardInterrupt:
-            self.stop("stopped by the user (Ctrl-C)")
+            self.stop("stopped by the user (Ctrl-C or SIGTERM)")
         except BaseException as err:  # a controller bug must still release the cluster
             if not self.state.is_terminal:
                 self._end(JobState.FAILED, f"controller error: {type(err).__name__}: {err}")
@@ -113,7 +114,8 @@ class Controller:
         """Stop the job now (idempotent); tasks are killed, the cluster released."""
         if not self.state.is_terminal:
             self._end(JobState.STOPPED, reason)
-        self._release()
+        else:
+            self._release()
 
     def outcome(self) -> JobResult:
         return JobResult(
@@ -254,9 +256,13 @@ class Controller:
         self.message = message
         log.log(logging.INFO if state is JobState.SUCCEEDED else logging.ERROR, "job %s %s: %s",
                 self.spec.name, state.value, message)
+        self._release()  # every ending releases the cluster at once
 
     def _release(self) -> None:
         """Final reports in, every actor and the placement group out. Idempotent."""
+        if self._released:
+            return
+        self._released = True
         try:
             if self.state is not JobState.PENDING and self.collector is not None:
                 try:

@@ -63,6 +63,16 @@ def plan(spec: JobSpec) -> list[TaskSpec]:
     return tasks
 
 
+def describe_bundle(bundle: dict) -> str:
+    """Resources for people: 'CPU=0.5, memory=2048MiB' (Ray's internal keys left out)."""
+    parts = []
+    for name, amount in sorted(bundle.items()):
+        if name.startswith("node:") or "_group_" in name:
+            continue
+        parts.append(f"memory={amount / 2**20:.0f}MiB" if name == "memory" else f"{name}={amount:g}")
+    return ", ".join(parts) or "nothing"
+
+
 def chief_of(tasks: list[TaskSpec]) -> TaskSpec:
     """The task whose results are the job's (its checkpoints, its end)."""
     return next(t for t in tasks if t.is_chief)

@@ -21,7 +21,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from controller import settings
-from controller.plan import TaskKey, TaskSpec
+from controller.plan import TaskKey, TaskSpec, describe_bundle
 from controller.state import TaskStatus
 from controller.task_group import SchedulingTimeoutError, TaskEvent, TaskInfo, TaskLaunch, TaskStartError
 
@@ -40,11 +40,6 @@ class ReportInbox:
     def drain(self) -> list[dict]:
         records, self._records = self._records, []
         return records
-
-
-def _describe(resources: dict) -> str:
-    return ", ".join(f"{k}={v:g}" if k != "memory" else f"memory={v / 2**20:.0f}MiB" for k, v in sorted(resources.items())
-                     if not k.startswith("node:") and "_group_" not in k) or "nothing"
 
 
 class RayTaskGroup:
@@ -73,10 +68,10 @@ class RayTaskGroup:
         self._remove_pg()
         raise SchedulingTimeoutError(
             f"the cluster did not provide the job's resources within timeouts.scheduling_s={timeout_s:g}s: "
-            f"asked for {len(bundles)} tasks ({placement}) needing {_describe(total)} "
-            f"[per task: {'; '.join(f'{t.key}: {_describe(t.bundle)}' for t in tasks)}]; "
-            f"the cluster has {_describe(ray.cluster_resources())} in all, "
-            f"{_describe(ray.available_resources())} free now. "
+            f"asked for {len(bundles)} tasks ({placement}) needing {describe_bundle(total)} "
+            f"[per task: {'; '.join(f'{t.key}: {describe_bundle(t.bundle)}' for t in tasks)}]; "
+            f"the cluster has {describe_bundle(ray.cluster_resources())} in all, "
+            f"{describe_bundle(ray.available_resources())} free now. "
             "Lower the per-role resources, add nodes, or raise the timeout."
         )
 

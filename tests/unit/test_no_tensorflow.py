@@ -1,0 +1,27 @@
+"""The controller never imports TensorFlow: prove it in a process where TF cannot be imported."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import sys
+for name in ("tensorflow", "tf_keras", "keras"):
+    sys.modules[name] = None  # any import of these now raises ImportError
+import controller, controller.cli, controller.job, controller.spec, controller.plan, controller.tf_config
+import controller.state, controller.checkpoints, controller.metrics, controller.provisioner
+import workers.task_actor, workers.context  # what the driver imports of the actor side
+rc = controller.cli.main(["dry-run", "cluster_configs/jobs/digits_mwms.yaml"])
+assert rc == 0, rc
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras") and sys.modules[m])
+assert not loaded, loaded
+print("no tensorflow")
+"""
+
+
+def test_controller_imports_without_tensorflow():
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "no tensorflow" in out.stdout

@@ -1,0 +1,129 @@
+"""Spec validation: good specs load, every kind of bad input is rejected with its field path."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from controller.spec import Role, SpecError, Strategy, check_entrypoint, load_spec, parse_spec
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD = {
+    "name": "job",
+    "strategy": "multi_worker_mirrored",
+    "roles": {"chief": {"count": 1}, "worker": {"count": 2, "resources": {"cpu": 0.5, "custom": {"spot": 1}}}},
+    "entrypoint": {"function": "examples.digits:train", "args": {"epochs": 2}},
+}
+
+
+def with_(**changes):
+    return {**GOOD, **changes}
+
+
+def test_good_spec_loads_with_defaults():
+    spec = parse_spec(GOOD)
+    assert spec.strategy is Strategy.MULTI_WORKER_MIRRORED
+    assert spec.counts() == {Role.CHIEF: 1, Role.WORKER: 2, Role.PS: 0, Role.EVALUATOR: 0}
+    assert spec.roles[Role.WORKER].resources.as_bundle() == {"CPU": 0.5, "spot": 1}
+    assert spec.checkpoint.keep == 3 and spec.timeouts.scheduling_s > 0
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "cluster_configs" / "jobs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_job_specs_are_valid(path):
+    spec = load_spec(path)
+    check_entrypoint(spec, [str(REPO)])
+
+
+def test_relative_paths_resolve_against_the_spec_folder(tmp_path):
+    (tmp_path / "job.yaml").write_text("name: j\nstrategy: one_device\nroles: {chief: {count: 1}}\n"
+                                       "entrypoint: {script: train.py}\nstorage_path: out\n")
+    spec = load_spec(tmp_path / "job.yaml")
+    assert spec.job_dir == tmp_path / "out" / "j"
+    assert spec.resolve("train.py") == tmp_path / "train.py"
+
+
+def test_every_field_is_described():
+    from controller.spec import JobSpec
+
+    schema = JobSpec.model_json_schema()
+    missing = []
+    for name, model in [("JobSpec", schema)] + list(schema.get("$defs", {}).items()):
+        for field, body in model.get("properties", {}).items():
+            if "description" not in body:
+                missing.append(f"{name}.{field}")
+    assert not missing, f"fields without a description: {missing}"
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (with_(bogus=1), "bogus: unknown key"),
+        (with_(roles={"chief": {"count": 1, "cnt": 2}}), "roles.chief.cnt: unknown key"),
+        (with_(strategy="horovod"), "strategy: Input should be"),
+        (with_(roles={"chief": {"count": 2}}), "at most one chief"),
+        (with_(roles={"worker": {"count": -1}}), "roles.worker.count"),
+        (with_(roles={"boss": {"count": 1}}), "roles.boss"),
+        (with_(roles={"worker": {"count": 0}}), "at least one chief or worker"),
+        (with_(roles={"worker": {"count": 1}, "ps": {"count": 1}}), "no parameter servers"),
+        (with_(strategy="parameter_server"), "not supported by this version yet"),
+        (with_(strategy="mirrored"), "runs in one process"),
+        (with_(entrypoint={"function": "nocolon"}), "must look like 'package.module:function'"),
+        (with_(entrypoint={"function": "a:b", "script": "x.py"}), "set exactly one of"),
+        (with_(entrypoint={}), "set exactly one of"),
+        (with_(name="has space"), "name 'has space'"),
+        (with_(roles={"worker": {"count": 1, "resources": {"cpu": 0}}}), "must reserve some resource"),
+        (with_(roles={"worker": {"count": 1, "resources": {"custom": {"CPU": 1}}}}), "built-in resource"),
+        (with_(timeouts={"scheduling_s": 0}), "timeouts.scheduling_s"),
+        ({k: v for k, v in GOOD.items() if k != "entrypoint"}, "entrypoint: required field is missing"),
+    ],
+)
+def test_bad_specs_are_rejected_with_the_field_path(data, expected):
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, source="job.yaml")
+    assert expected in str(err.value)
+    assert str(err.value).startswith("job.yaml: the job spec is not valid")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SpecError, match="no such job spec file"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_malformed_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path):
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(SpecError, match="must be a YAML mapping"):
+        load_spec(bad)
+
+
+@pytest.mark.parametrize(
+    "entrypoint, expected",
+    [
+        ({"function": "no_such_module_xyz:train"}, "cannot find module 'no_such_module_xyz'"),
+        ({"function": "examples.digits:no_such_function"}, "defines no top-level 'no_such_function'"),
+        ({"script": "missing_script.py"}, "'missing_script.py' does not exist"),
+        ({"module": "no_such_module_xyz.train"}, "cannot find module"),
+    ],
+)
+def test_entrypoints_that_cannot_be_found(entrypoint, expected, tmp_path):
+    spec = parse_spec(with_(entrypoint=entrypoint), base_dir=tmp_path)
+    with pytest.raises(SpecError, match=expected):
+        check_entrypoint(spec, [str(REPO)])
+
+
+def test_entrypoint_check_does_not_run_user_code(tmp_path):
+    (tmp_path / "boom.py").write_text(textwrap.dedent("""
+        raise SystemExit("imported!")
+        def train(ctx):
+            pass
+    """))
+    spec = parse_spec(with_(entrypoint={"function": "boom:train"}), base_dir=tmp_path)
+    check_entrypoint(spec, [str(tmp_path)])  # found by parsing, never executed
