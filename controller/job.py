@@ -47,6 +47,7 @@ class JobResult:
     result: Any = None  # what the chief's entrypoint returned
     latest_checkpoint: CheckpointRecord | None = None
     failures: list[str] = field(default_factory=list)
+    tasks: dict[str, TaskInfo] = field(default_factory=dict)  # where each task ran
 
 
 class Controller:
@@ -126,6 +127,7 @@ class Controller:
             result=self.result,
             latest_checkpoint=self.manifest.latest(),
             failures=list(self.failures),
+            tasks={str(k): v for k, v in self.infos.items()},
         )
 
     # ------------------------------------------------------------------ states

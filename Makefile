@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up
+# what it needs (a virtualenv in .venv with the project and its test extra).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_JOB := cluster_configs/jobs/digits_mwms.yaml
+
+.PHONY: setup demo test test-unit clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The demo starts fresh each time (its job folder is cleared first); run the
+# CLI directly to see a re-run resume from the newest checkpoint instead.
+demo: setup
+	rm -rf runs/digits-mwms
+	$(BIN)/python -m controller run $(DEMO_JOB)
+
+test: setup
+	$(BIN)/python -m pytest -ra
+
+test-unit: setup
+	$(BIN)/python -m pytest -ra tests/unit
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,58 @@
+"""Integration fixtures: one real local Ray per module, job specs, and the leak check."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import ray
+from ray.util.placement_group import placement_group_table
+
+from controller.spec import parse_spec
+
+REPO = Path(__file__).resolve().parents[2]
+TASK_CLASSES = {"TaskActor", "ReportInbox"}
+
+
+def short_tmpdir() -> str:
+    """Ray's socket paths must stay under 107 bytes: pytest's tmp paths are too long."""
+    return tempfile.mkdtemp(prefix="tfr", dir="/tmp")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=4, include_dashboard=False, _temp_dir=short_tmpdir(), log_to_driver=True)
+    yield
+    ray.shutdown()
+
+
+def job_spec(tmp_path: Path, name: str, entrypoint: dict, roles: dict | None = None, **extra):
+    data = {
+        "name": name,
+        "strategy": "multi_worker_mirrored",
+        "roles": roles or {"chief": {"count": 1, "resources": {"cpu": 1}},
+                           "worker": {"count": 2, "resources": {"cpu": 1}}},
+        "entrypoint": entrypoint,
+        "storage_path": str(tmp_path / "runs"),
+        "timeouts": {"scheduling_s": 60, "startup_s": 120, "job_s": 400},
+        **extra,
+    }
+    return parse_spec(data, base_dir=REPO)
+
+
+def live_leftovers() -> list[str]:
+    actors = [f"actor {a['ActorClassName']}" for a in ray._private.state.actors().values()
+              if a["State"] != "DEAD" and a["ActorClassName"] in TASK_CLASSES]
+    groups = [f"placement group {pg['name']}" for pg in placement_group_table().values()
+              if pg["state"] != "REMOVED"]
+    return actors + groups
+
+
+def assert_nothing_left(timeout_s: float = 20.0) -> None:
+    """No task actor, inbox or placement group outlives its job (removal is asynchronous)."""
+    deadline = time.monotonic() + timeout_s
+    while (left := live_leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"still alive {timeout_s:g}s after the job: {left}"
