@@ -73,6 +73,17 @@ def read_seal(path: str | os.PathLike) -> dict | None:
         return None
 
 
+def sealed_checkpoints(job_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Every complete checkpoint folder of a job on disk, as (step, path), oldest first."""
+    root = Path(job_dir) / CHECKPOINTS_DIR
+    found = []
+    for folder in root.glob("ckpt-*") if root.is_dir() else ():
+        sealed = read_seal(folder)
+        if sealed is not None:
+            found.append((int(sealed["step"]), folder))
+    return sorted(found)
+
+
 @dataclass(frozen=True)
 class CheckpointRecord:
     """One complete checkpoint of the job."""

@@ -59,11 +59,13 @@ def render_plan(spec) -> str:
         f"storage: {spec.storage_path}/{spec.name} (relative to the spec's folder)",
         f"placement: {spec.placement.value}, {len(tasks)} tasks in one placement group",
         f"checkpoints: every {spec.checkpoint.every_n_epochs} epoch(s), keep {spec.checkpoint.keep}",
+        f"failure: at most {spec.failure.max_restarts} cluster restart(s)",
         "timeouts: " + ", ".join(f"{k}={v:g}s" for k, v in spec.timeouts.model_dump().items() if v is not None),
         "",
     ]
     for task in tasks:
-        notes = [n for n, on in (("chief", task.is_chief), ("outside the training cluster", not task.in_cluster)) if on]
+        notes = [n for n, on in (("chief", task.is_chief), ("serves tf.distribute.Server", task.runs_server),
+                                 ("side-car, outside the training cluster", task.sidecar)) if on]
         lines.append(f"{task.key}{' (' + ', '.join(notes) + ')' if notes else ''}")
         lines.append(f"  resources: {describe_bundle(task.bundle)}")
         config = configs[task.key]

@@ -19,7 +19,8 @@ from controller import settings
 from controller.checkpoints import CheckpointManifest, CheckpointRecord, write_json_atomic
 from controller.metrics import MetricsCollector, Progress
 from controller.plan import TaskKey, TaskSpec, chief_of, plan
-from controller.spec import JobSpec
+from controller.policy import SEVERITY, FailureAction, FailureCause, FailureDecision, decide
+from controller.spec import JobSpec, Strategy
 from controller.state import JobState, TaskStatus, check_transition
 from controller.task_group import (
     SchedulingTimeoutError,
@@ -47,7 +48,10 @@ class JobResult:
     result: Any = None  # what the chief's entrypoint returned
     latest_checkpoint: CheckpointRecord | None = None
     failures: list[str] = field(default_factory=list)
-    tasks: dict[str, TaskInfo] = field(default_factory=dict)  # where each task ran
+    tasks: dict[str, TaskInfo] = field(default_factory=dict)  # where each task ran (last incarnation)
+    restarts: int = 0  # restarts of the whole cluster
+    events: list[dict] = field(default_factory=list)  # every failure with its cause and the decision taken
+    statuses: dict[str, str] = field(default_factory=dict)
 
 
 class Controller:
@@ -80,7 +84,11 @@ class Controller:
         self.collector: MetricsCollector | None = None
         self._started_at: float | None = None
         self._chief_done_at: float | None = None
+        self._sidecar_stop_at: float | None = None
         self._released = False
+        self.restarts = 0
+        self.replacements: dict[TaskKey, int] = {}
+        self.events: list[dict] = []
 
     # ----------------------------------------------------------------- driving
 
@@ -91,6 +99,7 @@ class Controller:
             JobState.PROVISIONING: self._provision,
             JobState.STARTING: self._start,
             JobState.RUNNING: self._watch,
+            JobState.RECOVERING: self._recover,
         }.get(self.state)
         if handler is not None:
             handler()
@@ -128,6 +137,9 @@ class Controller:
             latest_checkpoint=self.manifest.latest(),
             failures=list(self.failures),
             tasks={str(k): v for k, v in self.infos.items()},
+            restarts=self.restarts,
+            events=list(self.events),
+            statuses={str(k): v.value for k, v in self.statuses.items()},
         )
 
     # ------------------------------------------------------------------ states
@@ -161,7 +173,7 @@ class Controller:
         self._transition(JobState.STARTING)
 
     def _start(self) -> None:
-        env = {**settings.TASK_ENV, **self.spec.env}
+        env = {**settings.TASK_ENV, **self._strategy_env(), **self.spec.env}
         try:
             self.infos = self.group.start(env, self.spec.timeouts.startup_s)
         except TaskStartError as err:
@@ -171,48 +183,139 @@ class Controller:
         configs = tf_configs(self.spec.strategy, self.tasks, addresses)
         self.group.launch({t.key: self._launch_for(t, configs[t.key], env) for t in self.tasks})
         self.statuses = {key: TaskStatus.ALIVE for key in self.statuses}
+        self._chief_done_at = self._sidecar_stop_at = None
         self._transition(JobState.RUNNING)
+
+    def _recover(self) -> None:
+        """Tear every task down (the placement group stays) and start again from the newest checkpoint."""
+        self.group.stop_tasks()
+        latest = self.manifest.latest()
+        log.warning("restarting the cluster (restart %d/%d) from %s", self.restarts, self.spec.failure.max_restarts,
+                    f"step {latest.step}" if latest else "the beginning (no checkpoint yet)")
+        self._transition(JobState.STARTING)
 
     def _watch(self) -> None:
         events = self.group.poll(settings.POLL_INTERVAL_S)
+        if any(e.status is TaskStatus.FAILED for e in events):
+            events += self._settle()
         self._take_reports()
+        failed = []
         for event in events:
-            self._on_task_event(event)
-        if self.state.is_terminal:
-            return
+            if event.status is TaskStatus.FINISHED:
+                self._on_finished(event)
+            else:
+                failed.append(event)
+        if failed:
+            self._on_failures(failed)
+        if self.state is JobState.RUNNING:
+            self._check_end()
+
+    def _check_end(self) -> None:
         now = self.clock()
-        if all(s is TaskStatus.FINISHED for s in self.statuses.values()):
-            self._end(JobState.SUCCEEDED, "every task finished")
-        elif self._chief_done_at is not None and now - self._chief_done_at > self.spec.timeouts.finish_grace_s:
-            waiting = ", ".join(str(k) for k, s in self.statuses.items() if not s.is_terminal)
-            log.warning("the chief finished; %s did not finish within %.0fs and are torn down", waiting,
-                        self.spec.timeouts.finish_grace_s)
+        grace = self.spec.timeouts.finish_grace_s
+        if all(self.statuses[t.key] is TaskStatus.FINISHED for t in self.tasks if t.tracked):
+            sidecars = [t.key for t in self.tasks if t.sidecar and self.statuses[t.key] is TaskStatus.ALIVE]
+            if not sidecars:
+                self._end(JobState.SUCCEEDED, "training finished")
+            elif self._sidecar_stop_at is None:
+                self.group.request_sidecar_stop()  # the evaluator finishes its last evaluation and returns
+                self._sidecar_stop_at = now
+            elif now - self._sidecar_stop_at > grace:
+                self._end(JobState.SUCCEEDED, f"training finished ({', '.join(map(str, sidecars))} torn down "
+                                              f"after timeouts.finish_grace_s={grace:g}s)")
+        elif self._chief_done_at is not None and now - self._chief_done_at > grace:
+            waiting = ", ".join(str(t.key) for t in self.tasks if t.tracked and not self.statuses[t.key].is_terminal)
+            log.warning("the chief finished; %s did not finish within %gs and are torn down", waiting, grace)
             self._end(JobState.SUCCEEDED, f"the chief finished ({waiting} torn down after the grace period)")
         elif self.spec.timeouts.job_s is not None and now - self._started_at > self.spec.timeouts.job_s:
             self._end(JobState.FAILED, f"the job ran past timeouts.job_s={self.spec.timeouts.job_s:g}s")
 
     # ----------------------------------------------------------------- helpers
 
-    def _on_task_event(self, event: TaskEvent) -> None:
-        self.statuses[event.key] = event.status
-        if event.status is TaskStatus.FINISHED:
-            log.info("%s finished", event.key)
-            if event.key == self.chief.key:
-                self.result = event.result
-                self._chief_done_at = self.clock()
+    def _settle(self) -> list[TaskEvent]:
+        """Gather ends that arrive with a failure (a ps dies, then the chief raises because of it),
+        so the decision sees the cause and not only its symptoms."""
+        more: list[TaskEvent] = []
+        for _ in range(4):
+            more += self.group.poll(settings.FAILURE_SETTLE_S / 4)
+        return more
+
+    def _on_finished(self, event: TaskEvent) -> None:
+        self.statuses[event.key] = TaskStatus.FINISHED
+        log.info("%s finished", event.key)
+        if event.key == self.chief.key:
+            self.result = event.result
+            self._chief_done_at = self.clock()
+
+    def _on_failures(self, failed: list[TaskEvent]) -> None:
+        decided: list[tuple[TaskEvent, FailureDecision]] = []
+        for event in failed:
+            decision = decide(
+                self.spec.strategy.value, event.key.role, event.cause or FailureCause.USER_ERROR, event.error,
+                restarts=self.restarts, max_restarts=self.spec.failure.max_restarts,
+                replacements=self.replacements.get(event.key, 0),
+                max_replacements=self.spec.failure.max_replacements,
+            )
+            decided.append((event, decision))
+            self._record(event, decision)
+        worst = max((d.action for _, d in decided), key=SEVERITY.get)
+        if worst is FailureAction.FAIL:
+            self._end(JobState.FAILED, "\n".join(self._describe(e) for e, d in decided
+                                                  if d.action is FailureAction.FAIL))
+        elif worst is FailureAction.RESTART_CLUSTER:
+            self.restarts += 1
+            self._transition(JobState.RECOVERING)
+        else:
+            for event, decision in decided:
+                if decision.action is FailureAction.REPLACE_TASK:
+                    self._replace(event.key)
+                else:
+                    self._go_on_without(event)
+
+    def _replace(self, key: TaskKey) -> None:
+        self.replacements[key] = self.replacements.get(key, 0) + 1
+        try:
+            info = self.group.replace(key, self.spec.timeouts.startup_s)
+        except TaskStartError as err:
+            self.statuses[key] = TaskStatus.FAILED
+            log.warning("%s could not be replaced (%s); going on without it", key, err)
             return
+        self.infos[key] = info
+        self.statuses[key] = TaskStatus.ALIVE
+        log.warning("%s replaced: serving again at %s (pid %d)", key, info.address, info.pid)
+
+    def _go_on_without(self, event: TaskEvent) -> None:
+        lost = event.cause is FailureCause.NODE_LOST
+        self.statuses[event.key] = TaskStatus.PREEMPTED if lost else TaskStatus.FAILED
+        left = sum(1 for t in self.tasks if t.role == event.key.role and self.statuses[t.key] is TaskStatus.ALIVE)
+        log.warning("%s is gone; going on with %d %s task(s)", event.key, left, event.key.role)
+
+    def _describe(self, event: TaskEvent) -> str:
         info = self.infos.get(event.key)
         where = f" on node {info.node_id[:12]} ({info.hostname}, pid {info.pid})" if info else ""
-        failure = f"{event.key}{where} failed: {event.error}"
+        return f"{event.key}{where} failed: {event.error}"
+
+    def _record(self, event: TaskEvent, decision: FailureDecision) -> None:
+        info = self.infos.get(event.key)
+        failure = self._describe(event)
         self.failures.append(failure)
-        # Fault handling (restarts, budgets) is a later layer; for now any task
-        # failure ends the job, and MWMS peers stuck in a collective are killed.
-        self._end(JobState.FAILED, failure)
+        self.events.append({
+            "time": time.time(), "task": str(event.key), "node": info.node_id if info else None,
+            "cause": (event.cause or FailureCause.USER_ERROR).value, "action": decision.action.value,
+            "reason": decision.reason, "restarts": self.restarts, "max_restarts": self.spec.failure.max_restarts,
+            "error": (event.error or "")[-2000:],
+        })
+        log.warning("%s: %s -> %s (%s)", event.key, (event.cause or FailureCause.USER_ERROR).value,
+                    decision.action.value, decision.reason)
 
     def _take_reports(self) -> None:
         if self.collector is None:
             return
         for record in self.collector.handle(self.group.drain_reports()):
+            if record.get("kind") != "checkpoint":
+                log.info("%s: %s", record.get("task"), record.get("event", record))
+                self.events.append({"time": time.time(), **record})
+                continue
             registered = self.manifest.register(record["path"])
             if registered is None:
                 log.warning("checkpoint %s reported by %s is not complete; ignored", record["path"], record["task"])
@@ -246,7 +349,19 @@ class Controller:
             restore_from=latest.path if latest else None,
             restore_step=latest.step if latest else None,
             restore_epoch=latest.epoch if latest else None,
+            runs_server=task.runs_server,
+            servers=self._servers_for(task),
+            server_wait_s=self.spec.timeouts.startup_s,
         )
+
+    def _servers_for(self, task: TaskSpec) -> tuple:
+        """The (task, address) pairs the PSS coordinator must reach before its code runs."""
+        if not (task.is_chief and self.spec.strategy is Strategy.PARAMETER_SERVER):
+            return ()
+        return tuple((str(t.key), self.infos[t.key].address) for t in self.tasks if t.runs_server)
+
+    def _strategy_env(self) -> dict[str, str]:
+        return settings.PSS_TASK_ENV if self.spec.strategy is Strategy.PARAMETER_SERVER else {}
 
     def _transition(self, nxt: JobState) -> None:
         check_transition(self.state, nxt)
@@ -289,5 +404,5 @@ class Controller:
         record = self._read_job_record()
         attempts = [a for a in record.get("attempts", []) if a.get("attempt") != self.attempt]
         attempts.append({"attempt": self.attempt, "state": self.state.value, "message": self.message,
-                         "ended_at": time.time()})
+                         "ended_at": time.time(), "restarts": self.restarts, "events": self.events})
         write_json_atomic(self.spec.job_dir / JOB_STATE_FILE, {"name": self.spec.name, "attempts": attempts})

@@ -58,12 +58,12 @@ class MetricsCollector:
         self._file: TextIO | None = None
 
     def handle(self, records: list[dict]) -> list[dict]:
-        """Record metric reports; return the checkpoint records for the registry."""
-        checkpoints = []
+        """Record metric reports; return the other records (checkpoints, task events) for the controller."""
+        others = []
         lines = []
         for record in records:
-            if record.get("kind") == "checkpoint":
-                checkpoints.append(record)
+            if record.get("kind") != "metrics":
+                others.append(record)
                 continue
             row = {"job": self.job_name, "attempt": self.attempt, "time": time.time(), **record}
             lines.append(json.dumps(row, sort_keys=True, default=str))
@@ -76,7 +76,7 @@ class MetricsCollector:
             chief_row = self.latest.get(self.chief)
             if self.on_progress and chief_row and any(r.get("task") == self.chief for r in records):
                 self.on_progress(Progress(self.chief, chief_row.get("step", 0), chief_row.get("values", {})))
-        return checkpoints
+        return others
 
     def close(self) -> None:
         if self._file is not None:

@@ -4,7 +4,9 @@ Each task is a frozen :class:`TaskSpec` ``(role, index, resources)``. The
 plan decides who is the chief (the ``chief`` task, or ``worker 0`` when the
 spec has none, which is TensorFlow's own rule) and which tasks belong to the
 training cluster (all but the evaluator, which must stay out of TF_CONFIG's
-cluster: DESIGN.md §4). A replacement task keeps its predecessor's role and
+cluster: DESIGN.md §4). Under ParameterServerStrategy the ps and worker tasks
+serve a ``tf.distribute.Server`` and only the chief (the coordinator) runs
+user code, so the job ends when the chief does. A replacement task keeps its predecessor's role and
 index, so a plan never changes while a job runs.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controller.spec import ROLE_ORDER, JobSpec, Role
+from controller.spec import ROLE_ORDER, JobSpec, Role, Strategy
 
 
 @dataclass(frozen=True, order=True)
@@ -34,6 +36,17 @@ class TaskSpec:
     bundle: dict  # Ray placement-group bundle, e.g. {"CPU": 1.0}
     is_chief: bool
     in_cluster: bool  # part of TF_CONFIG's cluster (the evaluator is not)
+    runs_server: bool = False  # PSS ps/worker: serves a tf.distribute.Server instead of running user code
+
+    @property
+    def tracked(self) -> bool:
+        """The job ends when every tracked task has finished (the rest are torn down then)."""
+        return not self.runs_server and self.in_cluster
+
+    @property
+    def sidecar(self) -> bool:
+        """Runs beside training (the evaluator): asked to stop when training ends."""
+        return not self.in_cluster
 
     @property
     def role(self) -> str:
@@ -47,6 +60,7 @@ class TaskSpec:
 def plan(spec: JobSpec) -> list[TaskSpec]:
     """Every task of the job, in a stable order: chief, workers, ps, evaluator."""
     counts = spec.counts()
+    pss = spec.strategy is Strategy.PARAMETER_SERVER
     has_chief = counts[Role.CHIEF] > 0
     tasks = []
     for role in ROLE_ORDER:
@@ -58,6 +72,7 @@ def plan(spec: JobSpec) -> list[TaskSpec]:
                     bundle=spec.roles[role].resources.as_bundle(),
                     is_chief=is_chief,
                     in_cluster=role is not Role.EVALUATOR,
+                    runs_server=pss and role in (Role.PS, Role.WORKER),
                 )
             )
     return tasks

@@ -22,6 +22,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from controller import settings
 from controller.plan import TaskKey, TaskSpec, describe_bundle
+from controller.policy import FailureCause
 from controller.state import TaskStatus
 from controller.task_group import SchedulingTimeoutError, TaskEvent, TaskInfo, TaskLaunch, TaskStartError
 
@@ -29,10 +30,17 @@ log = logging.getLogger("tfray")
 
 
 class ReportInbox:
-    """Holds task reports until the controller drains them (a Ray actor)."""
+    """Holds task reports until the controller drains them, and the side-cars' stop flag (a Ray actor)."""
 
     def __init__(self) -> None:
         self._records: list[dict] = []
+        self._stop = False
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    def stop_requested(self) -> bool:
+        return self._stop
 
     def report(self, record: dict) -> None:
         self._records.append(record)
@@ -52,7 +60,9 @@ class RayTaskGroup:
         self.inbox = None
         self.actors: dict[TaskKey, ray.actor.ActorHandle] = {}
         self.infos: dict[TaskKey, TaskInfo] = {}
+        self.launches: dict[TaskKey, TaskLaunch] = {}
         self.running: dict[ray.ObjectRef, TaskKey] = {}
+        self.env: dict[str, str] = {}
 
     def provision(self, tasks: list[TaskSpec], placement: str, timeout_s: float) -> None:
         self.tasks = list(tasks)
@@ -76,26 +86,63 @@ class RayTaskGroup:
         )
 
     def start(self, env: dict[str, str], timeout_s: float) -> dict[TaskKey, TaskInfo]:
+        self.env = dict(env)
+        if self.inbox is None:
+            self.inbox = ray.remote(num_cpus=0)(ReportInbox).remote()
+        pending = {}
+        for task in self.tasks:
+            self.actors[task.key] = self._create_actor(task)
+            pending[self.actors[task.key].reserve_port.remote()] = task.key
+        self.infos.update(self._await_infos(pending, timeout_s))
+        return dict(self.infos)
+
+    def launch(self, launches: dict[TaskKey, TaskLaunch]) -> None:
+        for key, launch in launches.items():
+            self.launches[key] = launch
+            self.running[self.actors[key].run.remote(launch)] = key
+
+    def replace(self, key: TaskKey, timeout_s: float) -> TaskInfo:
+        old = self.infos[key]
+        task = next(t for t in self.tasks if t.key == key)
+        self._kill(self.actors.pop(key, None))
+        actor = self.actors[key] = self._create_actor(task)
+        port = int(old.address.rsplit(":", 1)[1])
+        info = self._await_infos({actor.reserve_port.remote(port): key}, timeout_s)[key]
+        if info.node_id != old.node_id:
+            raise TaskStartError(f"the replacement of {key} landed on another node ({info.node_id[:12]})")
+        self.infos[key] = info
+        self.running[actor.run.remote(self.launches[key])] = key
+        return info
+
+    def stop_tasks(self) -> None:
+        for actor in self.actors.values():
+            self._kill(actor)
+        self.actors.clear()
+        self.running.clear()
+        self.infos.clear()
+
+    def request_sidecar_stop(self) -> None:
+        if self.inbox is not None:
+            self.inbox.request_stop.remote()
+
+    def _create_actor(self, task: TaskSpec):
         from workers.task_actor import TaskActor  # imports no TensorFlow
 
-        self.inbox = ray.remote(num_cpus=0)(ReportInbox).options(name=None).remote()
-        actor_cls = ray.remote(TaskActor)
-        pending = {}
-        for i, task in enumerate(self.tasks):
-            bundle = task.bundle
-            actor = actor_cls.options(
-                num_cpus=bundle.get("CPU", 0),
-                num_gpus=bundle.get("GPU", 0),
-                memory=bundle.get("memory"),
-                resources={k: v for k, v in bundle.items() if k not in ("CPU", "GPU", "memory")},
-                scheduling_strategy=PlacementGroupSchedulingStrategy(
-                    placement_group=self.pg, placement_group_bundle_index=i
-                ),
-                runtime_env={"env_vars": env},
-                max_restarts=0,
-            ).remote(task.role, task.index, self.inbox)
-            self.actors[task.key] = actor
-            pending[actor.reserve_port.remote()] = task.key
+        bundle = task.bundle
+        return ray.remote(TaskActor).options(
+            num_cpus=bundle.get("CPU", 0),
+            num_gpus=bundle.get("GPU", 0),
+            memory=bundle.get("memory"),
+            resources={k: v for k, v in bundle.items() if k not in ("CPU", "GPU", "memory")},
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                placement_group=self.pg, placement_group_bundle_index=self.tasks.index(task)
+            ),
+            runtime_env={"env_vars": self.env},
+            max_restarts=0,
+        ).remote(task.role, task.index, self.inbox)
+
+    @staticmethod
+    def _await_infos(pending: dict, timeout_s: float) -> dict[TaskKey, TaskInfo]:
         ready, not_ready = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
         if not_ready:
             late = ", ".join(str(pending[r]) for r in not_ready)
@@ -103,16 +150,20 @@ class RayTaskGroup:
                 f"tasks {late} did not start within timeouts.startup_s={timeout_s:g}s "
                 "(actor process start and port reservation); check the Ray logs of those actors"
             )
+        infos = {}
         for ref in ready:
             try:
-                self.infos[pending[ref]] = TaskInfo(**ray.get(ref))
+                infos[pending[ref]] = TaskInfo(**ray.get(ref))
             except RayError as err:
                 raise TaskStartError(f"task {pending[ref]} failed to start: {err}") from None
-        return dict(self.infos)
+        return infos
 
-    def launch(self, launches: dict[TaskKey, TaskLaunch]) -> None:
-        for key, launch in launches.items():
-            self.running[self.actors[key].run.remote(launch)] = key
+    def _cause_of_death(self, key: TaskKey, err: RayActorError) -> FailureCause:
+        info = self.infos.get(key)
+        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+        if "node has died" in str(err) or (info is not None and info.node_id not in alive):
+            return FailureCause.NODE_LOST
+        return FailureCause.PROCESS_DIED
 
     def poll(self, timeout_s: float) -> list[TaskEvent]:
         if not self.running:
@@ -126,9 +177,10 @@ class RayTaskGroup:
             try:
                 events.append(TaskEvent(key, TaskStatus.FINISHED, result=ray.get(ref)))
             except RayTaskError as err:  # the entrypoint raised, or the script exited non-zero
-                events.append(TaskEvent(key, TaskStatus.FAILED, error=str(err)))
+                events.append(TaskEvent(key, TaskStatus.FAILED, error=str(err), cause=FailureCause.USER_ERROR))
             except RayActorError as err:  # the process died (killed, OOM, node lost)
-                events.append(TaskEvent(key, TaskStatus.FAILED, error=f"the task process died: {err}"))
+                cause = self._cause_of_death(key, err)
+                events.append(TaskEvent(key, TaskStatus.FAILED, error=f"the task process died: {err}", cause=cause))
         return events
 
     def drain_reports(self) -> list[dict]:
@@ -141,20 +193,19 @@ class RayTaskGroup:
             return []
 
     def shutdown(self) -> None:
-        for actor in self.actors.values():
-            try:
-                ray.kill(actor, no_restart=True)
-            except Exception as err:  # already dead is fine
-                log.debug("kill: %s", err)
-        self.actors.clear()
-        self.running.clear()
-        if self.inbox is not None:
-            try:
-                ray.kill(self.inbox, no_restart=True)
-            except Exception as err:
-                log.debug("kill inbox: %s", err)
-            self.inbox = None
+        self.stop_tasks()
+        self._kill(self.inbox)
+        self.inbox = None
         self._remove_pg()
+
+    @staticmethod
+    def _kill(actor) -> None:
+        if actor is None:
+            return
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception as err:  # already dead is fine
+            log.debug("kill: %s", err)
 
     def _remove_pg(self) -> None:
         if self.pg is not None:

@@ -6,6 +6,7 @@ notices an ended task versus how much it wakes up.
 """
 
 POLL_INTERVAL_S = 0.5  # how long one RUNNING step waits for a task to end
+FAILURE_SETTLE_S = 2.0  # after a failure, how long to gather other ends that belong to it
 REPORT_DRAIN_TIMEOUT_S = 30.0  # bound on one fetch of the report inbox
 SHUTDOWN_TIMEOUT_S = 30.0  # bound on releasing actors and the placement group
 
@@ -18,3 +19,7 @@ TASK_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "PYTHONUNBUFFERED": "1",
 }
+
+# Every ParameterServerStrategy task needs this: a call to a lost server fails
+# at once instead of waiting, so the coordinator can re-queue it elsewhere.
+PSS_TASK_ENV = {"GRPC_FAIL_FAST": "use_caller"}

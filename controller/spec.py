@@ -43,7 +43,8 @@ class Strategy(str, enum.Enum):
 
 # Strategies this version can run; the others are accepted names with a clear
 # "not yet" error, so specs written for later versions fail loudly, not oddly.
-SUPPORTED_STRATEGIES = (Strategy.MULTI_WORKER_MIRRORED, Strategy.MIRRORED, Strategy.ONE_DEVICE)
+SUPPORTED_STRATEGIES = (Strategy.MULTI_WORKER_MIRRORED, Strategy.PARAMETER_SERVER, Strategy.MIRRORED,
+                        Strategy.ONE_DEVICE)
 
 
 class Role(str, enum.Enum):
@@ -164,6 +165,19 @@ class CheckpointPolicy(_Model):
     keep: int = Field(3, ge=1, description="How many of the newest complete checkpoints to keep; older ones are deleted.")
 
 
+class FailurePolicySpec(_Model):
+    """How many failures a job absorbs (see controller/policy.py for what each failure leads to)."""
+
+    max_restarts: int = Field(
+        3, ge=0, description="How many times the whole cluster may be restarted from the newest checkpoint "
+        "(a lost ps or chief, or any lost task under multi_worker_mirrored) before the job fails.",
+    )
+    max_replacements: int = Field(
+        10, ge=0, description="How many times one task may be replaced alone (a parameter_server worker, "
+        "the evaluator) before the job goes on without it.",
+    )
+
+
 class Placement(str, enum.Enum):
     """Ray placement-group strategy for the job's task bundles."""
 
@@ -203,6 +217,7 @@ class JobSpec(_Model):
         "On a multi-node cluster it must be a shared file system.",
     )
     checkpoint: CheckpointPolicy = Field(default_factory=CheckpointPolicy, description="Checkpoint policy.")
+    failure: FailurePolicySpec = Field(default_factory=FailurePolicySpec, description="Failure handling.")
     placement: Placement = Field(Placement.PACK, description="How task bundles are placed on nodes.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Timeouts in seconds.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for every task.")
@@ -235,6 +250,13 @@ class JobSpec(_Model):
                 raise ValueError("roles.ps: multi_worker_mirrored has no parameter servers; remove the ps role")
             if counts[Role.CHIEF] + counts[Role.WORKER] == 0:
                 raise ValueError("roles: multi_worker_mirrored needs at least one chief or worker task")
+        elif self.strategy is Strategy.PARAMETER_SERVER:
+            if counts[Role.CHIEF] != 1:
+                raise ValueError("roles.chief: parameter_server needs exactly one chief (the coordinator); set count: 1")
+            if counts[Role.PS] < 1:
+                raise ValueError("roles.ps: parameter_server needs at least one ps task; add roles.ps.count >= 1")
+            if counts[Role.WORKER] < 1:
+                raise ValueError("roles.worker: parameter_server needs at least one worker; add roles.worker.count >= 1")
         elif not self.strategy.is_multi_task:
             if counts[Role.CHIEF] + counts[Role.WORKER] != 1 or counts[Role.PS] or counts[Role.EVALUATOR]:
                 raise ValueError(

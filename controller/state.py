@@ -1,7 +1,8 @@
 """Job and task states, and the job's legal transitions, in one place.
 
 A job moves PENDING -> PROVISIONING -> STARTING -> RUNNING and ends in one
-of the terminal states SUCCEEDED, FAILED or STOPPED. Every exit path ends
+of the terminal states SUCCEEDED, FAILED or STOPPED; a failure that the
+policy answers with a restart goes RUNNING -> RECOVERING -> STARTING. Every exit path ends
 in a terminal state; the controller refuses any transition not listed in
 ``TRANSITIONS``, so a bug shows up as an error rather than a strange state.
 """
@@ -18,6 +19,7 @@ class JobState(str, enum.Enum):
     PROVISIONING = "PROVISIONING"  # placement group requested, waiting for resources
     STARTING = "STARTING"  # task actors starting, ports being reserved
     RUNNING = "RUNNING"  # every task has its TF_CONFIG and runs the entrypoint
+    RECOVERING = "RECOVERING"  # tearing the tasks down to restart the cluster from the newest checkpoint
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     STOPPED = "STOPPED"  # stopped by the user (Ctrl-C, stop())
@@ -33,7 +35,8 @@ TRANSITIONS: dict[JobState, set[JobState]] = {
     JobState.PENDING: {JobState.PROVISIONING} | _ENDINGS,
     JobState.PROVISIONING: {JobState.STARTING} | _ENDINGS,
     JobState.STARTING: {JobState.RUNNING} | _ENDINGS,
-    JobState.RUNNING: {JobState.SUCCEEDED} | _ENDINGS,
+    JobState.RUNNING: {JobState.SUCCEEDED, JobState.RECOVERING} | _ENDINGS,
+    JobState.RECOVERING: {JobState.STARTING} | _ENDINGS,
     JobState.SUCCEEDED: set(),
     JobState.FAILED: set(),
     JobState.STOPPED: set(),
@@ -53,7 +56,7 @@ class TaskStatus(str, enum.Enum):
     ALIVE = "ALIVE"
     FINISHED = "FINISHED"
     FAILED = "FAILED"
-    PREEMPTED = "PREEMPTED"
+    PREEMPTED = "PREEMPTED"  # lost with its node; not replaced
 
     @property
     def is_terminal(self) -> bool:

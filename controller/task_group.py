@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from controller.plan import TaskKey, TaskSpec
+from controller.policy import FailureCause
 from controller.state import TaskStatus
 
 
@@ -56,6 +57,9 @@ class TaskLaunch:
     restore_from: str | None = None  # newest complete checkpoint folder
     restore_step: int | None = None
     restore_epoch: int | None = None
+    runs_server: bool = False  # PSS ps/worker: serve a tf.distribute.Server until torn down
+    servers: tuple = ()  # (task, host:port) the chief must reach before its code runs (PSS)
+    server_wait_s: float = 60.0  # bound on that wait
 
     @property
     def task(self) -> str:
@@ -70,6 +74,7 @@ class TaskEvent:
     status: TaskStatus
     error: str | None = None
     result: Any = None
+    cause: FailureCause | None = None  # set when the task failed
 
 
 class TaskGroup(Protocol):
@@ -83,6 +88,16 @@ class TaskGroup(Protocol):
 
     def launch(self, launches: dict[TaskKey, TaskLaunch]) -> None:
         """Hand every task its TF_CONFIG and start the entrypoint (non-blocking)."""
+
+    def replace(self, key: TaskKey, timeout_s: float) -> TaskInfo:
+        """Start a new actor for a dead task in its bundle, on the same node and port, and relaunch it.
+        Raise TaskStartError when that cannot be done (e.g. the node is gone)."""
+
+    def stop_tasks(self) -> None:
+        """Kill every task actor, keeping the placement group, for a restart of the cluster."""
+
+    def request_sidecar_stop(self) -> None:
+        """Tell side-car tasks (the evaluator) that training is over."""
 
     def poll(self, timeout_s: float) -> list[TaskEvent]:
         """Wait up to ``timeout_s`` for any task to end; return the ends seen."""

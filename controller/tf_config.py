@@ -4,7 +4,7 @@ TensorFlow reads ``TF_CONFIG`` when a strategy is built, so the controller
 assembles the cluster from every task's reported ``host:port`` and hands each
 task its own copy before any strategy exists. The evaluator is never in the
 ``cluster`` map (putting it there hangs a parameter-server coordinator,
-Kubeflow TFJob #1213); it gets the cluster of the others plus its own task.
+Kubeflow TFJob #1213); it gets a cluster of its own, ``{"evaluator": [itself]}``.
 Single-process strategies (``mirrored``, ``one_device``) get no TF_CONFIG.
 """
 
@@ -39,4 +39,6 @@ def tf_configs(strategy: Strategy, tasks: list[TaskSpec], addresses: dict[TaskKe
     if not strategy.is_multi_task:
         return {t.key: None for t in tasks}
     cluster = cluster_spec(tasks, addresses)
-    return {t.key: tf_config(cluster, t.key) for t in tasks}
+    return {
+        t.key: tf_config(cluster if t.in_cluster else {t.role: [addresses[t.key]]}, t.key) for t in tasks
+    }

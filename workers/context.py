@@ -49,6 +49,7 @@ class TaskContext:
         restore_step: int | None = None,
         restore_epoch: int | None = None,
         send: Callable[[dict], None] | None = None,
+        stop_requested: Callable[[], bool] | None = None,
     ):
         self.job_name = job_name
         self.job_dir = job_dir
@@ -64,6 +65,7 @@ class TaskContext:
         self.latest_checkpoint_step = restore_step
         self.latest_checkpoint_epoch = restore_epoch
         self._send = send or (lambda record: log.info("report %s", record))
+        self._stop_requested = stop_requested or (lambda: False)
 
     @property
     def task(self) -> str:
@@ -77,6 +79,10 @@ class TaskContext:
                  for k, v in values.items()}
         self._send({"kind": "metrics", "task": self.task, "role": self.role, "index": self.index,
                     "step": int(step), "task_time": time.time(), "values": clean})
+
+    def should_stop(self) -> bool:
+        """True once training is over: side-car tasks (the evaluator) finish their work and return."""
+        return self._stop_requested()
 
     # ----------------------------------------------------------- checkpoints
 
@@ -109,6 +115,9 @@ class TaskContext:
 
         if self.strategy == "multi_worker_mirrored":
             return tf.distribute.MultiWorkerMirroredStrategy()
+        if self.strategy == "parameter_server":
+            resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+            return tf.distribute.ParameterServerStrategy(resolver)
         if self.strategy == "mirrored":
             return tf.distribute.MirroredStrategy()
         if self.strategy == "one_device":

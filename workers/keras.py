@@ -18,8 +18,15 @@ from workers.context import TaskContext
 CKPT_PREFIX = "ckpt"
 
 
+_checkpoints: dict[int, tf.train.Checkpoint] = {}
+
+
 def _checkpoint(model) -> tf.train.Checkpoint:
-    return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    """One Checkpoint object per model: a new one per save retraces TF's save function every time."""
+    key = id(model)
+    if key not in _checkpoints:
+        _checkpoints[key] = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    return _checkpoints[key]
 
 
 def restore(ctx: TaskContext, model) -> int:
@@ -30,8 +37,20 @@ def restore(ctx: TaskContext, model) -> int:
     return int(ctx.latest_checkpoint_epoch or 0)
 
 
+def save(ctx: TaskContext, model, step: int, epoch: int | None = None, metrics: dict | None = None) -> None:
+    """Write a checkpoint of ``model`` and its optimizer for ``step`` through the context.
+
+    Under MultiWorkerMirroredStrategy every task must call it (the save runs
+    collectives); under ParameterServerStrategy only the coordinator does.
+    """
+    path = ctx.checkpoint_dir(step)
+    _checkpoint(model).write(os.path.join(path, CKPT_PREFIX))
+    ctx.commit_checkpoint(step, epoch=epoch, metrics=metrics)
+
+
 class ControllerCallback(tf.keras.callbacks.Callback):
-    """Reports epoch metrics (and, if asked, every N steps) and writes checkpoints.
+    """Reports epoch metrics and writes checkpoints (epoch-level only, so it also works under
+    ParameterServerStrategy, which refuses batch-level callbacks; see ``StepReportCallback``).
 
     ``step`` is the optimizer's iteration count, which a checkpoint restores,
     so steps keep counting across a resume. Every task must use the callback
@@ -39,12 +58,11 @@ class ControllerCallback(tf.keras.callbacks.Callback):
     the context sends the chief's copy to the real folder and discards the rest.
     """
 
-    def __init__(self, ctx: TaskContext, global_batch_size: int | None = None, report_every_n_steps: int = 0,
+    def __init__(self, ctx: TaskContext, global_batch_size: int | None = None,
                  checkpoint_every_n_epochs: int | None = None):
         super().__init__()
         self.ctx = ctx
         self.global_batch_size = global_batch_size
-        self.report_every_n_steps = report_every_n_steps
         self.every_n_epochs = checkpoint_every_n_epochs or ctx.checkpoint_every_n_epochs
         self._mark = (time.perf_counter(), 0)
 
@@ -62,16 +80,23 @@ class ControllerCallback(tf.keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._mark = (time.perf_counter(), self._step())
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.report_every_n_steps and (batch + 1) % self.report_every_n_steps == 0:
-            step = self._step()
-            self.ctx.report({**(logs or {}), **self._throughput(step)}, step=step)
-
     def on_epoch_end(self, epoch, logs=None):
         step = self._step()
         values = {"epoch": epoch + 1, **(logs or {}), **self._throughput(step)}
         self.ctx.report(values, step=step)
         if (epoch + 1) % self.every_n_epochs == 0:
-            path = self.ctx.checkpoint_dir(step)
-            _checkpoint(self.model).write(os.path.join(path, CKPT_PREFIX))
-            self.ctx.commit_checkpoint(step, epoch=epoch + 1, metrics=logs)
+            save(self.ctx, self.model, step, epoch=epoch + 1, metrics=logs)
+
+
+class StepReportCallback(ControllerCallback):
+    """``ControllerCallback`` that also reports every ``report_every_n_steps`` batches
+    (not under ParameterServerStrategy: Keras refuses batch-level callbacks there)."""
+
+    def __init__(self, ctx: TaskContext, report_every_n_steps: int, **kwargs):
+        super().__init__(ctx, **kwargs)
+        self.report_every_n_steps = report_every_n_steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.report_every_n_steps == 0:
+            step = self._step()
+            self.ctx.report({**(logs or {}), **self._throughput(step)}, step=step)

@@ -43,6 +43,30 @@ def _die_with_parent() -> None:
         pass  # not Linux: the actor's own teardown still kills the child on a clean stop
 
 
+def _wait_for_servers(servers: tuple, timeout_s: float) -> None:
+    """Block until every (task, host:port) accepts gRPC connections, or raise naming those that do not.
+
+    The PSS coordinator must not start against a server that is not up yet.
+    """
+    import time
+
+    import grpc
+
+    deadline = time.monotonic() + timeout_s
+    waiting = dict(servers)
+    while waiting:
+        for task, address in list(waiting.items()):
+            with grpc.insecure_channel(address) as channel:
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+                    del waiting[task]
+                except grpc.FutureTimeoutError:
+                    pass
+        if waiting and time.monotonic() >= deadline:
+            names = ", ".join(f"{task} at {address}" for task, address in sorted(waiting.items()))
+            raise TimeoutError(f"servers not reachable over gRPC within {timeout_s:g}s: {names}")
+
+
 class TaskActor:
     """One task of the job (role, index); made a Ray actor by the provisioner."""
 
@@ -58,14 +82,15 @@ class TaskActor:
     def __repr__(self) -> str:  # Ray prefixes this task's log lines with it
         return f"{self.role}-{self.index}"
 
-    def reserve_port(self) -> dict:
-        """Reserve a port for this task's TF server and say where the task lives."""
+    def reserve_port(self, port: int = 0) -> dict:
+        """Reserve a port for this task's TF server (any free one, or ``port`` for a
+        replacement that must serve where its predecessor did) and say where the task lives."""
         import ray
 
         if self._port_socket is None:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(("", 0))  # the kernel never hands out a port another socket holds
+            sock.bind(("", port))  # for port 0 the kernel never hands out a port another socket holds
             self._port_socket = sock
         host = ray.util.get_node_ip_address()
         return {
@@ -88,11 +113,32 @@ class TaskActor:
             role=launch.role, index=launch.index, is_chief=launch.is_chief, num_workers=launch.num_workers,
             args=launch.args, checkpoint_every_n_epochs=launch.checkpoint_every_n_epochs,
             restore_from=launch.restore_from, restore_step=launch.restore_step, restore_epoch=launch.restore_epoch,
-            send=self.inbox.report.remote,
+            send=self.inbox.report.remote, stop_requested=self._stop_requested,
         )
+        if launch.runs_server:
+            return self._serve(launch)
+        if launch.servers:
+            _wait_for_servers(launch.servers, launch.server_wait_s)
         if launch.entrypoint_kind == "function":
             return self._run_function(launch, ctx)
         return self._run_process(launch, ctx)
+
+    def _stop_requested(self) -> bool:
+        import ray
+
+        return ray.get(self.inbox.stop_requested.remote(), timeout=30)
+
+    def _serve(self, launch: TaskLaunch) -> None:
+        """PSS ps/worker: serve a tf.distribute.Server on the reserved port until torn down."""
+        import tensorflow as tf
+
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type,
+                                      task_index=resolver.task_id, protocol="grpc", start=True)
+        self.inbox.report.remote({"kind": "event", "event": "serving", "task": launch.task,
+                                  "target": server.target, "pid": os.getpid()})
+        print(f"{launch.task} serving {server.target}", flush=True)
+        server.join()  # returns only when the process is killed at the end of the job
 
     def _run_function(self, launch: TaskLaunch, ctx: TaskContext):
         module_name, func_name = launch.entrypoint_target.split(":")

@@ -38,9 +38,24 @@ def test_tf_config_for_each_task():
     cluster = {"chief": ["10.0.0.0:2222"], "worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}
     assert configs[TaskKey("worker", 1)] == {"cluster": cluster, "task": {"type": "worker", "index": 1}}
     # The evaluator is never in the cluster map (it would hang a PSS coordinator).
-    assert configs[TaskKey("evaluator", 0)] == {"cluster": cluster, "task": {"type": "evaluator", "index": 0}}
+    assert configs[TaskKey("evaluator", 0)] == {"cluster": {"evaluator": ["10.0.0.3:2222"]},
+                                                "task": {"type": "evaluator", "index": 0}}
     assert cluster_spec(tasks, addresses) == cluster
     assert tf_config(cluster, TaskKey("chief", 0))["task"] == {"type": "chief", "index": 0}
+
+
+def test_parameter_server_plan():
+    tasks = plan(spec_of({"chief": {"count": 1}, "ps": {"count": 2}, "worker": {"count": 2},
+                          "evaluator": {"count": 1}}, strategy="parameter_server"))
+    by_name = {str(t.key): t for t in tasks}
+    assert list(by_name) == ["chief-0", "worker-0", "worker-1", "ps-0", "ps-1", "evaluator-0"]
+    assert [t.tracked for t in tasks] == [True, False, False, False, False, False]
+    assert [t.runs_server for t in tasks] == [False, True, True, True, True, False]
+    assert by_name["evaluator-0"].sidecar and not by_name["ps-0"].sidecar
+    addresses = {t.key: f"h:{i}" for i, t in enumerate(tasks)}
+    configs = tf_configs(Strategy.PARAMETER_SERVER, tasks, addresses)
+    assert configs[TaskKey("ps", 1)]["cluster"] == {"chief": ["h:0"], "worker": ["h:1", "h:2"], "ps": ["h:3", "h:4"]}
+    assert configs[TaskKey("evaluator", 0)]["cluster"] == {"evaluator": ["h:5"]}
 
 
 def test_single_process_strategies_get_no_tf_config():
