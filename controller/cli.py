@@ -128,7 +128,13 @@ def cmd_run(args) -> int:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     result = run_job(spec, _search_path(args.spec), on_progress=on_progress)
-    print(f"\njob {spec.name} {result.state.value} (attempt {result.attempt}): {result.message}")
+    print(f"\njob {spec.name} {result.state.value} (attempt {result.attempt}, {result.restarts} cluster "
+          f"restart(s)): {result.message}")
+    for event in (e for e in result.events if "action" in e):
+        print(f"  {event['task']}: {event['cause']} -> {event['action']} ({event['reason']})")
+    gone = [task for task, status in result.statuses.items() if status in ("FAILED", "PREEMPTED")]
+    if gone and result.state is JobState.SUCCEEDED:
+        print(f"  finished without: {', '.join(gone)}")
     if isinstance(result.result, dict) and "val_accuracy" in result.result:
         print(f"final validation accuracy: {result.result['val_accuracy']:.4f} at step {result.result.get('step')}")
     if result.latest_checkpoint:

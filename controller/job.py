@@ -23,6 +23,7 @@ from controller.policy import SEVERITY, FailureAction, FailureCause, FailureDeci
 from controller.spec import JobSpec, Strategy
 from controller.state import JobState, TaskStatus, check_transition
 from controller.task_group import (
+    NodeLostError,
     SchedulingTimeoutError,
     TaskEvent,
     TaskGroup,
@@ -189,6 +190,9 @@ class Controller:
     def _recover(self) -> None:
         """Tear every task down (the placement group stays) and start again from the newest checkpoint."""
         self.group.stop_tasks()
+        self._take_reports()  # what the old tasks sent before they died still counts
+        if self.collector is not None:
+            self.collector.restart = self.restarts
         latest = self.manifest.latest()
         log.warning("restarting the cluster (restart %d/%d) from %s", self.restarts, self.spec.failure.max_restarts,
                     f"step {latest.step}" if latest else "the beginning (no checkpoint yet)")
@@ -270,12 +274,17 @@ class Controller:
                 if decision.action is FailureAction.REPLACE_TASK:
                     self._replace(event.key)
                 else:
-                    self._go_on_without(event)
+                    self._go_on_without(event.key, event.cause)
 
     def _replace(self, key: TaskKey) -> None:
         self.replacements[key] = self.replacements.get(key, 0) + 1
         try:
             info = self.group.replace(key, self.spec.timeouts.startup_s)
+        except NodeLostError as err:
+            self.events.append({"time": time.time(), "task": str(key), "cause": FailureCause.NODE_LOST.value,
+                                "action": FailureAction.CONTINUE_WITHOUT.value, "reason": str(err)})
+            self._go_on_without(key, FailureCause.NODE_LOST)
+            return
         except TaskStartError as err:
             self.statuses[key] = TaskStatus.FAILED
             log.warning("%s could not be replaced (%s); going on without it", key, err)
@@ -284,11 +293,10 @@ class Controller:
         self.statuses[key] = TaskStatus.ALIVE
         log.warning("%s replaced: serving again at %s (pid %d)", key, info.address, info.pid)
 
-    def _go_on_without(self, event: TaskEvent) -> None:
-        lost = event.cause is FailureCause.NODE_LOST
-        self.statuses[event.key] = TaskStatus.PREEMPTED if lost else TaskStatus.FAILED
-        left = sum(1 for t in self.tasks if t.role == event.key.role and self.statuses[t.key] is TaskStatus.ALIVE)
-        log.warning("%s is gone; going on with %d %s task(s)", event.key, left, event.key.role)
+    def _go_on_without(self, key: TaskKey, cause: FailureCause | None) -> None:
+        self.statuses[key] = TaskStatus.PREEMPTED if cause is FailureCause.NODE_LOST else TaskStatus.FAILED
+        left = sum(1 for t in self.tasks if t.role == key.role and self.statuses[t.key] is TaskStatus.ALIVE)
+        log.warning("%s is gone; going on with %d %s task(s)", key, left, key.role)
 
     def _describe(self, event: TaskEvent) -> str:
         info = self.infos.get(event.key)

@@ -3,8 +3,8 @@
 Tasks send small records (``kind`` = ``metrics`` or ``checkpoint``) to the
 job's report inbox; the controller drains it each step and hands the records
 here. Metrics are appended to ``metrics.jsonl`` under the job folder (the
-record of truth, one JSON object a line with job, attempt, task, role,
-index, step and wall time) and summarised into a progress line for the CLI.
+record of truth, one JSON object a line with job, attempt, cluster restart,
+task, role, index, step and wall time) and summarised into a progress line for the CLI.
 Checkpoint records are passed on to the checkpoint registry by the caller.
 """
 
@@ -54,6 +54,7 @@ class MetricsCollector:
         self.attempt = attempt
         self.chief = chief
         self.on_progress = on_progress
+        self.restart = 0  # the cluster restart the reports belong to (set by the controller)
         self.latest: dict[str, dict] = {}  # task -> latest metrics record
         self._file: TextIO | None = None
 
@@ -65,7 +66,8 @@ class MetricsCollector:
             if record.get("kind") != "metrics":
                 others.append(record)
                 continue
-            row = {"job": self.job_name, "attempt": self.attempt, "time": time.time(), **record}
+            row = {"job": self.job_name, "attempt": self.attempt, "restart": self.restart, "time": time.time(),
+                   **record}
             lines.append(json.dumps(row, sort_keys=True, default=str))
             self.latest[record["task"]] = row
         if lines:

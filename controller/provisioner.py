@@ -14,6 +14,7 @@ on the driver.
 from __future__ import annotations
 
 import logging
+import time
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
@@ -24,7 +25,14 @@ from controller import settings
 from controller.plan import TaskKey, TaskSpec, describe_bundle
 from controller.policy import FailureCause
 from controller.state import TaskStatus
-from controller.task_group import SchedulingTimeoutError, TaskEvent, TaskInfo, TaskLaunch, TaskStartError
+from controller.task_group import (
+    NodeLostError,
+    SchedulingTimeoutError,
+    TaskEvent,
+    TaskInfo,
+    TaskLaunch,
+    TaskStartError,
+)
 
 log = logging.getLogger("tfray")
 
@@ -107,7 +115,17 @@ class RayTaskGroup:
         self._kill(self.actors.pop(key, None))
         actor = self.actors[key] = self._create_actor(task)
         port = int(old.address.rsplit(":", 1)[1])
-        info = self._await_infos({actor.reserve_port.remote(port): key}, timeout_s)[key]
+        ref = actor.reserve_port.remote(port)
+        # Ray may report the actor's death before it marks the node dead; a
+        # replacement that waits on a dead node would wait the whole timeout.
+        deadline = time.monotonic() + timeout_s
+        while not ray.wait([ref], timeout=1.0)[0]:
+            if not self._node_alive(old.node_id):
+                self._kill(self.actors.pop(key, None))
+                raise NodeLostError(f"the node of {key} ({old.node_id[:12]}) is gone")
+            if time.monotonic() > deadline:
+                break
+        info = self._await_infos({ref: key}, 0)[key]
         if info.node_id != old.node_id:
             raise TaskStartError(f"the replacement of {key} landed on another node ({info.node_id[:12]})")
         self.infos[key] = info
@@ -158,10 +176,13 @@ class RayTaskGroup:
                 raise TaskStartError(f"task {pending[ref]} failed to start: {err}") from None
         return infos
 
+    @staticmethod
+    def _node_alive(node_id: str) -> bool:
+        return any(n["NodeID"] == node_id and n.get("Alive") for n in ray.nodes())
+
     def _cause_of_death(self, key: TaskKey, err: RayActorError) -> FailureCause:
         info = self.infos.get(key)
-        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
-        if "node has died" in str(err) or (info is not None and info.node_id not in alive):
+        if "node has died" in str(err) or (info is not None and not self._node_alive(info.node_id)):
             return FailureCause.NODE_LOST
         return FailureCause.PROCESS_DIED
 

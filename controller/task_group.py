@@ -24,6 +24,10 @@ class TaskStartError(RuntimeError):
     """A task actor did not start, or did not report its address, in time."""
 
 
+class NodeLostError(TaskStartError):
+    """A task could not be (re)started because its node is gone."""
+
+
 @dataclass(frozen=True)
 class TaskInfo:
     """Where a started task lives."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import ray
 from ray.util.placement_group import placement_group_table
 
+from controller.metrics import read_metrics
 from controller.spec import parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,3 +58,44 @@ def assert_nothing_left(timeout_s: float = 20.0) -> None:
     while (left := live_leftovers()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"still alive {timeout_s:g}s after the job: {left}"
+
+
+class BackgroundJob:
+    """A job run by the controller in a thread, so a test can inject faults while it trains."""
+
+    def __init__(self, spec):
+        from controller.job import Controller
+        from controller.provisioner import RayTaskGroup
+
+        self.spec = spec
+        self.controller = Controller(spec, RayTaskGroup(spec.name), sys_path=[str(REPO)])
+        self.result = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"job-{spec.name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self.controller.run()
+        except BaseException as err:  # surfaced by wait()
+            self.error = err
+
+    def chief_step(self) -> int:
+        rows = [r for r in read_metrics(self.spec.job_dir) if r["task"] == str(self.controller.chief.key)]
+        return max((r["step"] for r in rows), default=0)
+
+    def wait_until(self, predicate, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            assert self.thread.is_alive(), f"the job ended while waiting for {what}: {self.result or self.error}"
+            assert time.monotonic() < deadline, f"{what} did not happen within {timeout_s:g}s"
+            time.sleep(0.1)
+
+    def wait(self, timeout_s: float):
+        self.thread.join(timeout_s)
+        if self.thread.is_alive():
+            self.controller.group.shutdown()  # do not leave a stuck job's actors to the next test
+            raise AssertionError(f"the job did not end within {timeout_s:g}s (state {self.controller.state.value})")
+        if self.error is not None:
+            raise self.error
+        return self.result

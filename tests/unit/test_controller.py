@@ -7,7 +7,8 @@ from controller.job import Controller
 from controller.plan import TaskKey
 from controller.spec import parse_spec
 from controller.state import JobState, TaskStatus, check_transition
-from controller.task_group import SchedulingTimeoutError, TaskEvent, TaskInfo, TaskStartError
+from controller.policy import FailureCause
+from controller.task_group import NodeLostError, SchedulingTimeoutError, TaskEvent, TaskInfo, TaskStartError
 
 CHIEF, W0, W1 = TaskKey("chief", 0), TaskKey("worker", 0), TaskKey("worker", 1)
 
@@ -210,3 +211,137 @@ def test_illegal_transitions_are_refused():
     with pytest.raises(RuntimeError):
         check_transition(JobState.PENDING, JobState.RUNNING)
     assert all(s.is_terminal for s in (JobState.SUCCEEDED, JobState.FAILED, JobState.STOPPED))
+
+
+# --------------------------------------------------------------- parameter server
+
+PS0, EVAL = TaskKey("ps", 0), TaskKey("evaluator", 0)
+
+
+def pss_spec(tmp_path, **changes):
+    roles = {"chief": {"count": 1}, "worker": {"count": 2}, "ps": {"count": 1}, "evaluator": {"count": 1}}
+    return make_spec(tmp_path, strategy="parameter_server", roles=roles, **changes)
+
+
+class ReplacingGroup(FakeTaskGroup):
+    def __init__(self, replace_error=None):
+        super().__init__()
+        self.replaced, self.stops, self.sidecar_stops, self.replace_error = [], 0, 0, replace_error
+
+    def replace(self, key, timeout_s):
+        if self.replace_error:
+            raise self.replace_error
+        self.replaced.append(key)
+        return TaskInfo("10.0.0.1:2221", "node000000000001", "host1", 999)
+
+    def stop_tasks(self):
+        self.stops += 1
+
+    def request_sidecar_stop(self):
+        self.sidecar_stops += 1
+
+
+def test_pss_chief_waits_for_servers_and_tasks_get_grpc_fail_fast(tmp_path):
+    group = ReplacingGroup()
+    controller = Controller(pss_spec(tmp_path), group)
+    start_running(controller)
+    chief = group.launches[CHIEF]
+    assert dict(chief.servers) == {"worker-0": "10.0.0.1:2221", "worker-1": "10.0.0.2:2222", "ps-0": "10.0.0.3:2223"}
+    assert group.launches[PS0].runs_server and not chief.runs_server and group.launches[W0].servers == ()
+    assert group.env["GRPC_FAIL_FAST"] == "use_caller"
+    assert "evaluator" not in chief.tf_config["cluster"]
+
+
+def test_pss_worker_loss_is_absorbed_by_a_replacement(tmp_path):
+    group = ReplacingGroup()
+    controller = Controller(pss_spec(tmp_path), group)
+    start_running(controller)
+    group.events = [TaskEvent(W0, TaskStatus.FAILED, error="killed", cause=FailureCause.PROCESS_DIED)]
+    assert controller.step() is JobState.RUNNING
+    assert group.replaced == [W0] and controller.restarts == 0 and group.stops == 0
+    assert controller.statuses[W0] is TaskStatus.ALIVE and controller.infos[W0].pid == 999
+    assert controller.events[-1]["action"] == "replace_task"
+
+
+def test_pss_worker_whose_node_is_gone_is_left_out(tmp_path):
+    group = ReplacingGroup()
+    controller = Controller(pss_spec(tmp_path), group)
+    start_running(controller)
+    group.events = [TaskEvent(W1, TaskStatus.FAILED, error="node died", cause=FailureCause.NODE_LOST)]
+    assert controller.step() is JobState.RUNNING
+    assert group.replaced == [] and controller.statuses[W1] is TaskStatus.PREEMPTED
+
+
+def test_a_failed_replacement_goes_on_without_the_task(tmp_path):
+    group = ReplacingGroup(replace_error=TaskStartError("the replacement of worker-0 landed on another node"))
+    controller = Controller(pss_spec(tmp_path), group)
+    start_running(controller)
+    group.events = [TaskEvent(W0, TaskStatus.FAILED, error="killed", cause=FailureCause.PROCESS_DIED)]
+    assert controller.step() is JobState.RUNNING
+    assert controller.statuses[W0] is TaskStatus.FAILED
+
+
+def test_a_replacement_whose_node_died_meanwhile_counts_as_node_lost(tmp_path):
+    group = ReplacingGroup(replace_error=NodeLostError("the node of worker-0 is gone"))
+    controller = Controller(pss_spec(tmp_path), group)
+    start_running(controller)
+    group.events = [TaskEvent(W0, TaskStatus.FAILED, error="killed", cause=FailureCause.PROCESS_DIED)]
+    assert controller.step() is JobState.RUNNING
+    assert controller.statuses[W0] is TaskStatus.PREEMPTED
+    assert controller.events[-1]["cause"] == "node_lost"
+
+
+def test_pss_ps_loss_restarts_the_cluster_from_the_newest_checkpoint(tmp_path):
+    spec = pss_spec(tmp_path)
+    group = ReplacingGroup()
+    controller = Controller(spec, group)
+    start_running(controller)
+    path = checkpoint_dir(spec.job_dir, 40)
+    path.mkdir(parents=True)
+    seal(path, 40, epoch=4, metrics={})
+    group.reports = [{"kind": "checkpoint", "task": "chief-0", "step": 40, "path": str(path)}]
+    group.events = [TaskEvent(PS0, TaskStatus.FAILED, error="killed", cause=FailureCause.PROCESS_DIED),
+                    TaskEvent(CHIEF, TaskStatus.FAILED, error="UnavailableError: ps-0", cause=FailureCause.USER_ERROR)]
+    assert controller.step() is JobState.RECOVERING
+    assert controller.step() is JobState.STARTING and group.stops == 1
+    assert controller.step() is JobState.RUNNING
+    assert group.launches[CHIEF].restore_step == 40 and controller.restarts == 1
+    assert controller.outcome().restarts == 1
+
+
+def test_restarts_past_the_budget_fail_the_job(tmp_path):
+    group = ReplacingGroup()
+    controller = Controller(pss_spec(tmp_path, failure={"max_restarts": 1}), group)
+    start_running(controller)
+    for expected in (JobState.RECOVERING, JobState.FAILED):
+        group.events = [TaskEvent(PS0, TaskStatus.FAILED, error="killed", cause=FailureCause.PROCESS_DIED)]
+        assert controller.step() is expected
+        if expected is JobState.RECOVERING:
+            controller.step()
+            controller.step()
+    assert "budget is spent (1/1 restarts)" in controller.events[-1]["reason"]
+    assert "ps-0" in controller.message and group.shutdowns == 1
+
+
+def test_pss_succeeds_when_the_chief_finishes_and_the_evaluator_is_stopped(tmp_path):
+    clock = FakeClock()
+    group = ReplacingGroup()
+    controller = Controller(pss_spec(tmp_path), group, clock=clock)
+    start_running(controller)
+    group.events = [TaskEvent(CHIEF, TaskStatus.FINISHED, result={"step": 300})]
+    assert controller.step() is JobState.RUNNING  # ps and workers never end by themselves
+    assert group.sidecar_stops == 1
+    group.events = [TaskEvent(EVAL, TaskStatus.FINISHED, result={"evaluated": 3})]
+    assert controller.step() is JobState.SUCCEEDED
+    assert controller.result == {"step": 300} and group.shutdowns == 1
+
+
+def test_an_evaluator_that_never_stops_is_torn_down_after_grace(tmp_path):
+    clock = FakeClock()
+    group = ReplacingGroup()
+    controller = Controller(pss_spec(tmp_path), group, clock=clock)
+    start_running(controller)
+    group.events = [TaskEvent(CHIEF, TaskStatus.FINISHED)]
+    controller.step()
+    clock.now += 11
+    assert controller.step() is JobState.SUCCEEDED and "evaluator-0 torn down" in controller.message

@@ -1,0 +1,86 @@
+"""ParameterServerStrategy on a local Ray: both training styles, the side-car evaluator, and lost tasks."""
+
+import os
+import signal
+
+import pytest
+
+from controller.cli import run_job
+from controller.metrics import read_metrics
+from controller.state import JobState
+
+from .conftest import REPO, BackgroundJob, assert_nothing_left, job_spec
+
+pytestmark = pytest.mark.integration
+
+ACCURACY_THRESHOLD = 0.85
+PSS_ROLES = {
+    "chief": {"count": 1, "resources": {"cpu": 0.5}},
+    "worker": {"count": 2, "resources": {"cpu": 0.5}},
+    "ps": {"count": 1, "resources": {"cpu": 0.5}},
+    "evaluator": {"count": 1, "resources": {"cpu": 0.5}},
+}
+
+
+def pss_spec(tmp_path, name, style, roles=PSS_ROLES, **args):
+    entrypoint = {"function": f"examples.digits_pss:train_{style}",
+                  "args": {"epochs": 10, "steps_per_epoch": 30, **args}}
+    return job_spec(tmp_path, name, entrypoint, roles=roles, strategy="parameter_server")
+
+
+@pytest.mark.parametrize("style", ["fit", "ctl"])
+def test_both_styles_train_with_eval_metrics_from_the_evaluator(local_ray, tmp_path, style):
+    spec = pss_spec(tmp_path, f"pss-{style}", style)
+    result = run_job(spec, [str(REPO)])
+    assert result.state is JobState.SUCCEEDED, result.message
+    assert result.result["val_accuracy"] >= ACCURACY_THRESHOLD and result.result["step"] == 300
+    rows = read_metrics(spec.job_dir)
+    assert any(r["task"] == "chief-0" and "loss" in r["values"] for r in rows)
+    evals = [r for r in rows if r["task"] == "evaluator-0"]
+    assert evals and "val_accuracy" in evals[-1]["values"]
+    assert evals[-1]["step"] == 300  # the final checkpoint is evaluated before the evaluator stops
+    assert result.statuses["evaluator-0"] == "FINISHED" and result.restarts == 0
+    assert_nothing_left()  # no ps, worker or evaluator is left serving
+
+
+def test_a_killed_worker_is_absorbed_and_replaced_at_the_same_address(local_ray, tmp_path):
+    spec = pss_spec(tmp_path, "pss-worker-kill", "ctl", roles={k: v for k, v in PSS_ROLES.items() if k != "evaluator"},
+                    epochs=20, steps_per_epoch=150)
+    job = BackgroundJob(spec)
+    job.wait_until(lambda: job.chief_step() >= 300, 180, "chief step 300")
+    victim = next(info for key, info in job.controller.infos.items() if str(key) == "worker-1")
+    os.kill(victim.pid, signal.SIGKILL)
+    result = job.wait(300)
+    assert result.state is JobState.SUCCEEDED, result.message
+    assert result.restarts == 0
+    # Every scheduled step ran. A closure that was in flight on the killed
+    # worker may have updated the ps before the worker died and then been
+    # re-run elsewhere (PSS closures run at least once), hence a few extra.
+    assert 20 * 150 <= result.result["step"] <= 20 * 150 + 5
+    replaced = [e for e in result.events if e.get("action") == "replace_task"]
+    assert [e["task"] for e in replaced] == ["worker-1"]
+    new = result.tasks["worker-1"]
+    assert new.address == victim.address and new.pid != victim.pid
+    serving = [e for e in result.events if e.get("event") == "serving" and e["task"] == "worker-1"]
+    assert serving and serving[-1]["pid"] == new.pid  # the replacement served again
+    assert_nothing_left()
+
+
+def test_a_killed_ps_restarts_the_cluster_from_the_newest_checkpoint(local_ray, tmp_path):
+    spec = pss_spec(tmp_path, "pss-ps-kill", "fit", roles={k: v for k, v in PSS_ROLES.items() if k != "evaluator"},
+                    epochs=12, steps_per_epoch=100)
+    job = BackgroundJob(spec)
+    job.wait_until(lambda: job.controller.manifest.latest() is not None and job.chief_step() >= 300, 180,
+                   "a checkpoint and chief step 300")
+    ps = next(info for key, info in job.controller.infos.items() if str(key) == "ps-0")
+    os.kill(ps.pid, signal.SIGKILL)
+    result = job.wait(300)
+    assert result.state is JobState.SUCCEEDED, result.message
+    assert result.restarts == 1
+    assert [e["task"] for e in result.events if e.get("action") == "restart_cluster"][0] == "ps-0"
+    assert result.result["step"] == 12 * 100
+    restored_epoch = result.result["initial_epoch"]
+    assert restored_epoch >= 1  # resumed from a checkpoint, not from zero
+    after = [r["step"] for r in read_metrics(spec.job_dir) if r["task"] == "chief-0" and r["restart"] == 1]
+    assert after and min(after) > restored_epoch * 100 - 1  # steps continue from the checkpoint
+    assert_nothing_left()

@@ -1,0 +1,57 @@
+"""ParameterServerStrategy across Ray nodes: a worker's whole node is removed and training goes on."""
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+from controller.state import JobState
+
+from .conftest import BackgroundJob, assert_nothing_left, job_spec, short_tmpdir
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def worker_nodes():
+    """A head for the chief and ps, and one node per worker (custom resource 'trainer_node')."""
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 2, "resources": {"main_node": 4}, "include_dashboard": False, "temp_dir": short_tmpdir(),
+        # Find a dead node in ~3 s instead of ~30 s (DESIGN.md §6).
+        "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
+    })
+    nodes = [cluster.add_node(num_cpus=1, resources={"trainer_node": 1}) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    yield cluster, nodes
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def test_losing_a_workers_node_goes_on_with_fewer_workers(worker_nodes, tmp_path):
+    cluster, nodes = worker_nodes
+    roles = {
+        "chief": {"count": 1, "resources": {"cpu": 0.5, "custom": {"main_node": 1}}},
+        "ps": {"count": 1, "resources": {"cpu": 0.5, "custom": {"main_node": 1}}},
+        "worker": {"count": 2, "resources": {"cpu": 0.5, "custom": {"trainer_node": 1}}},
+    }
+    spec = job_spec(tmp_path, "pss-node-loss", {"function": "examples.digits_pss:train_ctl",
+                                                "args": {"epochs": 4, "steps_per_epoch": 500}},
+                    roles=roles, strategy="parameter_server",
+                    # Few epoch ends and no checkpoints: each new TF function (a save, a metric
+                    # read) is registered on every worker, the dead one included, at a connect
+                    # timeout each: a TF cost that would only slow this test down.
+                    checkpoint={"every_n_epochs": 1000})
+    job = BackgroundJob(spec)
+    job.wait_until(lambda: job.chief_step() >= 200, 180, "chief step 200")
+    victim = next(info for key, info in job.controller.infos.items() if str(key) == "worker-1")
+    node = next(n for n in nodes if n.node_id == victim.node_id)
+    cluster.remove_node(node, allow_graceful=False)
+    result = job.wait(300)
+    assert result.state is JobState.SUCCEEDED, result.message
+    assert result.restarts == 0
+    assert result.statuses["worker-1"] == "PREEMPTED" and result.statuses["chief-0"] == "FINISHED"
+    # Ray may report the actor dead before its node: either way the end is "go on without it".
+    lost = [e for e in result.events if e.get("task") == "worker-1" and "cause" in e]
+    assert lost[-1]["cause"] == "node_lost" and lost[-1]["action"] == "continue_without", lost
+    assert result.result["step"] >= 4 * 500
+    assert_nothing_left()
