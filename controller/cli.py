@@ -59,7 +59,8 @@ def render_plan(spec) -> str:
         f"storage: {spec.storage_path}/{spec.name} (relative to the spec's folder)",
         f"placement: {spec.placement.value}, {len(tasks)} tasks in one placement group",
         f"checkpoints: every {spec.checkpoint.every_n_epochs} epoch(s), keep {spec.checkpoint.keep}",
-        f"failure: at most {spec.failure.max_restarts} cluster restart(s)",
+        f"failure: at most {spec.failure.max_restarts} cluster restart(s), "
+        f"{spec.failure.max_replacements} replacement(s) per task",
         "timeouts: " + ", ".join(f"{k}={v:g}s" for k, v in spec.timeouts.model_dump().items() if v is not None),
         "",
     ]

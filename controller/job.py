@@ -252,6 +252,15 @@ class Controller:
             self._chief_done_at = self.clock()
 
     def _on_failures(self, failed: list[TaskEvent]) -> None:
+        lost = [e for e in failed if e.cause not in (None, FailureCause.USER_ERROR)]
+        if lost:
+            # A peer's error in the same batch as a lost process is a symptom
+            # (a broken collective, a server gone), not a bug in user code.
+            for event in failed:
+                if event not in lost:
+                    log.warning("%s raised after %s was lost; treated as a consequence", event.key,
+                                ", ".join(str(e.key) for e in lost))
+            failed = lost
         decided: list[tuple[TaskEvent, FailureDecision]] = []
         for event in failed:
             decision = decide(

@@ -124,7 +124,8 @@ class RayTaskGroup:
                 self._kill(self.actors.pop(key, None))
                 raise NodeLostError(f"the node of {key} ({old.node_id[:12]}) is gone")
             if time.monotonic() > deadline:
-                break
+                raise TaskStartError(f"the replacement of {key} did not start within timeouts.startup_s="
+                                     f"{timeout_s:g}s")
         info = self._await_infos({ref: key}, 0)[key]
         if info.node_id != old.node_id:
             raise TaskStartError(f"the replacement of {key} landed on another node ({info.node_id[:12]})")

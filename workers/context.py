@@ -25,6 +25,7 @@ log = logging.getLogger("tfray.task")
 
 CONTEXT_ENV = "TFRAY_CONTEXT"  # JSON of the context's fields, for script entrypoints
 REPORT_FD_ENV = "TFRAY_REPORT_FD"  # the pipe a script's reports go through to its actor
+STOP_FILE_ENV = "TFRAY_STOP_FILE"  # appears when a side-car script should finish (training is over)
 
 _current: "TaskContext | None" = None
 
@@ -170,7 +171,9 @@ def get_context() -> TaskContext:
         raw = os.environ.get(CONTEXT_ENV)
         if raw:
             fd = os.environ.get(REPORT_FD_ENV)
-            _current = TaskContext(**json.loads(raw), send=_pipe_sender(int(fd)) if fd else None)
+            stop_file = os.environ.get(STOP_FILE_ENV)
+            _current = TaskContext(**json.loads(raw), send=_pipe_sender(int(fd)) if fd else None,
+                                   stop_requested=(lambda: os.path.exists(stop_file)) if stop_file else None)
         else:
             _current = _standalone_context()
     return _current

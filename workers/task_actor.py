@@ -22,13 +22,16 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 
 from controller.settings import TASK_ENV
 from controller.task_group import TaskLaunch
-from workers.context import CONTEXT_ENV, REPORT_FD_ENV, TaskContext, set_context
+from workers.context import CONTEXT_ENV, REPORT_FD_ENV, STOP_FILE_ENV, TaskContext, set_context
 
 OUTPUT_TAIL_LINES = 40  # lines of a failed script's output kept for the error
+STOP_POLL_S = 1.0  # how often a script task's actor checks whether side-cars should stop
 
 
 class TaskProcessError(RuntimeError):
@@ -48,8 +51,6 @@ def _wait_for_servers(servers: tuple, timeout_s: float) -> None:
 
     The PSS coordinator must not start against a server that is not up yet.
     """
-    import time
-
     import grpc
 
     deadline = time.monotonic() + timeout_s
@@ -155,8 +156,9 @@ class TaskActor:
         else:
             cmd = [sys.executable, "-u", "-m", launch.entrypoint_target, *launch.argv]
         read_fd, write_fd = os.pipe()
+        stop_file = os.path.join(tempfile.mkdtemp(prefix="tfray-"), "stop")
         env = dict(os.environ)
-        env.update({CONTEXT_ENV: ctx.to_env(), REPORT_FD_ENV: str(write_fd)})
+        env.update({CONTEXT_ENV: ctx.to_env(), REPORT_FD_ENV: str(write_fd), STOP_FILE_ENV: stop_file})
         env["PYTHONPATH"] = os.pathsep.join([*launch.sys_path, *filter(None, [env.get("PYTHONPATH")])])
         cwd = launch.sys_path[0] if launch.sys_path else None
         self._child = subprocess.Popen(
@@ -166,6 +168,8 @@ class TaskActor:
         os.close(write_fd)
         relay = threading.Thread(target=self._relay_reports, args=(read_fd,), daemon=True)
         relay.start()
+        if launch.role == "evaluator":  # side-cars learn that training is over through the stop file
+            threading.Thread(target=self._pass_on_stop, args=(stop_file,), daemon=True).start()
         tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
         for line in self._child.stdout:  # streamed: Ray forwards this actor's stdout to the driver
             print(line, end="", flush=True)
@@ -178,6 +182,14 @@ class TaskActor:
                 f"{' '.join(cmd)} {how}; last {len(tail)} lines of its output:\n" + "".join(tail)
             )
         return {"exit_code": 0}
+
+    def _pass_on_stop(self, stop_file: str) -> None:
+        """Create the stop file once the controller asks side-cars to finish (the child polls it)."""
+        while self._child is not None and self._child.poll() is None:
+            if self._stop_requested():
+                open(stop_file, "w").close()
+                return
+            time.sleep(STOP_POLL_S)
 
     def _relay_reports(self, read_fd: int) -> None:
         with os.fdopen(read_fd) as stream:

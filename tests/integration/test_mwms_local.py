@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+import os
+import signal
+
 import pytest
 
 from controller.checkpoints import COMPLETE_MARKER, WORKERTEMP_DIR, CheckpointManifest
@@ -9,7 +12,7 @@ from controller.cli import run_job
 from controller.metrics import read_metrics
 from controller.state import JobState
 
-from .conftest import REPO, assert_nothing_left, job_spec
+from .conftest import REPO, BackgroundJob, assert_nothing_left, job_spec
 
 pytestmark = pytest.mark.integration
 
@@ -64,4 +67,22 @@ def test_script_mode_reads_tf_config_from_its_environment(local_ray, tmp_path):
              and "final_val_accuracy" in r["values"]]
     assert final and final[-1] >= ACCURACY_THRESHOLD
     check_checkpoints(spec)
+    assert_nothing_left()
+
+
+def test_a_killed_worker_restarts_the_group_from_the_newest_checkpoint(local_ray, tmp_path):
+    spec = job_spec(tmp_path, "digits-kill", {"function": "examples.digits:train", "args": {"epochs": 15}})
+    job = BackgroundJob(spec)
+    job.wait_until(lambda: job.controller.manifest.latest() is not None and job.chief_step() >= 42, 180,
+                   "a checkpoint and chief step 42")
+    victim = next(info for key, info in job.controller.infos.items() if str(key) == "worker-1")
+    os.kill(victim.pid, signal.SIGKILL)
+    result = job.wait(300)
+    assert result.state is JobState.SUCCEEDED, result.message
+    assert result.restarts == 1
+    assert [e["task"] for e in result.events if e.get("action") == "restart_cluster"] == ["worker-1"]
+    assert result.result["initial_epoch"] >= 3 and result.result["val_accuracy"] >= ACCURACY_THRESHOLD
+    restored_step = result.result["initial_epoch"] * (result.result["step"] // 15)
+    after = [r["step"] for r in read_metrics(spec.job_dir) if r["restart"] == 1]
+    assert after and min(after) > restored_step  # steps continue from the checkpoint, not from zero
     assert_nothing_left()

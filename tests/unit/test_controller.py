@@ -345,3 +345,13 @@ def test_an_evaluator_that_never_stops_is_torn_down_after_grace(tmp_path):
     controller.step()
     clock.now += 11
     assert controller.step() is JobState.SUCCEEDED and "evaluator-0 torn down" in controller.message
+
+
+def test_a_peer_error_beside_a_lost_process_is_a_symptom_not_a_bug(tmp_path):
+    group = ReplacingGroup()
+    controller = Controller(make_spec(tmp_path), group)
+    start_running(controller)
+    group.events = [TaskEvent(CHIEF, TaskStatus.FAILED, error="CollectiveOpsAborted", cause=FailureCause.USER_ERROR),
+                    TaskEvent(W1, TaskStatus.FAILED, error="SIGKILL", cause=FailureCause.PROCESS_DIED)]
+    assert controller.step() is JobState.RECOVERING
+    assert [e["task"] for e in controller.events if "action" in e] == ["worker-1"]
