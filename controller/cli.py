@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from controller.plan import describe_bundle, plan
-from controller.spec import SpecError, check_entrypoint, load_spec
+from controller.spec import FaultSpec, SpecError, check_entrypoint, load_spec, parse_spec
 from controller.tf_config import placeholder_address, tf_configs
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
@@ -27,6 +27,7 @@ examples:
   tfray dry-run cluster_configs/jobs/digits_mwms.yaml    print every task's resources and TF_CONFIG
   tfray run cluster_configs/jobs/digits_mwms.yaml        train on a local Ray (started for you)
   tfray run JOB.yaml --address auto                       join a running cluster (`ray up`, `ray start`)
+  tfray run JOB.yaml --fault worker-1:kill@step=50        kill a task on purpose and watch the job recover
   tfray schema                                            the job spec's JSON Schema, every field described
 
 A job's checkpoints, metrics.jsonl and job.json live in <storage_path>/<name>;
@@ -59,11 +60,14 @@ def render_plan(spec) -> str:
         f"storage: {spec.storage_path}/{spec.name} (relative to the spec's folder)",
         f"placement: {spec.placement.value}, {len(tasks)} tasks in one placement group",
         f"checkpoints: every {spec.checkpoint.every_n_epochs} epoch(s), keep {spec.checkpoint.keep}",
-        f"failure: at most {spec.failure.max_restarts} cluster restart(s), "
-        f"{spec.failure.max_replacements} replacement(s) per task",
+        "failure budgets: " + ", ".join(f"{k}={v}" for k, v in spec.failure.limits().items())
+        + f", backoff {spec.failure.backoff_s:g}s doubling to {spec.failure.max_backoff_s:g}s",
         "timeouts: " + ", ".join(f"{k}={v:g}s" for k, v in spec.timeouts.model_dump().items() if v is not None),
-        "",
     ]
+    for fault in spec.faults:
+        when = f"step {fault.at_step}" if fault.at_step is not None else f"{fault.after_s:g}s after start"
+        lines.append(f"fault: {fault.action.value} {fault.task} at {when} (run {fault.restart} of the cluster)")
+    lines.append("")
     for task in tasks:
         notes = [n for n, on in (("chief", task.is_chief), ("serves tf.distribute.Server", task.runs_server),
                                  ("side-car, outside the training cluster", task.sidecar)) if on]
@@ -115,8 +119,21 @@ def run_job(spec, search_path: list[str], on_progress=None):
     return controller.run()
 
 
+def with_faults(spec, faults: list[str]):
+    """The spec with the --fault options added to its faults (validated like the rest)."""
+    if not faults:
+        return spec
+    try:
+        parsed = [FaultSpec.parse(text).model_dump(mode="json") for text in faults]
+    except ValueError as err:
+        raise SpecError(f"--fault: {err}") from None
+    data = spec.model_dump(mode="json")
+    data["faults"] = data["faults"] + parsed
+    return parse_spec(data, source="job spec with --fault", base_dir=spec._base_dir)
+
+
 def cmd_run(args) -> int:
-    spec = _load_checked(args.spec)
+    spec = with_faults(_load_checked(args.spec), args.fault)
     from controller.state import JobState
 
     def on_progress(progress) -> None:
@@ -160,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address ('auto' for a local `ray start`); default: $RAY_ADDRESS "
                    "or a new local Ray")
     p.add_argument("--num-cpus", type=float, help="CPUs of a new local Ray (default: this machine's)")
+    p.add_argument("--fault", action="append", default=[], metavar="TASK:ACTION@WHEN",
+                   help="inject a fault to see the job survive it, e.g. worker-1:kill@step=50, ps-0:hang@after=10, "
+                   "chief-0:raise@step=100, worker-0:sigterm@step=20@restart=1 (repeatable)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("dry-run", help="print every task's role, index, resources and TF_CONFIG; start nothing")

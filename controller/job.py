@@ -66,12 +66,14 @@ class Controller:
         sys_path: list[str] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.spec = spec
         self.group = group
         self.sys_path = list(sys_path or [])
         self.on_progress = on_progress
         self.clock = clock
+        self.sleep = sleep
         self.tasks: list[TaskSpec] = plan(spec)
         self.chief: TaskSpec = chief_of(self.tasks)
         self.state = JobState.PENDING
@@ -88,8 +90,9 @@ class Controller:
         self._sidecar_stop_at: float | None = None
         self._released = False
         self.restarts = 0
-        self.replacements: dict[TaskKey, int] = {}
+        self.spent: dict[str, int] = {budget: 0 for budget in spec.failure.limits()}
         self.events: list[dict] = []
+        self._last_seen: dict[str, float] = {}  # task -> clock() of its latest heartbeat
 
     # ----------------------------------------------------------------- driving
 
@@ -184,17 +187,23 @@ class Controller:
         configs = tf_configs(self.spec.strategy, self.tasks, addresses)
         self.group.launch({t.key: self._launch_for(t, configs[t.key], env) for t in self.tasks})
         self.statuses = {key: TaskStatus.ALIVE for key in self.statuses}
+        self._last_seen = {str(key): self.clock() for key in self.statuses}
         self._chief_done_at = self._sidecar_stop_at = None
         self._transition(JobState.RUNNING)
 
     def _recover(self) -> None:
         """Tear every task down (the placement group stays) and start again from the newest checkpoint."""
         self.group.stop_tasks()
+        policy = self.spec.failure
+        backoff = min(policy.max_backoff_s, policy.backoff_s * 2 ** (self.restarts - 1))
+        if backoff > 0:
+            log.info("waiting %.1fs before restart %d (failure.backoff_s)", backoff, self.restarts)
+            self.sleep(backoff)
         self._take_reports()  # what the old tasks sent before they died still counts
         if self.collector is not None:
             self.collector.restart = self.restarts
         latest = self.manifest.latest()
-        log.warning("restarting the cluster (restart %d/%d) from %s", self.restarts, self.spec.failure.max_restarts,
+        log.warning("restarting the cluster (restart %d) from %s", self.restarts,
                     f"step {latest.step}" if latest else "the beginning (no checkpoint yet)")
         self._transition(JobState.STARTING)
 
@@ -203,6 +212,7 @@ class Controller:
         if any(e.status is TaskStatus.FAILED for e in events):
             events += self._settle()
         self._take_reports()
+        events += self._hung_tasks()
         failed = []
         for event in events:
             if event.status is TaskStatus.FINISHED:
@@ -236,6 +246,19 @@ class Controller:
 
     # ----------------------------------------------------------------- helpers
 
+    def _hung_tasks(self) -> list[TaskEvent]:
+        """Tasks whose process sent no heartbeat within timeouts.heartbeat_s: killed, reported as hung."""
+        limit = self.spec.timeouts.heartbeat_s
+        now = self.clock()
+        hung = []
+        for key, status in self.statuses.items():
+            silent = now - self._last_seen.get(str(key), now)
+            if status is TaskStatus.ALIVE and silent > limit:
+                self.group.kill_task(key)
+                hung.append(TaskEvent(key, TaskStatus.FAILED, cause=FailureCause.HUNG,
+                                      error=f"no heartbeat for {silent:.0f}s (timeouts.heartbeat_s={limit:g})"))
+        return hung
+
     def _settle(self) -> list[TaskEvent]:
         """Gather ends that arrive with a failure (a ps dies, then the chief raises because of it),
         so the decision sees the cause and not only its symptoms."""
@@ -263,17 +286,19 @@ class Controller:
             failed = lost
         decided: list[tuple[TaskEvent, FailureDecision]] = []
         for event in failed:
-            decision = decide(
-                self.spec.strategy.value, event.key.role, event.cause or FailureCause.USER_ERROR, event.error,
-                restarts=self.restarts, max_restarts=self.spec.failure.max_restarts,
-                replacements=self.replacements.get(event.key, 0),
-                max_replacements=self.spec.failure.max_replacements,
-            )
+            decision = decide(self.spec.strategy.value, event.key.role, event.cause or FailureCause.USER_ERROR,
+                              event.error, spent=self.spent, limits=self.spec.failure.limits())
+            if decision.action is FailureAction.REPLACE_TASK:
+                self.spent[decision.budget] += 1
             decided.append((event, decision))
-            self._record(event, decision)
         worst = max((d.action for _, d in decided), key=SEVERITY.get)
+        if worst is FailureAction.RESTART_CLUSTER:
+            budget = next(d.budget for _, d in decided if d.action is FailureAction.RESTART_CLUSTER)
+            self.spent[budget] += 1  # one restart, however many tasks it answers
+        for event, decision in decided:
+            self._record(event, decision)
         if worst is FailureAction.FAIL:
-            self._end(JobState.FAILED, "\n".join(self._describe(e) for e, d in decided
+            self._end(JobState.FAILED, "\n".join(self._describe(e) + f" [{d.reason}]" for e, d in decided
                                                   if d.action is FailureAction.FAIL))
         elif worst is FailureAction.RESTART_CLUSTER:
             self.restarts += 1
@@ -286,7 +311,6 @@ class Controller:
                     self._go_on_without(event.key, event.cause)
 
     def _replace(self, key: TaskKey) -> None:
-        self.replacements[key] = self.replacements.get(key, 0) + 1
         try:
             info = self.group.replace(key, self.spec.timeouts.startup_s)
         except NodeLostError as err:
@@ -300,6 +324,7 @@ class Controller:
             return
         self.infos[key] = info
         self.statuses[key] = TaskStatus.ALIVE
+        self._last_seen[str(key)] = self.clock()
         log.warning("%s replaced: serving again at %s (pid %d)", key, info.address, info.pid)
 
     def _go_on_without(self, key: TaskKey, cause: FailureCause | None) -> None:
@@ -319,7 +344,7 @@ class Controller:
         self.events.append({
             "time": time.time(), "task": str(event.key), "node": info.node_id if info else None,
             "cause": (event.cause or FailureCause.USER_ERROR).value, "action": decision.action.value,
-            "reason": decision.reason, "restarts": self.restarts, "max_restarts": self.spec.failure.max_restarts,
+            "reason": decision.reason, "budget": decision.budget, "spent": dict(self.spent),
             "error": (event.error or "")[-2000:],
         })
         log.warning("%s: %s -> %s (%s)", event.key, (event.cause or FailureCause.USER_ERROR).value,
@@ -329,6 +354,9 @@ class Controller:
         if self.collector is None:
             return
         for record in self.collector.handle(self.group.drain_reports()):
+            if record.get("kind") == "heartbeat":
+                self._last_seen[record["task"]] = self.clock()
+                continue
             if record.get("kind") != "checkpoint":
                 log.info("%s: %s", record.get("task"), record.get("event", record))
                 self.events.append({"time": time.time(), **record})
@@ -369,6 +397,8 @@ class Controller:
             runs_server=task.runs_server,
             servers=self._servers_for(task),
             server_wait_s=self.spec.timeouts.startup_s,
+            faults=tuple(f.model_dump(mode="json") for f in self.spec.faults
+                         if f.task == str(task.key) and f.restart == self.restarts),
         )
 
     def _servers_for(self, task: TaskSpec) -> tuple:

@@ -13,6 +13,7 @@ on the driver.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -112,7 +113,7 @@ class RayTaskGroup:
     def replace(self, key: TaskKey, timeout_s: float) -> TaskInfo:
         old = self.infos[key]
         task = next(t for t in self.tasks if t.key == key)
-        self._kill(self.actors.pop(key, None))
+        self.kill_task(key)
         actor = self.actors[key] = self._create_actor(task)
         port = int(old.address.rsplit(":", 1)[1])
         ref = actor.reserve_port.remote(port)
@@ -130,6 +131,8 @@ class RayTaskGroup:
         if info.node_id != old.node_id:
             raise TaskStartError(f"the replacement of {key} landed on another node ({info.node_id[:12]})")
         self.infos[key] = info
+        # A replacement does not repeat its predecessor's injected faults.
+        self.launches[key] = dataclasses.replace(self.launches[key], faults=())
         self.running[actor.run.remote(self.launches[key])] = key
         return info
 
@@ -139,6 +142,10 @@ class RayTaskGroup:
         self.actors.clear()
         self.running.clear()
         self.infos.clear()
+
+    def kill_task(self, key: TaskKey) -> None:
+        self._kill(self.actors.pop(key, None))
+        self.running = {ref: k for ref, k in self.running.items() if k != key}
 
     def request_sidecar_stop(self) -> None:
         if self.inbox is not None:
@@ -199,7 +206,9 @@ class RayTaskGroup:
             try:
                 events.append(TaskEvent(key, TaskStatus.FINISHED, result=ray.get(ref)))
             except RayTaskError as err:  # the entrypoint raised, or the script exited non-zero
-                events.append(TaskEvent(key, TaskStatus.FAILED, error=str(err), cause=FailureCause.USER_ERROR))
+                killed = type(err.cause).__name__ == "TaskProcessKilledError"  # the script died of a signal
+                cause = FailureCause.PROCESS_DIED if killed else FailureCause.USER_ERROR
+                events.append(TaskEvent(key, TaskStatus.FAILED, error=str(err), cause=cause))
             except RayActorError as err:  # the process died (killed, OOM, node lost)
                 cause = self._cause_of_death(key, err)
                 events.append(TaskEvent(key, TaskStatus.FAILED, error=f"the task process died: {err}", cause=cause))

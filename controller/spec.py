@@ -166,16 +166,71 @@ class CheckpointPolicy(_Model):
 
 
 class FailurePolicySpec(_Model):
-    """How many failures a job absorbs (see controller/policy.py for what each failure leads to)."""
+    """How many failures of each cause a job absorbs (controller/policy.py says what each leads to).
 
-    max_restarts: int = Field(
-        3, ge=0, description="How many times the whole cluster may be restarted from the newest checkpoint "
-        "(a lost ps or chief, or any lost task under multi_worker_mirrored) before the job fails.",
-    )
-    max_replacements: int = Field(
-        10, ge=0, description="How many times one task may be replaced alone (a parameter_server worker, "
-        "the evaluator) before the job goes on without it.",
-    )
+    Every restart of the cluster or replacement of a task spends one unit of
+    its cause's budget; a preemption never spends an error budget. User code
+    that raises fails the job at once and spends nothing.
+    """
+
+    max_preemptions: int = Field(
+        10, ge=0, description="Tasks lost with their node (spot reclaim, drain, crash) that are recovered from.")
+    max_task_failures: int = Field(
+        3, ge=0, description="Task processes that died (signal, OOM) or hung that are recovered from.")
+    max_infrastructure_failures: int = Field(
+        3, ge=0, description="Ray/gRPC failures (e.g. the coordinator lost a server) that are recovered from.")
+    backoff_s: float = Field(
+        1.0, ge=0, description="Wait before the first restart of the cluster; doubles with each restart.")
+    max_backoff_s: float = Field(30.0, ge=0, description="The longest wait before a restart.")
+
+    def limits(self) -> dict[str, int]:
+        return {"max_preemptions": self.max_preemptions, "max_task_failures": self.max_task_failures,
+                "max_infrastructure_failures": self.max_infrastructure_failures}
+
+
+class FaultAction(str, enum.Enum):
+    """A fault to inject into a task's process (the same seam serves tests, benchmarks and users)."""
+
+    KILL = "kill"  # SIGKILL: the process dies at once (no notice)
+    SIGTERM = "sigterm"  # SIGTERM: what a cloud sends before reclaiming a VM
+    RAISE = "raise"  # the task's code raises InjectedFault at its next report
+    HANG = "hang"  # SIGSTOP: the process freezes, heartbeats included
+
+
+class FaultSpec(_Model):
+    """Inject one fault into one task, at a training step or after some seconds."""
+
+    task: str = Field(description="The task, as role-index, e.g. 'worker-1' or 'ps-0'.")
+    action: FaultAction = Field(description="kill | sigterm | raise | hang.")
+    at_step: int | None = Field(None, ge=0, description="Fire when the task reports this step or a later one.")
+    after_s: float | None = Field(None, ge=0, description="Fire this many seconds after the task starts running.")
+    restart: int = Field(0, ge=0, description="Which run of the cluster it applies to: 0 is the first, "
+                         "1 the run after the first restart, and so on.")
+
+    @field_validator("task")
+    @classmethod
+    def _task_name(cls, value: str) -> str:
+        if not re.fullmatch(r"(chief|worker|ps|evaluator)-\d+", value):
+            raise ValueError(f"task '{value}' must be role-index, e.g. worker-1 (roles: chief, worker, ps, evaluator)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> "FaultSpec":
+        if (self.at_step is None) == (self.after_s is None):
+            raise ValueError("set exactly one of at_step or after_s")
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> "FaultSpec":
+        """From the CLI form TASK:ACTION@step=N or TASK:ACTION@after=SECONDS[@restart=R]."""
+        match = re.fullmatch(r"([a-z]+-\d+):([a-z]+)((?:@(?:step|after|restart)=[\d.]+)+)", text.strip())
+        if not match:
+            raise ValueError(f"fault '{text}' must look like worker-1:kill@step=50 or ps-0:hang@after=10")
+        fields: dict = {"task": match.group(1), "action": match.group(2)}
+        for key, value in re.findall(r"@(step|after|restart)=([\d.]+)", match.group(3)):
+            name = {"step": "at_step", "after": "after_s", "restart": "restart"}[key]
+            fields[name] = float(value) if name == "after_s" else int(float(value))
+        return cls.model_validate(fields)
 
 
 class Placement(str, enum.Enum):
@@ -200,6 +255,9 @@ class Timeouts(_Model):
         60, gt=0, description="After the chief finishes, how long other tasks may take to finish before teardown."
     )
     job_s: float | None = Field(None, gt=0, description="Wall-clock limit of the whole job; unset means none.")
+    heartbeat_s: float = Field(
+        60, gt=0, description="A task whose process sends no heartbeat for this long is treated as hung."
+    )
 
 
 class JobSpec(_Model):
@@ -221,6 +279,10 @@ class JobSpec(_Model):
     placement: Placement = Field(Placement.PACK, description="How task bundles are placed on nodes.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Timeouts in seconds.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for every task.")
+    faults: list[FaultSpec] = Field(
+        default_factory=list, description="Faults to inject, for testing how the job survives them "
+        "(also `tfray run --fault worker-1:kill@step=50`).",
+    )
     # The spec file's folder, against which relative paths resolve (set by the loader).
     _base_dir: str = PrivateAttr(".")
 
@@ -240,6 +302,11 @@ class JobSpec(_Model):
         for role in (Role.CHIEF, Role.EVALUATOR):
             if counts[role] > 1:
                 raise ValueError(f"roles.{role.value}.count is {counts[role]}: a job has at most one {role.value}")
+        for i, fault in enumerate(self.faults):
+            role, index = fault.task.rsplit("-", 1)
+            if int(index) >= counts[Role(role)]:
+                raise ValueError(f"faults.{i}.task: the job has no task {fault.task} "
+                                 f"({counts[Role(role)]} {role} task(s))")
         if self.strategy not in SUPPORTED_STRATEGIES:
             raise ValueError(
                 f"strategy '{self.strategy.value}' is not supported by this version yet; "

@@ -64,6 +64,7 @@ class TaskLaunch:
     runs_server: bool = False  # PSS ps/worker: serve a tf.distribute.Server until torn down
     servers: tuple = ()  # (task, host:port) the chief must reach before its code runs (PSS)
     server_wait_s: float = 60.0  # bound on that wait
+    faults: tuple = ()  # faults to inject into this task (dicts of controller.spec.FaultSpec)
 
     @property
     def task(self) -> str:
@@ -102,6 +103,9 @@ class TaskGroup(Protocol):
 
     def request_sidecar_stop(self) -> None:
         """Tell side-car tasks (the evaluator) that training is over."""
+
+    def kill_task(self, key: TaskKey) -> None:
+        """Kill one task now (a hung one); its end is not reported as an event."""
 
     def poll(self, timeout_s: float) -> list[TaskEvent]:
         """Wait up to ``timeout_s`` for any task to end; return the ends seen."""

@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable
 
 from controller.checkpoints import checkpoint_dir, seal, workertemp_dir
+from workers.faults import FaultInjector
 
 log = logging.getLogger("tfray.task")
 
@@ -51,6 +52,7 @@ class TaskContext:
         restore_epoch: int | None = None,
         send: Callable[[dict], None] | None = None,
         stop_requested: Callable[[], bool] | None = None,
+        faults: list | tuple = (),
     ):
         self.job_name = job_name
         self.job_dir = job_dir
@@ -67,6 +69,8 @@ class TaskContext:
         self.latest_checkpoint_epoch = restore_epoch
         self._send = send or (lambda record: log.info("report %s", record))
         self._stop_requested = stop_requested or (lambda: False)
+        self.faults = [dict(f) for f in faults]
+        self._injector: FaultInjector | None = None
 
     @property
     def task(self) -> str:
@@ -80,6 +84,14 @@ class TaskContext:
                  for k, v in values.items()}
         self._send({"kind": "metrics", "task": self.task, "role": self.role, "index": self.index,
                     "step": int(step), "task_time": time.time(), "values": clean})
+        if self._injector is not None:
+            self._injector.on_step(int(step))
+
+    def arm_faults(self) -> None:
+        """Start injecting this task's faults in this process (the one that trains)."""
+        if self._injector is None and self.faults:
+            self._injector = FaultInjector(self.task, self.faults)
+            self._injector.start()
 
     def should_stop(self) -> bool:
         """True once training is over: side-car tasks (the evaluator) finish their work and return."""
@@ -174,6 +186,7 @@ def get_context() -> TaskContext:
             stop_file = os.environ.get(STOP_FILE_ENV)
             _current = TaskContext(**json.loads(raw), send=_pipe_sender(int(fd)) if fd else None,
                                    stop_requested=(lambda: os.path.exists(stop_file)) if stop_file else None)
+            _current.arm_faults()
         else:
             _current = _standalone_context()
     return _current

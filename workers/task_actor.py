@@ -32,10 +32,15 @@ from workers.context import CONTEXT_ENV, REPORT_FD_ENV, STOP_FILE_ENV, TaskConte
 
 OUTPUT_TAIL_LINES = 40  # lines of a failed script's output kept for the error
 STOP_POLL_S = 1.0  # how often a script task's actor checks whether side-cars should stop
+HEARTBEAT_INTERVAL_S = 1.0  # how often a task tells the controller it is alive
 
 
 class TaskProcessError(RuntimeError):
     """A script or module entrypoint exited with a non-zero status."""
+
+
+class TaskProcessKilledError(TaskProcessError):
+    """A script or module entrypoint was killed by a signal (a process death, not a code error)."""
 
 
 def _die_with_parent() -> None:
@@ -114,8 +119,11 @@ class TaskActor:
             role=launch.role, index=launch.index, is_chief=launch.is_chief, num_workers=launch.num_workers,
             args=launch.args, checkpoint_every_n_epochs=launch.checkpoint_every_n_epochs,
             restore_from=launch.restore_from, restore_step=launch.restore_step, restore_epoch=launch.restore_epoch,
-            send=self.inbox.report.remote, stop_requested=self._stop_requested,
+            send=self.inbox.report.remote, stop_requested=self._stop_requested, faults=launch.faults,
         )
+        if launch.runs_server or launch.entrypoint_kind == "function":
+            ctx.arm_faults()  # a script's faults fire in the script's own process (see get_context)
+        self._start_heartbeat(launch.task)
         if launch.runs_server:
             return self._serve(launch)
         if launch.servers:
@@ -123,6 +131,15 @@ class TaskActor:
         if launch.entrypoint_kind == "function":
             return self._run_function(launch, ctx)
         return self._run_process(launch, ctx)
+
+    def _start_heartbeat(self, task: str) -> None:
+        """Tell the controller this process is alive, from a thread; SIGSTOP or a wedged process stops it."""
+        def beat() -> None:
+            while True:
+                self.inbox.report.remote({"kind": "heartbeat", "task": task, "pid": os.getpid()})
+                time.sleep(HEARTBEAT_INTERVAL_S)
+
+        threading.Thread(target=beat, name="tfray-heartbeat", daemon=True).start()
 
     def _stop_requested(self) -> bool:
         import ray
@@ -178,7 +195,7 @@ class TaskActor:
         relay.join(timeout=10)  # the pipe closes when the child exits
         if code != 0:
             how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            raise TaskProcessError(
+            raise (TaskProcessKilledError if code < 0 else TaskProcessError)(
                 f"{' '.join(cmd)} {how}; last {len(tail)} lines of its output:\n" + "".join(tail)
             )
         return {"exit_code": 0}

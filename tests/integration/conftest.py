@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import tempfile
 import threading
 import time
@@ -83,6 +85,16 @@ class BackgroundJob:
     def chief_step(self) -> int:
         rows = [r for r in read_metrics(self.spec.job_dir) if r["task"] == str(self.controller.chief.key)]
         return max((r["step"] for r in rows), default=0)
+
+    def info(self, task: str):
+        """Where a task (e.g. 'worker-1') runs now."""
+        return next(info for key, info in self.controller.infos.items() if str(key) == task)
+
+    def kill(self, task: str, sig: int = signal.SIGKILL):
+        """Send a signal to a task's process (a real kill, no mock); return where the task was."""
+        info = self.info(task)
+        os.kill(info.pid, sig)
+        return info
 
     def wait_until(self, predicate, timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s

@@ -2,9 +2,6 @@
 
 from pathlib import Path
 
-import os
-import signal
-
 import pytest
 
 from controller.checkpoints import COMPLETE_MARKER, WORKERTEMP_DIR, CheckpointManifest
@@ -75,8 +72,7 @@ def test_a_killed_worker_restarts_the_group_from_the_newest_checkpoint(local_ray
     job = BackgroundJob(spec)
     job.wait_until(lambda: job.controller.manifest.latest() is not None and job.chief_step() >= 42, 180,
                    "a checkpoint and chief step 42")
-    victim = next(info for key, info in job.controller.infos.items() if str(key) == "worker-1")
-    os.kill(victim.pid, signal.SIGKILL)
+    job.kill("worker-1")
     result = job.wait(300)
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 1

@@ -1,8 +1,5 @@
 """ParameterServerStrategy on a local Ray: both training styles, the side-car evaluator, and lost tasks."""
 
-import os
-import signal
-
 import pytest
 
 from controller.cli import run_job
@@ -48,8 +45,7 @@ def test_a_killed_worker_is_absorbed_and_replaced_at_the_same_address(local_ray,
                     epochs=20, steps_per_epoch=150)
     job = BackgroundJob(spec)
     job.wait_until(lambda: job.chief_step() >= 300, 180, "chief step 300")
-    victim = next(info for key, info in job.controller.infos.items() if str(key) == "worker-1")
-    os.kill(victim.pid, signal.SIGKILL)
+    victim = job.kill("worker-1")
     result = job.wait(300)
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 0
@@ -72,8 +68,7 @@ def test_a_killed_ps_restarts_the_cluster_from_the_newest_checkpoint(local_ray, 
     job = BackgroundJob(spec)
     job.wait_until(lambda: job.controller.manifest.latest() is not None and job.chief_step() >= 300, 180,
                    "a checkpoint and chief step 300")
-    ps = next(info for key, info in job.controller.infos.items() if str(key) == "ps-0")
-    os.kill(ps.pid, signal.SIGKILL)
+    job.kill("ps-0")
     result = job.wait(300)
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 1

@@ -43,7 +43,7 @@ def test_losing_a_workers_node_goes_on_with_fewer_workers(worker_nodes, tmp_path
                     checkpoint={"every_n_epochs": 1000})
     job = BackgroundJob(spec)
     job.wait_until(lambda: job.chief_step() >= 200, 180, "chief step 200")
-    victim = next(info for key, info in job.controller.infos.items() if str(key) == "worker-1")
+    victim = job.info("worker-1")
     node = next(n for n in nodes if n.node_id == victim.node_id)
     cluster.remove_node(node, allow_graceful=False)
     result = job.wait(300)

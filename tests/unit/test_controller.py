@@ -53,6 +53,9 @@ class FakeTaskGroup:
     def shutdown(self):
         self.shutdowns += 1
 
+    def kill_task(self, key):
+        self.killed = [*getattr(self, "killed", []), key]
+
 
 class FakeClock:
     def __init__(self):
@@ -69,7 +72,7 @@ def make_spec(tmp_path, **changes):
         "roles": {"chief": {"count": 1}, "worker": {"count": 2}},
         "entrypoint": {"function": "m:f", "args": {"epochs": 2}},
         "storage_path": str(tmp_path),
-        "timeouts": {"finish_grace_s": 10, "job_s": 100},
+        "timeouts": {"finish_grace_s": 10, "job_s": 100, "heartbeat_s": 1000},
         **changes,
     }
     return parse_spec(data)
@@ -294,7 +297,7 @@ def test_a_replacement_whose_node_died_meanwhile_counts_as_node_lost(tmp_path):
 def test_pss_ps_loss_restarts_the_cluster_from_the_newest_checkpoint(tmp_path):
     spec = pss_spec(tmp_path)
     group = ReplacingGroup()
-    controller = Controller(spec, group)
+    controller = Controller(spec, group, sleep=lambda s: None)
     start_running(controller)
     path = checkpoint_dir(spec.job_dir, 40)
     path.mkdir(parents=True)
@@ -309,18 +312,29 @@ def test_pss_ps_loss_restarts_the_cluster_from_the_newest_checkpoint(tmp_path):
     assert controller.outcome().restarts == 1
 
 
-def test_restarts_past_the_budget_fail_the_job(tmp_path):
+def test_restarts_past_the_budget_fail_the_job_and_back_off(tmp_path):
     group = ReplacingGroup()
-    controller = Controller(pss_spec(tmp_path, failure={"max_restarts": 1}), group)
+    waits = []
+    spec = pss_spec(tmp_path, failure={"max_task_failures": 2, "backoff_s": 1.5, "max_backoff_s": 2})
+    controller = Controller(spec, group, sleep=waits.append)
     start_running(controller)
-    for expected in (JobState.RECOVERING, JobState.FAILED):
+    for expected in (JobState.RECOVERING, JobState.RECOVERING, JobState.FAILED):
         group.events = [TaskEvent(PS0, TaskStatus.FAILED, error="killed", cause=FailureCause.PROCESS_DIED)]
         assert controller.step() is expected
         if expected is JobState.RECOVERING:
-            controller.step()
-            controller.step()
-    assert "budget is spent (1/1 restarts)" in controller.events[-1]["reason"]
-    assert "ps-0" in controller.message and group.shutdowns == 1
+            assert [controller.step(), controller.step()] == [JobState.STARTING, JobState.RUNNING]
+    assert waits == [1.5, 2]  # doubling, capped by max_backoff_s
+    assert "budget is spent (max_task_failures 2/2)" in controller.message
+    assert "ps-0" in controller.message and group.shutdowns == 1 and controller.restarts == 2
+
+
+def test_a_preemption_does_not_spend_the_task_failure_budget(tmp_path):
+    group = ReplacingGroup()
+    controller = Controller(pss_spec(tmp_path, failure={"max_task_failures": 0, "backoff_s": 0}), group)
+    start_running(controller)
+    group.events = [TaskEvent(PS0, TaskStatus.FAILED, error="node gone", cause=FailureCause.NODE_LOST)]
+    assert controller.step() is JobState.RECOVERING
+    assert controller.spent == {"max_preemptions": 1, "max_task_failures": 0, "max_infrastructure_failures": 0}
 
 
 def test_pss_succeeds_when_the_chief_finishes_and_the_evaluator_is_stopped(tmp_path):
@@ -349,9 +363,44 @@ def test_an_evaluator_that_never_stops_is_torn_down_after_grace(tmp_path):
 
 def test_a_peer_error_beside_a_lost_process_is_a_symptom_not_a_bug(tmp_path):
     group = ReplacingGroup()
-    controller = Controller(make_spec(tmp_path), group)
+    controller = Controller(make_spec(tmp_path), group, sleep=lambda s: None)
     start_running(controller)
     group.events = [TaskEvent(CHIEF, TaskStatus.FAILED, error="CollectiveOpsAborted", cause=FailureCause.USER_ERROR),
                     TaskEvent(W1, TaskStatus.FAILED, error="SIGKILL", cause=FailureCause.PROCESS_DIED)]
     assert controller.step() is JobState.RECOVERING
     assert [e["task"] for e in controller.events if "action" in e] == ["worker-1"]
+
+
+def test_a_task_without_heartbeats_is_killed_and_handled_as_hung(tmp_path):
+    clock = FakeClock()
+    group = ReplacingGroup()
+    controller = Controller(make_spec(tmp_path, timeouts={"heartbeat_s": 5}), group, clock=clock,
+                            sleep=lambda s: None)
+    start_running(controller)
+    clock.now += 4
+    group.reports = [{"kind": "heartbeat", "task": t, "pid": 1} for t in ("chief-0", "worker-0", "worker-1")]
+    assert controller.step() is JobState.RUNNING
+    clock.now += 4  # 8 s since the start, 4 s since the last beat: fine
+    group.reports = [{"kind": "heartbeat", "task": t, "pid": 1} for t in ("chief-0", "worker-0")]
+    assert controller.step() is JobState.RUNNING
+    clock.now += 2  # worker-1 silent for 6 s
+    assert controller.step() is JobState.RECOVERING
+    assert group.killed == [W1]
+    event = controller.events[-1]
+    assert (event["task"], event["cause"], event["action"]) == ("worker-1", "hung", "restart_cluster")
+    assert "no heartbeat for 6s" in event["error"]
+
+
+def test_faults_reach_only_their_task_and_run(tmp_path):
+    spec = make_spec(tmp_path, faults=[{"task": "worker-1", "action": "kill", "at_step": 5},
+                                       {"task": "chief-0", "action": "hang", "after_s": 1, "restart": 1}])
+    group = ReplacingGroup()
+    controller = Controller(spec, group, sleep=lambda s: None)
+    start_running(controller)
+    assert [f["action"] for f in group.launches[W1].faults] == ["kill"]
+    assert group.launches[CHIEF].faults == () and group.launches[W0].faults == ()
+    group.events = [TaskEvent(W1, TaskStatus.FAILED, error="SIGKILL", cause=FailureCause.PROCESS_DIED)]
+    controller.step()
+    controller.step()
+    controller.step()
+    assert group.launches[W1].faults == () and [f["action"] for f in group.launches[CHIEF].faults] == ["hang"]

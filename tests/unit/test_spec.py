@@ -82,6 +82,10 @@ def test_every_field_is_described():
         (with_(roles={"worker": {"count": 1, "resources": {"custom": {"CPU": 1}}}}), "built-in resource"),
         (with_(timeouts={"scheduling_s": 0}), "timeouts.scheduling_s"),
         ({k: v for k, v in GOOD.items() if k != "entrypoint"}, "entrypoint: required field is missing"),
+        (with_(faults=[{"task": "worker-5", "action": "kill", "at_step": 1}]), "the job has no task worker-5"),
+        (with_(faults=[{"task": "worker-1", "action": "kill"}]), "set exactly one of at_step or after_s"),
+        (with_(faults=[{"task": "boss-1", "action": "kill", "at_step": 1}]), "must be role-index"),
+        (with_(faults=[{"task": "worker-1", "action": "explode", "at_step": 1}]), "faults.0.action"),
     ],
 )
 def test_bad_specs_are_rejected_with_the_field_path(data, expected):
@@ -133,3 +137,21 @@ def test_entrypoint_check_does_not_run_user_code(tmp_path):
     """))
     spec = parse_spec(with_(entrypoint={"function": "boom:train"}), base_dir=tmp_path)
     check_entrypoint(spec, [str(tmp_path)])  # found by parsing, never executed
+
+
+@pytest.mark.parametrize("text, fields", [
+    ("worker-1:kill@step=50", {"task": "worker-1", "action": "kill", "at_step": 50}),
+    ("ps-0:hang@after=2.5@restart=1", {"task": "ps-0", "action": "hang", "after_s": 2.5, "restart": 1}),
+])
+def test_fault_command_line_form(text, fields):
+    from controller.spec import FaultSpec
+
+    parsed = FaultSpec.parse(text).model_dump(mode="json", exclude_none=True)
+    assert parsed == {"restart": 0, **fields}
+
+
+def test_bad_fault_command_line_form():
+    from controller.spec import FaultSpec
+
+    with pytest.raises(ValueError, match="must look like worker-1:kill@step=50"):
+        FaultSpec.parse("worker-1 kill")
