@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from controller.plan import describe_bundle, plan
+from controller.status import format_status, group_failures
 from controller.spec import FaultSpec, SpecError, check_entrypoint, load_spec, parse_spec
 from controller.tf_config import placeholder_address, tf_configs
 
@@ -28,6 +29,7 @@ examples:
   tfray run cluster_configs/jobs/digits_mwms.yaml        train on a local Ray (started for you)
   tfray run JOB.yaml --address auto                       join a running cluster (`ray up`, `ray start`)
   tfray run JOB.yaml --fault worker-1:kill@step=50        kill a task on purpose and watch the job recover
+  tfray status JOB.yaml                                   attempts, budgets, every failure and the decision taken
   tfray schema                                            the job spec's JSON Schema, every field described
 
 A job's checkpoints, metrics.jsonl and job.json live in <storage_path>/<name>;
@@ -91,6 +93,12 @@ def cmd_dry_run(args) -> int:
     return EXIT_OK
 
 
+def cmd_status(args) -> int:
+    spec = load_spec(args.spec)
+    print(format_status(spec.job_dir))
+    return EXIT_OK
+
+
 def cmd_schema(args) -> int:
     from controller.spec import JobSpec
 
@@ -148,8 +156,8 @@ def cmd_run(args) -> int:
     result = run_job(spec, _search_path(args.spec), on_progress=on_progress)
     print(f"\njob {spec.name} {result.state.value} (attempt {result.attempt}, {result.restarts} cluster "
           f"restart(s)): {result.message}")
-    for event in (e for e in result.events if "action" in e):
-        print(f"  {event['task']}: {event['cause']} -> {event['action']} ({event['reason']})")
+    for line in group_failures(result.events):
+        print(f"  {line}")
     gone = [task for task, status in result.statuses.items() if status in ("FAILED", "PREEMPTED")]
     if gone and result.state is JobState.SUCCEEDED:
         print(f"  finished without: {', '.join(gone)}")
@@ -189,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a job spec and its entrypoint; start nothing")
     p.add_argument("spec", help="job spec YAML")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("status", help="a job's attempts, budgets and failures with the decisions taken")
+    p.add_argument("spec", help="job spec YAML")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("schema", help="print the job spec's JSON Schema")
     p.set_defaults(func=cmd_schema)

@@ -297,6 +297,7 @@ class Controller:
             self.spent[budget] += 1  # one restart, however many tasks it answers
         for event, decision in decided:
             self._record(event, decision)
+        self._write_job_record()
         if worst is FailureAction.FAIL:
             self._end(JobState.FAILED, "\n".join(self._describe(e) + f" [{d.reason}]" for e, d in decided
                                                   if d.action is FailureAction.FAIL))
@@ -414,6 +415,8 @@ class Controller:
         check_transition(self.state, nxt)
         log.debug("job %s: %s -> %s", self.spec.name, self.state.value, nxt.value)
         self.state = nxt
+        if self.attempt:
+            self._write_job_record()
 
     def _end(self, state: JobState, message: str) -> None:
         self._transition(state)
@@ -448,8 +451,14 @@ class Controller:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def _write_job_record(self) -> None:
+        """The attempt's state, counters and events in job.json (rewritten at every change; `tfray status`)."""
         record = self._read_job_record()
         attempts = [a for a in record.get("attempts", []) if a.get("attempt") != self.attempt]
-        attempts.append({"attempt": self.attempt, "state": self.state.value, "message": self.message,
-                         "ended_at": time.time(), "restarts": self.restarts, "events": self.events})
+        attempts.append({
+            "attempt": self.attempt, "state": self.state.value, "message": self.message, "updated_at": time.time(),
+            "restarts": self.restarts, "spent": self.spent, "limits": self.spec.failure.limits(),
+            "statuses": {str(k): v.value for k, v in self.statuses.items()},
+            "tasks": {str(k): {"address": i.address, "node": i.node_id, "pid": i.pid} for k, i in self.infos.items()},
+            "events": self.events,
+        })
         write_json_atomic(self.spec.job_dir / JOB_STATE_FILE, {"name": self.spec.name, "attempts": attempts})

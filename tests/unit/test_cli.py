@@ -62,3 +62,26 @@ def test_help_lists_examples():
     out = subprocess.run([sys.executable, "-m", "controller", "--help"], cwd=REPO, capture_output=True, text=True,
                          timeout=60)
     assert "dry-run" in out.stdout and "resumes from its newest complete checkpoint" in out.stdout
+
+
+def test_status_groups_identical_failures(tmp_path, capsys):
+    from controller.checkpoints import write_json_atomic
+
+    job = tmp_path / "job.yaml"
+    job.write_text("name: s\nstrategy: multi_worker_mirrored\nroles: {worker: {count: 3}}\n"
+                   "entrypoint: {function: 'm:f'}\n")
+    assert main(["status", str(job)]) == EXIT_OK
+    assert "has not run yet" in capsys.readouterr().out
+    event = {"time": 0, "cause": "process_died", "action": "restart_cluster", "reason": "restart", "node": "n1",
+             "error": "Traceback\n  ...\nOOMError: out of memory"}
+    write_json_atomic(tmp_path / "runs" / "s" / "job.json", {"name": "s", "attempts": [{
+        "attempt": 1, "state": "FAILED", "message": "budget spent", "restarts": 2,
+        "spent": {"max_task_failures": 3}, "limits": {"max_task_failures": 3},
+        "statuses": {"worker-0": "FAILED"},
+        "events": [{**event, "task": "worker-1"}, {**event, "task": "worker-2"}, {"event": "serving", "time": 0}],
+    }]})
+    assert main(["status", str(job)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "attempt 1: FAILED, 2 restart(s); budgets max_task_failures 3/3" in out
+    assert "worker-1, worker-2 on node n1: process_died -> restart_cluster (x2)" in out
+    assert out.count("OOMError: out of memory") == 1
