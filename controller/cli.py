@@ -67,7 +67,9 @@ def render_plan(spec) -> str:
         "timeouts: " + ", ".join(f"{k}={v:g}s" for k, v in spec.timeouts.model_dump().items() if v is not None),
     ]
     for fault in spec.faults:
-        when = f"step {fault.at_step}" if fault.at_step is not None else f"{fault.after_s:g}s after start"
+        when = (f"step {fault.at_step}" if fault.at_step is not None
+                else f"the save of step {fault.at_save}" if fault.at_save is not None
+                else f"{fault.after_s:g}s after start")
         lines.append(f"fault: {fault.action.value} {fault.task} at {when} (run {fault.restart} of the cluster)")
     lines.append("")
     for task in tasks:

@@ -200,11 +200,15 @@ class Controller:
             log.info("waiting %.1fs before restart %d (failure.backoff_s)", backoff, self.restarts)
             self.sleep(backoff)
         self._take_reports()  # what the old tasks sent before they died still counts
+        self.manifest.reconcile()  # no task runs now: half-written checkpoints go
         if self.collector is not None:
             self.collector.restart = self.restarts
         latest = self.manifest.latest()
         log.warning("restarting the cluster (restart %d) from %s", self.restarts,
                     f"step {latest.step}" if latest else "the beginning (no checkpoint yet)")
+        self.events.append({"time": time.time(), "event": "restart", "restart": self.restarts,
+                            "from_step": latest.step if latest else None,
+                            "from_checkpoint": latest.path if latest else None})
         self._transition(JobState.STARTING)
 
     def _watch(self) -> None:

@@ -18,9 +18,9 @@ import logging
 import time
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from controller import settings
 from controller.plan import TaskKey, TaskSpec, describe_bundle
@@ -97,7 +97,10 @@ class RayTaskGroup:
     def start(self, env: dict[str, str], timeout_s: float) -> dict[TaskKey, TaskInfo]:
         self.env = dict(env)
         if self.inbox is None:
-            self.inbox = ray.remote(num_cpus=0)(ReportInbox).remote()
+            # On the driver's node: the inbox must outlive any worker node (a lost node must not
+            # take every task's reports with it), and the driver drains it every step.
+            here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+            self.inbox = ray.remote(num_cpus=0)(ReportInbox).options(scheduling_strategy=here).remote()
         pending = {}
         for task in self.tasks:
             self.actors[task.key] = self._create_actor(task)
@@ -219,8 +222,8 @@ class RayTaskGroup:
             return []
         try:
             return ray.get(self.inbox.drain.remote(), timeout=settings.REPORT_DRAIN_TIMEOUT_S)
-        except GetTimeoutError:
-            log.warning("the report inbox did not answer within %.0fs", settings.REPORT_DRAIN_TIMEOUT_S)
+        except (GetTimeoutError, ActorUnavailableError) as err:  # transient: the reports wait for the next step
+            log.warning("the report inbox did not answer (%s); trying again next step", type(err).__name__)
             return []
 
     def shutdown(self) -> None:

@@ -203,6 +203,8 @@ class FaultSpec(_Model):
     task: str = Field(description="The task, as role-index, e.g. 'worker-1' or 'ps-0'.")
     action: FaultAction = Field(description="kill | sigterm | raise | hang.")
     at_step: int | None = Field(None, ge=0, description="Fire when the task reports this step or a later one.")
+    at_save: int | None = Field(None, ge=0, description="Fire while the task writes the checkpoint of this step "
+                                "or a later one: after its files, before its seal (a half-written checkpoint).")
     after_s: float | None = Field(None, ge=0, description="Fire this many seconds after the task starts running.")
     restart: int = Field(0, ge=0, description="Which run of the cluster it applies to: 0 is the first, "
                          "1 the run after the first restart, and so on.")
@@ -216,19 +218,19 @@ class FaultSpec(_Model):
 
     @model_validator(mode="after")
     def _one_trigger(self) -> "FaultSpec":
-        if (self.at_step is None) == (self.after_s is None):
-            raise ValueError("set exactly one of at_step or after_s")
+        if sum(x is not None for x in (self.at_step, self.after_s, self.at_save)) != 1:
+            raise ValueError("set exactly one of at_step, at_save or after_s")
         return self
 
     @classmethod
     def parse(cls, text: str) -> "FaultSpec":
-        """From the CLI form TASK:ACTION@step=N or TASK:ACTION@after=SECONDS[@restart=R]."""
-        match = re.fullmatch(r"([a-z]+-\d+):([a-z]+)((?:@(?:step|after|restart)=[\d.]+)+)", text.strip())
+        """From the CLI form TASK:ACTION@step=N, @save=N or @after=SECONDS, then optionally @restart=R."""
+        match = re.fullmatch(r"([a-z]+-\d+):([a-z]+)((?:@(?:step|save|after|restart)=[\d.]+)+)", text.strip())
         if not match:
             raise ValueError(f"fault '{text}' must look like worker-1:kill@step=50 or ps-0:hang@after=10")
         fields: dict = {"task": match.group(1), "action": match.group(2)}
-        for key, value in re.findall(r"@(step|after|restart)=([\d.]+)", match.group(3)):
-            name = {"step": "at_step", "after": "after_s", "restart": "restart"}[key]
+        for key, value in re.findall(r"@(step|save|after|restart)=([\d.]+)", match.group(3)):
+            name = {"step": "at_step", "save": "at_save", "after": "after_s", "restart": "restart"}[key]
             fields[name] = float(value) if name == "after_s" else int(float(value))
         return cls.model_validate(fields)
 

@@ -113,6 +113,8 @@ class TaskContext:
         """Call after writing to ``checkpoint_dir(step)``: the chief seals and registers it,
         every other task deletes its temporary copy."""
         path = self.checkpoint_dir(step)
+        if self._injector is not None:
+            self._injector.on_save(step)  # a fault here leaves a checkpoint without its seal
         if not self.is_chief:
             shutil.rmtree(path, ignore_errors=True)
             return

@@ -2,8 +2,9 @@
 
 The controller hands each task the faults aimed at it (from the spec's
 ``faults`` or ``tfray run --fault``). A step-triggered fault fires when the
-task reports that step (``ctx.report``); a time-triggered one fires from a
-timer after the task starts running. Faults are real: SIGKILL and SIGTERM
+task reports that step (``ctx.report``); a save-triggered one while it writes
+a checkpoint, after the files and before the seal; a time-triggered one
+from a timer after the task starts running. Faults are real: SIGKILL and SIGTERM
 are sent to the task's own process, ``hang`` stops it with SIGSTOP (so its
 heartbeats stop too), ``raise`` raises :class:`InjectedFault` in the
 training code at its next report.
@@ -48,6 +49,14 @@ class FaultInjector:
                 self._fire(fault)
                 if self._pending_raise is not None:
                     self.on_step(step)
+
+    def on_save(self, step: int) -> None:
+        """Called between writing a checkpoint's files and sealing it: fire save-triggered faults."""
+        for fault in self.faults:
+            if fault.get("at_save") is not None and not fault.get("fired") and step >= fault["at_save"]:
+                self._fire(fault)
+        if self._pending_raise is not None:
+            self.on_step(step)
 
     def _fire(self, fault: dict) -> None:
         fault["fired"] = True

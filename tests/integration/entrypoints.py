@@ -21,3 +21,72 @@ def count_steps(ctx, steps: int = 600, interval_s: float = 0.2) -> int:
         ctx.report({"loss": 1.0 / step}, step=step)
         time.sleep(interval_s)
     return steps
+
+
+def checkpointed_steps(ctx, steps: int = 30, every: int = 5, interval_s: float = 0.05) -> dict:
+    """A training loop in miniature, without TensorFlow: counts steps, reports each one, and writes a
+    checkpoint (a JSON file) every few steps through the context, resuming from the newest one.
+
+    Every task takes part in a save, as under MultiWorkerMirroredStrategy: the chief's copy is the
+    job's, the others write to temporary folders the context removes. The training tasks move in
+    lockstep, as a collective makes them: no task starts a step before every peer finished the one
+    before, so a lost peer stalls the others, as it does in MultiWorkerMirroredStrategy.
+    """
+    import json
+    import os
+
+    start = 0
+    if ctx.latest_checkpoint:
+        with open(os.path.join(ctx.latest_checkpoint, "state.json")) as f:
+            start = json.load(f)["step"]
+    barrier = _Barrier(ctx) if ctx.role != "evaluator" else None
+    for step in range(start + 1, steps + 1):
+        if barrier:
+            barrier.wait(step - 1)
+        time.sleep(interval_s)
+        ctx.report({"loss": 1.0 / step}, step=step)
+        if step % every == 0:
+            folder = ctx.checkpoint_dir(step)
+            with open(os.path.join(folder, "state.json"), "w") as f:
+                json.dump({"step": step}, f)
+            ctx.commit_checkpoint(step, epoch=step // every)
+    return {"step": steps, "start": start}
+
+
+class _Barrier:
+    """A file-system stand-in for a collective: every training task of this run of the cluster
+    posts its step, and waits (bounded) until all have reached it."""
+
+    def __init__(self, ctx):
+        import hashlib
+        import json
+        import os
+
+        config = json.loads(os.environ["TF_CONFIG"])
+        run = hashlib.sha1(json.dumps(config["cluster"], sort_keys=True).encode()).hexdigest()[:12]
+        self.folder = os.path.join(ctx.job_dir, "barrier", run)
+        os.makedirs(self.folder, exist_ok=True)
+        self.me = os.path.join(self.folder, ctx.task)
+        self.peers = [f"{role}-{i}" for role, members in config["cluster"].items() for i in range(len(members))]
+
+    def wait(self, step: int) -> None:
+        import os
+
+        tmp = self.me + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(str(step))
+        os.replace(tmp, self.me)
+        deadline = time.monotonic() + MAX_WAIT_S
+        while not all(self._step_of(peer) >= step for peer in self.peers):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"peers did not reach step {step} within {MAX_WAIT_S}s")
+            time.sleep(0.01)
+
+    def _step_of(self, peer: str) -> int:
+        import os
+
+        try:
+            with open(os.path.join(self.folder, peer)) as f:
+                return int(f.read() or -1)
+        except (OSError, ValueError):
+            return -1
