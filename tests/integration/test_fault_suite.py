@@ -55,16 +55,17 @@ def check(spec, result, fault: dict | None, label: str) -> None:
         return
     # The run after the restart resumed from the newest checkpoint complete at the restart...
     restart = next(e for e in result.events if e.get("event") == "restart")
-    assert result.result["start"] == (restart["from_step"] or 0), label
+    from_step = restart["from_step"] or 0  # None: no checkpoint yet, so from the beginning
+    assert result.result["start"] == from_step, label
     # ...which is the newest the chief could have sealed before the fault: a step fault hits at a
     # report, before that step's save (a peer's fault may let the chief save that step first, as
     # it is one step ahead at most); a save fault hits between the files and the seal.
     hit = fault.get("at_step") or fault.get("at_save")
     sealed_before = EVERY * ((hit - 1) // EVERY)
     chief_may_be_ahead = fault["task"] != "chief-0" and fault.get("at_step") and hit % EVERY == 0
-    assert restart["from_step"] in ({sealed_before, hit} if chief_may_be_ahead else {sealed_before}), label
+    assert from_step in ({sealed_before, hit} if chief_may_be_ahead else {sealed_before}), label
     after = [r["step"] for r in read_metrics(spec.job_dir) if r["task"] == "chief-0" and r["restart"] == 1]
-    assert min(after) == (restart["from_step"] or 0) + 1, label  # not one step lost past that checkpoint
+    assert min(after) == from_step + 1, label  # not one step lost past that checkpoint
     if fault.get("at_save"):
         half = checkpoint_dir(spec.job_dir, fault["at_save"])
         # Rewritten whole by the run after the restart, never restored half-written.
