@@ -36,6 +36,7 @@ from controller.tf_config import tf_configs
 log = logging.getLogger("tfray")
 
 JOB_STATE_FILE = "job.json"
+DRIVER_LOST = "DRIVER_LOST"  # job.json state of an attempt whose driver died before the job ended
 
 
 @dataclass
@@ -154,9 +155,11 @@ class Controller:
         self.manifest.reconcile()  # nothing runs yet: half-written checkpoints can go
         record = self._read_job_record()
         self.attempt = len(record.get("attempts", [])) + 1
+        self._carry_over(record)
         self.collector = MetricsCollector(
             job_dir, self.spec.name, self.attempt, chief=str(self.chief.key), on_progress=self.on_progress
         )
+        self.collector.restart = self.restarts
         latest = self.manifest.latest()
         log.info(
             "job %s attempt %d: %d tasks; %s",
@@ -167,6 +170,23 @@ class Controller:
         )
         self._started_at = self.clock()
         self._transition(JobState.PROVISIONING)
+
+    def _carry_over(self, record: dict) -> None:
+        """If the previous attempt never reached an end, its driver died mid-run: this attempt
+        carries on with its counters, so budgets hold across a lost driver."""
+        attempts = record.get("attempts", [])
+        previous = attempts[-1] if attempts else None
+        if previous is None or previous["state"] in {s.value for s in JobState if s.is_terminal} | {DRIVER_LOST}:
+            return
+        self.restarts = previous.get("restarts", 0)
+        self.spent = {budget: previous.get("spent", {}).get(budget, 0) for budget in self.spent}
+        self.events = [*previous.get("events", []),
+                       {"time": time.time(), "event": "driver_lost", "attempt": previous["attempt"]}]
+        previous.update(state=DRIVER_LOST, message="the driver stopped before the job ended; "
+                        f"attempt {self.attempt} carried on")
+        write_json_atomic(self.spec.job_dir / JOB_STATE_FILE, record)
+        log.warning("attempt %d's driver stopped mid-run; carrying on with %d restart(s) and budgets %s",
+                    previous["attempt"], self.restarts, self.spent)
 
     def _provision(self) -> None:
         try:

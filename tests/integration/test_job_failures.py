@@ -1,17 +1,21 @@
 """Jobs that cannot run or that fail: clear errors, bounded waits, nothing left behind. No TF needed."""
 
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
-import queue
+import time
 
 import pytest
 import ray
 
+from controller.checkpoints import CheckpointManifest
 from controller.cli import run_job
+from controller.spec import load_spec
 from controller.state import JobState
+from controller.status import format_status
 
 from .conftest import REPO, assert_nothing_left, job_spec
 
@@ -46,6 +50,28 @@ def _read_lines(stream, lines: queue.Queue) -> None:
     lines.put(None)
 
 
+def start_cli(job, *extra) -> tuple[subprocess.Popen, queue.Queue, list]:
+    """`python -m controller run JOB` in a subprocess joined to this module's Ray; its output in a queue."""
+    address = ray.get_runtime_context().gcs_address
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller", "run", str(job), "--address", address, *extra],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+    return proc, lines, []
+
+
+def wait_for_line(lines: queue.Queue, seen: list, prefix: str, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:  # bounded: by the deadline, and each wait for a line by what is left of it
+        line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        assert line is not None, f"the job ended before '{prefix}':\n" + "".join(seen)
+        seen.append(line)
+        if line.startswith(prefix):
+            return
+
+
 def test_ctrl_c_stops_the_job_and_releases_everything(local_ray, tmp_path):
     job = tmp_path / "job.yaml"
     job.write_text(
@@ -54,21 +80,9 @@ def test_ctrl_c_stops_the_job_and_releases_everything(local_ray, tmp_path):
         "entrypoint: {function: 'tests.integration.entrypoints:count_steps'}\n"
         f"storage_path: {tmp_path / 'runs'}\n"
     )
-    address = ray.get_runtime_context().gcs_address
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller", "run", str(job), "--address", address],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
-    )
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
-    seen = []
+    proc, lines, seen = start_cli(job)
     try:
-        while True:  # bounded: each wait for a line is at most 90 s
-            line = lines.get(timeout=90)
-            assert line is not None, "the job ended before it was interrupted:\n" + "".join(seen)
-            seen.append(line)
-            if line.startswith("progress [chief-0] step 3"):
-                break
+        wait_for_line(lines, seen, "progress [chief-0] step 3")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 130, "".join(seen)
     finally:
@@ -77,4 +91,36 @@ def test_ctrl_c_stops_the_job_and_releases_everything(local_ray, tmp_path):
     while (line := lines.get(timeout=10)) is not None:
         seen.append(line)
     assert "job interrupted STOPPED" in "".join(seen)
+    assert_nothing_left()
+
+
+def test_a_job_whose_driver_died_resumes_with_its_counters(local_ray, tmp_path):
+    job = tmp_path / "job.yaml"
+    spec_text = (
+        "name: orphaned\nstrategy: multi_worker_mirrored\n"
+        "roles: {chief: {count: 1, resources: {cpu: 1}}, worker: {count: 1, resources: {cpu: 1}}}\n"
+        "entrypoint: {function: 'tests.integration.entrypoints:checkpointed_steps', "
+        "args: {steps: STEPS, every: 5, interval_s: 0.05}}\n"
+        f"storage_path: {tmp_path / 'runs'}\nfailure: {{backoff_s: 0}}\n"
+    )
+    job.write_text(spec_text.replace("STEPS", "2000"))
+    proc, lines, seen = start_cli(job, "--fault", "worker-0:kill@step=4")
+    try:
+        wait_for_line(lines, seen, "progress [chief-0] step 2")  # before the fault
+        wait_for_line(lines, seen, "progress [chief-0] step 20")  # after the restart
+        proc.kill()  # the driver dies: no end is written, Ray reaps its actors
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert_nothing_left()
+    job.write_text(spec_text.replace("STEPS", "40"))
+    spec = load_spec(job)
+    newest = CheckpointManifest(spec.job_dir, keep=3).latest().step
+    result = run_job(spec, [str(REPO)])
+    assert result.state is JobState.SUCCEEDED, result.message
+    assert result.attempt == 2 and result.restarts == 1  # the counters of the lost attempt carry on
+    assert result.result["start"] >= newest  # from the newest checkpoint (or one sealed after it was read)
+    assert any(e.get("event") == "driver_lost" for e in result.events)
+    assert "attempt 1: DRIVER_LOST" in format_status(spec.job_dir)
     assert_nothing_left()

@@ -404,3 +404,28 @@ def test_faults_reach_only_their_task_and_run(tmp_path):
     controller.step()
     controller.step()
     assert group.launches[W1].faults == () and [f["action"] for f in group.launches[CHIEF].faults] == ["hang"]
+
+
+def test_a_rerun_after_a_lost_driver_keeps_the_counters(tmp_path):
+    spec = make_spec(tmp_path, failure={"backoff_s": 0})
+    first = Controller(spec, ReplacingGroup())
+    start_running(first)
+    first.group.events = [TaskEvent(W1, TaskStatus.FAILED, error="SIGKILL", cause=FailureCause.PROCESS_DIED)]
+    first.step()
+    first.step()
+    first.step()
+    assert first.state is JobState.RUNNING and first.restarts == 1
+    # The driver dies here: no end is written; job.json says RUNNING.
+
+    again = Controller(spec, ReplacingGroup())
+    start_running(again)
+    assert again.attempt == 2 and again.restarts == 1 and again.spent["max_task_failures"] == 1
+    assert again.events[-1]["event"] == "driver_lost"
+    import json
+    record = json.loads((spec.job_dir / "job.json").read_text())
+    assert record["attempts"][0]["state"] == "DRIVER_LOST"
+
+    third = Controller(spec, ReplacingGroup())  # after an attempt that ended (here: still running)
+    again.stop()
+    start_running(third)
+    assert third.restarts == 0 and third.spent["max_task_failures"] == 0
