@@ -94,6 +94,7 @@ class Controller:
         self.spent: dict[str, int] = {budget: 0 for budget in spec.failure.limits()}
         self.events: list[dict] = []
         self._last_seen: dict[str, float] = {}  # task -> clock() of its latest heartbeat
+        self._noticed: set[str] = set()  # tasks whose preemption notice is logged
 
     # ----------------------------------------------------------------- driving
 
@@ -208,6 +209,7 @@ class Controller:
         self.group.launch({t.key: self._launch_for(t, configs[t.key], env) for t in self.tasks})
         self.statuses = {key: TaskStatus.ALIVE for key in self.statuses}
         self._last_seen = {str(key): self.clock() for key in self.statuses}
+        self._noticed: set[str] = set()
         self._chief_done_at = self._sidecar_stop_at = None
         self._transition(JobState.RUNNING)
 
@@ -381,6 +383,11 @@ class Controller:
         for record in self.collector.handle(self.group.drain_reports()):
             if record.get("kind") == "heartbeat":
                 self._last_seen[record["task"]] = self.clock()
+                if record.get("notice") and record["task"] not in self._noticed:
+                    self._noticed.add(record["task"])
+                    log.warning("%s got a preemption notice (SIGTERM); it saves at its next step boundary",
+                                record["task"])
+                    self.events.append({"time": time.time(), "event": "preemption_notice", "task": record["task"]})
                 continue
             if record.get("kind") != "checkpoint":
                 log.info("%s: %s", record.get("task"), record.get("event", record))
@@ -424,6 +431,7 @@ class Controller:
             server_wait_s=self.spec.timeouts.startup_s,
             faults=tuple(f.model_dump(mode="json") for f in self.spec.faults
                          if f.task == str(task.key) and f.restart == self.restarts),
+            preemption_grace_s=self.spec.timeouts.preemption_grace_s,
         )
 
     def _servers_for(self, task: TaskSpec) -> tuple:

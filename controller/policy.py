@@ -9,7 +9,7 @@ counter and limit. Defaults follow DESIGN.md §5:
 |---|---|---|---|
 | any | evaluator | user code raised | go on without it; training never fails for it |
 | any | evaluator | lost | replace it alone |
-| PSS | worker | process died / hung | replace at the same host:port (the coordinator reconnects) |
+| PSS | worker | process died / hung / preempted | replace at the same host:port (the coordinator reconnects) |
 | PSS | worker | node lost | go on with fewer workers |
 | PSS | ps, chief | lost | restart the cluster from the newest checkpoint |
 | MWMS | any | lost | restart the group in fresh processes |
@@ -17,7 +17,7 @@ counter and limit. Defaults follow DESIGN.md §5:
 | PSS | chief | TF reports a lost server (UnavailableError) | restart the cluster (infrastructure) |
 
 Every restart or replacement spends one unit of its cause's budget: node
-loss spends ``max_preemptions``, a dead or hung process ``max_task_failures``,
+loss and a preemption with notice spend ``max_preemptions``, a dead or hung process ``max_task_failures``,
 an infrastructure error ``max_infrastructure_failures``. A preemption never
 spends the error budgets. When a budget is spent the job fails (or, for a
 task training can live without, goes on without it).
@@ -35,12 +35,14 @@ class FailureCause(str, enum.Enum):
     USER_ERROR = "user_error"  # the entrypoint raised / the script exited non-zero
     PROCESS_DIED = "process_died"  # the task process died (signal, OOM) on a live node
     NODE_LOST = "node_lost"  # the task's node is gone (preemption, crash)
+    PREEMPTED = "preempted"  # the task saved on a preemption notice (SIGTERM) and stopped
     HUNG = "hung"  # no heartbeat within timeouts.heartbeat_s
     INFRASTRUCTURE = "infrastructure"  # Ray or gRPC failed under the task (e.g. a server it used is gone)
 
 
 BUDGET_OF = {
     FailureCause.NODE_LOST: "max_preemptions",
+    FailureCause.PREEMPTED: "max_preemptions",
     FailureCause.PROCESS_DIED: "max_task_failures",
     FailureCause.HUNG: "max_task_failures",
     FailureCause.INFRASTRUCTURE: "max_infrastructure_failures",

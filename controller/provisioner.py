@@ -209,8 +209,9 @@ class RayTaskGroup:
             try:
                 events.append(TaskEvent(key, TaskStatus.FINISHED, result=ray.get(ref)))
             except RayTaskError as err:  # the entrypoint raised, or the script exited non-zero
-                killed = type(err.cause).__name__ == "TaskProcessKilledError"  # the script died of a signal
-                cause = FailureCause.PROCESS_DIED if killed else FailureCause.USER_ERROR
+                cause = {"TaskProcessKilledError": FailureCause.PROCESS_DIED,  # a script died of a signal
+                         "TaskPreempted": FailureCause.PREEMPTED,  # saved on a notice, then stopped
+                         }.get(type(err.cause).__name__, FailureCause.USER_ERROR)
                 events.append(TaskEvent(key, TaskStatus.FAILED, error=str(err), cause=cause))
             except RayActorError as err:  # the process died (killed, OOM, node lost)
                 cause = self._cause_of_death(key, err)

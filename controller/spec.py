@@ -257,6 +257,10 @@ class Timeouts(_Model):
         60, gt=0, description="After the chief finishes, how long other tasks may take to finish before teardown."
     )
     job_s: float | None = Field(None, gt=0, description="Wall-clock limit of the whole job; unset means none.")
+    preemption_grace_s: float = Field(
+        30, gt=0, description="After a SIGTERM (preemption notice) a task saves at its next step boundary; "
+        "past this it is killed (GCP spot gives 30 s, AWS 120 s).",
+    )
     heartbeat_s: float = Field(
         60, gt=0, description="A task whose process sends no heartbeat for this long is treated as hung."
     )

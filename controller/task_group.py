@@ -65,6 +65,7 @@ class TaskLaunch:
     servers: tuple = ()  # (task, host:port) the chief must reach before its code runs (PSS)
     server_wait_s: float = 60.0  # bound on that wait
     faults: tuple = ()  # faults to inject into this task (dicts of controller.spec.FaultSpec)
+    preemption_grace_s: float = 30.0  # after a SIGTERM notice, how long the task may take to save
 
     @property
     def task(self) -> str:

@@ -32,7 +32,7 @@ def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_r
     """Train and evaluate under ``strategy``, reporting and checkpointing through ``ctx``."""
     import tensorflow as tf
 
-    from workers.keras import ControllerCallback, restore
+    from workers.keras import ControllerCallback, PreemptionCallback, restore
 
     x_tr, y_tr, x_val, y_val = load_data()
     global_batch = per_replica_batch * strategy.num_replicas_in_sync
@@ -59,7 +59,8 @@ def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_r
     steps_per_epoch = len(x_tr) // global_batch
     model.fit(
         train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-        validation_data=val_ds, callbacks=[ControllerCallback(ctx, global_batch_size=global_batch)], verbose=0,
+        validation_data=val_ds, verbose=0,
+        callbacks=[ControllerCallback(ctx, global_batch_size=global_batch), PreemptionCallback(ctx)],
     )
     result = model.evaluate(val_ds, verbose=0, return_dict=True)
     step = int(model.optimizer.iterations.numpy())

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from controller.checkpoints import checkpoint_dir, seal, workertemp_dir
 from workers.faults import FaultInjector
+from workers.preemption import install_notice_handler
 
 log = logging.getLogger("tfray.task")
 
@@ -53,6 +54,7 @@ class TaskContext:
         send: Callable[[dict], None] | None = None,
         stop_requested: Callable[[], bool] | None = None,
         faults: list | tuple = (),
+        preemption_grace_s: float = 30.0,
     ):
         self.job_name = job_name
         self.job_dir = job_dir
@@ -70,7 +72,9 @@ class TaskContext:
         self._send = send or (lambda record: log.info("report %s", record))
         self._stop_requested = stop_requested or (lambda: False)
         self.faults = [dict(f) for f in faults]
+        self.preemption_grace_s = preemption_grace_s
         self._injector: FaultInjector | None = None
+        self._notice: float | None = None
 
     @property
     def task(self) -> str:
@@ -92,6 +96,16 @@ class TaskContext:
         if self._injector is None and self.faults:
             self._injector = FaultInjector(self.task, self.faults)
             self._injector.start()
+
+    @property
+    def preemption_notice(self) -> float | None:
+        """When this task got a preemption notice (SIGTERM), or None: save at the next step
+        boundary and raise ``workers.preemption.TaskPreempted``."""
+        return self._notice
+
+    @preemption_notice.setter
+    def preemption_notice(self, when: float | None) -> None:
+        self._notice = when
 
     def should_stop(self) -> bool:
         """True once training is over: side-car tasks (the evaluator) finish their work and return."""
@@ -189,6 +203,7 @@ def get_context() -> TaskContext:
             _current = TaskContext(**json.loads(raw), send=_pipe_sender(int(fd)) if fd else None,
                                    stop_requested=(lambda: os.path.exists(stop_file)) if stop_file else None)
             _current.arm_faults()
+            install_notice_handler(_current, _current.preemption_grace_s)
         else:
             _current = _standalone_context()
     return _current

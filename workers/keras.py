@@ -100,3 +100,50 @@ class StepReportCallback(ControllerCallback):
         if (batch + 1) % self.report_every_n_steps == 0:
             step = self._step()
             self.ctx.report({**(logs or {}), **self._throughput(step)}, step=step)
+
+
+class PreemptionCallback(tf.keras.callbacks.Callback):
+    """Saves at a step boundary when any task got a preemption notice, then stops with TaskPreempted.
+
+    Every ``check_every_n_steps`` batches the tasks all-reduce their notice
+    flags, so under MultiWorkerMirroredStrategy they all see the notice at
+    the same step and all take part in the save (it runs collectives). The
+    controller restarts from that checkpoint: no completed step is lost. A
+    mid-epoch checkpoint resumes at the start of its epoch with the
+    optimizer's step count intact (the rest of that epoch's data is seen
+    again). Batch-level: not for ParameterServerStrategy, where Keras refuses
+    batch hooks.
+    """
+
+    def __init__(self, ctx: TaskContext, check_every_n_steps: int = 10):
+        super().__init__()
+        self.ctx = ctx
+        self.every = check_every_n_steps
+        self._epoch = 0
+        self._batches = 0
+
+    def on_train_begin(self, logs=None):
+        from workers.preemption import install_notice_handler
+
+        # MultiWorkerMirroredStrategy's coordination service installs its own SIGTERM handler
+        # (TF's preemption notifier) when the strategy is built, after the task actor set ours.
+        install_notice_handler(self.ctx, self.ctx.preemption_grace_s)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+        if self._batches % self.every:
+            return
+        strategy = self.model.distribute_strategy
+        local = 1.0 if self.ctx.preemption_notice is not None else 0.0
+        flags = strategy.run(lambda: tf.constant(local))
+        if float(strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)) == 0:
+            return
+        from workers.preemption import TaskPreempted
+
+        step = int(self.model.optimizer.iterations.numpy())
+        save(self.ctx, self.model, step, epoch=self._epoch)
+        whose = "this task's" if local else "a peer's"
+        raise TaskPreempted(f"{self.ctx.task}: saved at step {step} on {whose} preemption notice")

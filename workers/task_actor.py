@@ -29,6 +29,7 @@ import time
 from controller.settings import TASK_ENV
 from controller.task_group import TaskLaunch
 from workers.context import CONTEXT_ENV, REPORT_FD_ENV, STOP_FILE_ENV, TaskContext, set_context
+from workers.preemption import install_notice_handler
 
 OUTPUT_TAIL_LINES = 40  # lines of a failed script's output kept for the error
 STOP_POLL_S = 1.0  # how often a script task's actor checks whether side-cars should stop
@@ -120,10 +121,14 @@ class TaskActor:
             args=launch.args, checkpoint_every_n_epochs=launch.checkpoint_every_n_epochs,
             restore_from=launch.restore_from, restore_step=launch.restore_step, restore_epoch=launch.restore_epoch,
             send=self.inbox.report.remote, stop_requested=self._stop_requested, faults=launch.faults,
+            preemption_grace_s=launch.preemption_grace_s,
         )
         if launch.runs_server or launch.entrypoint_kind == "function":
             ctx.arm_faults()  # a script's faults fire in the script's own process (see get_context)
-        self._start_heartbeat(launch.task)
+        if launch.entrypoint_kind == "function" and not launch.runs_server:
+            # SIGTERM becomes a notice to save (a PSS server has nothing to save: it keeps Ray's default).
+            install_notice_handler(ctx, launch.preemption_grace_s)
+        self._start_heartbeat(ctx)
         if launch.runs_server:
             return self._serve(launch)
         if launch.servers:
@@ -132,11 +137,13 @@ class TaskActor:
             return self._run_function(launch, ctx)
         return self._run_process(launch, ctx)
 
-    def _start_heartbeat(self, task: str) -> None:
-        """Tell the controller this process is alive, from a thread; SIGSTOP or a wedged process stops it."""
+    def _start_heartbeat(self, ctx: TaskContext) -> None:
+        """Tell the controller this process is alive (and whether it got a preemption notice),
+        from a thread; SIGSTOP or a wedged process stops it."""
         def beat() -> None:
             while True:
-                self.inbox.report.remote({"kind": "heartbeat", "task": task, "pid": os.getpid()})
+                self.inbox.report.remote({"kind": "heartbeat", "task": ctx.task, "pid": os.getpid(),
+                                          "notice": ctx.preemption_notice})
                 time.sleep(HEARTBEAT_INTERVAL_S)
 
         threading.Thread(target=beat, name="tfray-heartbeat", daemon=True).start()

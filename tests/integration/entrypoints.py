@@ -16,9 +16,14 @@ def fail_on(ctx, role: str = "worker", index: int = 1) -> str:
 
 
 def count_steps(ctx, steps: int = 600, interval_s: float = 0.2) -> int:
-    """Reports a step every interval; long enough to be stopped with Ctrl-C."""
+    """Reports a step every interval; long enough to be stopped with Ctrl-C. Nothing to save, so a
+    preemption notice stops it at once."""
+    from workers.preemption import TaskPreempted
+
     for step in range(1, steps + 1):
         ctx.report({"loss": 1.0 / step}, step=step)
+        if ctx.preemption_notice is not None:
+            raise TaskPreempted(f"{ctx.task}: stopped at step {step} on a preemption notice")
         time.sleep(interval_s)
     return steps
 
@@ -39,17 +44,26 @@ def checkpointed_steps(ctx, steps: int = 30, every: int = 5, interval_s: float =
     if ctx.latest_checkpoint:
         with open(os.path.join(ctx.latest_checkpoint, "state.json")) as f:
             start = json.load(f)["step"]
+    from workers.preemption import TaskPreempted
+
+    def save(step: int) -> None:
+        folder = ctx.checkpoint_dir(step)
+        with open(os.path.join(folder, "state.json"), "w") as f:
+            json.dump({"step": step}, f)
+        ctx.commit_checkpoint(step, epoch=step // every)
+
     barrier = _Barrier(ctx) if ctx.role != "evaluator" else None
     for step in range(start + 1, steps + 1):
-        if barrier:
-            barrier.wait(step - 1)
+        # Every task learns of any peer's preemption notice at the same step boundary (a real
+        # job all-reduces the flag), saves the last completed step, and stops.
+        if barrier and barrier.wait(step - 1, notice=ctx.preemption_notice is not None):
+            if (step - 1) % every and step - 1 > start:
+                save(step - 1)
+            raise TaskPreempted(f"{ctx.task}: saved at step {step - 1} on a preemption notice")
         time.sleep(interval_s)
         ctx.report({"loss": 1.0 / step}, step=step)
         if step % every == 0:
-            folder = ctx.checkpoint_dir(step)
-            with open(os.path.join(folder, "state.json"), "w") as f:
-                json.dump({"step": step}, f)
-            ctx.commit_checkpoint(step, epoch=step // every)
+            save(step)
     return {"step": steps, "start": start}
 
 
@@ -69,24 +83,28 @@ class _Barrier:
         self.me = os.path.join(self.folder, ctx.task)
         self.peers = [f"{role}-{i}" for role, members in config["cluster"].items() for i in range(len(members))]
 
-    def wait(self, step: int) -> None:
+    def wait(self, step: int, notice: bool = False) -> bool:
+        """Post this task's step (and notice flag); wait until every peer posted it; return
+        whether any of them has a preemption notice."""
         import os
 
         tmp = self.me + ".tmp"
         with open(tmp, "w") as f:
-            f.write(str(step))
+            f.write(f"{step} {int(notice)}")
         os.replace(tmp, self.me)
         deadline = time.monotonic() + MAX_WAIT_S
-        while not all(self._step_of(peer) >= step for peer in self.peers):
+        while not all(self._read(peer)[0] >= step for peer in self.peers):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"peers did not reach step {step} within {MAX_WAIT_S}s")
             time.sleep(0.01)
+        return any(self._read(peer)[1] for peer in self.peers)
 
-    def _step_of(self, peer: str) -> int:
+    def _read(self, peer: str) -> tuple[int, bool]:
         import os
 
         try:
             with open(os.path.join(self.folder, peer)) as f:
-                return int(f.read() or -1)
+                step, notice = f.read().split()
+            return int(step), notice == "1"
         except (OSError, ValueError):
-            return -1
+            return -1, False

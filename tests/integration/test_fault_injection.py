@@ -17,16 +17,17 @@ def faulty_job(tmp_path, name, fault, **extra):
                     failure={"backoff_s": 0}, timeouts={"heartbeat_s": 4, "startup_s": 60, "job_s": 120}, **extra)
 
 
-@pytest.mark.parametrize("action, cause", [("kill", "process_died"), ("sigterm", "process_died"),
-                                           ("hang", "hung")])
-def test_a_lost_task_restarts_the_group_and_the_job_ends_well(local_ray, tmp_path, action, cause):
+@pytest.mark.parametrize("action, cause, budget", [("kill", "process_died", "max_task_failures"),
+                                                   ("sigterm", "preempted", "max_preemptions"),
+                                                   ("hang", "hung", "max_task_failures")])
+def test_a_lost_task_restarts_the_group_and_the_job_ends_well(local_ray, tmp_path, action, cause, budget):
     spec = faulty_job(tmp_path, f"fault-{action}", {"task": "worker-1", "action": action, "at_step": 3})
     result = run_job(spec, [str(REPO)])
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 1 and result.result == 20
     decided = [e for e in result.events if "action" in e]
     assert [(e["task"], e["cause"], e["action"]) for e in decided] == [("worker-1", cause, "restart_cluster")]
-    assert decided[-1]["spent"]["max_task_failures"] == 1
+    assert decided[-1]["spent"][budget] == 1 and sum(decided[-1]["spent"].values()) == 1
     assert_nothing_left()
 
 

@@ -82,3 +82,23 @@ def test_a_killed_worker_restarts_the_group_from_the_newest_checkpoint(local_ray
     after = [r["step"] for r in read_metrics(spec.job_dir) if r["restart"] == 1]
     assert after and min(after) > restored_step  # steps continue from the checkpoint, not from zero
     assert_nothing_left()
+
+
+def test_a_preemption_notice_saves_the_last_step_and_resumes_from_it(local_ray, tmp_path):
+    spec = job_spec(tmp_path, "digits-notice", {"function": "examples.digits:train", "args": {"epochs": 8}},
+                    faults=[{"task": "worker-1", "action": "sigterm", "at_step": 28}])
+    result = run(spec)
+    assert result.state is JobState.SUCCEEDED, result.message
+    assert result.restarts == 1
+    decided = [e for e in result.events if "action" in e]
+    assert {e["cause"] for e in decided} == {"preempted"} and decided[-1]["spent"]["max_preemptions"] == 1
+    noticed = [e["task"] for e in decided if "on this task's preemption notice" in e["error"]]
+    assert noticed == ["worker-1"]
+    restart = next(e for e in result.events if e.get("event") == "restart")
+    # Every task saw the notice at the same check (every 10 steps) and saved that step, mid-epoch.
+    assert 28 < restart["from_step"] <= 28 + 10
+    before = [r["step"] for r in read_metrics(spec.job_dir) if r["restart"] == 0]
+    after = [r["step"] for r in read_metrics(spec.job_dir) if r["restart"] == 1]
+    assert max(before) <= restart["from_step"] < min(after)  # no completed step lost
+    assert result.result["val_accuracy"] >= ACCURACY_THRESHOLD
+    assert_nothing_left()

@@ -26,6 +26,8 @@ NONE_SPENT = {k: 0 for k in LIMITS}
         (PSS, "evaluator", C.USER_ERROR, "KeyError", A.CONTINUE_WITHOUT, None),
         (MWMS, "worker", C.PROCESS_DIED, None, A.RESTART_CLUSTER, "max_task_failures"),
         (MWMS, "worker", C.HUNG, None, A.RESTART_CLUSTER, "max_task_failures"),
+        (MWMS, "worker", C.PREEMPTED, "TaskPreempted: saved at step 40", A.RESTART_CLUSTER, "max_preemptions"),
+        (PSS, "worker", C.PREEMPTED, None, A.REPLACE_TASK, "max_preemptions"),
         (MWMS, "chief", C.NODE_LOST, None, A.RESTART_CLUSTER, "max_preemptions"),
         (MWMS, "worker", C.USER_ERROR, "ValueError", A.FAIL, None),
         (MWMS, "evaluator", C.PROCESS_DIED, None, A.REPLACE_TASK, "max_task_failures"),
