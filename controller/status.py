@@ -26,7 +26,8 @@ def group_failures(events: list[dict]) -> list[str]:
     for event in events:
         if "action" not in event:
             continue
-        key = (event["cause"], event["action"], event.get("reason", ""), _first_line(event.get("error")))
+        error = _first_line(event.get("error")).replace(event["task"], "<task>")  # same failure, other task
+        key = (event["cause"], event["action"], event.get("reason", ""), error)
         groups.setdefault(key, []).append(event)
     lines = []
     for (cause, action, reason, error), hits in groups.items():

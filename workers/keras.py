@@ -125,6 +125,14 @@ class PreemptionCallback(tf.keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         from workers.preemption import install_notice_handler
 
+        strategy = self.model.distribute_strategy
+
+        @tf.function  # eager collectives are slow and warn on every call
+        def agree(flag):
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: flag), axis=None)
+
+        self._agree = agree
+
         # MultiWorkerMirroredStrategy's coordination service installs its own SIGTERM handler
         # (TF's preemption notifier) when the strategy is built, after the task actor set ours.
         install_notice_handler(self.ctx, self.ctx.preemption_grace_s)
@@ -136,10 +144,8 @@ class PreemptionCallback(tf.keras.callbacks.Callback):
         self._batches += 1
         if self._batches % self.every:
             return
-        strategy = self.model.distribute_strategy
         local = 1.0 if self.ctx.preemption_notice is not None else 0.0
-        flags = strategy.run(lambda: tf.constant(local))
-        if float(strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)) == 0:
+        if float(self._agree(tf.constant(local))) == 0:
             return
         from workers.preemption import TaskPreempted
 
