@@ -15,9 +15,10 @@ import signal
 import sys
 from pathlib import Path
 
+from controller.entrypoint import check_entrypoint
 from controller.plan import describe_bundle, plan
+from controller.spec import FaultSpec, SpecError, load_spec, parse_spec
 from controller.status import format_status, group_failures
-from controller.spec import FaultSpec, SpecError, check_entrypoint, load_spec, parse_spec
 from controller.tf_config import placeholder_address, tf_configs
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130

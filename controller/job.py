@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from controller import settings
-from controller.checkpoints import CheckpointManifest, CheckpointRecord, write_json_atomic
+from controller.checkpoints import CheckpointManifest, CheckpointRecord
+from controller.launch import build_launches, task_env
 from controller.metrics import MetricsCollector, Progress
 from controller.plan import TaskKey, TaskSpec, chief_of, plan
 from controller.policy import SEVERITY, FailureAction, FailureCause, FailureDecision, decide
-from controller.spec import JobSpec, Strategy
+from controller.record import JobRecord
+from controller.spec import JobSpec
 from controller.state import JobState, TaskStatus, check_transition
 from controller.task_group import (
     NodeLostError,
@@ -28,15 +30,11 @@ from controller.task_group import (
     TaskEvent,
     TaskGroup,
     TaskInfo,
-    TaskLaunch,
     TaskStartError,
 )
-from controller.tf_config import tf_configs
 
 log = logging.getLogger("tfray")
 
-JOB_STATE_FILE = "job.json"
-DRIVER_LOST = "DRIVER_LOST"  # job.json state of an attempt whose driver died before the job ended
 
 
 @dataclass
@@ -85,6 +83,7 @@ class Controller:
         self.result: Any = None
         self.attempt = 0
         self.manifest = CheckpointManifest(spec.job_dir, keep=spec.checkpoint.keep)
+        self.record = JobRecord(spec.job_dir, spec.name)
         self.collector: MetricsCollector | None = None
         self._started_at: float | None = None
         self._chief_done_at: float | None = None
@@ -154,9 +153,15 @@ class Controller:
         job_dir = self.spec.job_dir
         job_dir.mkdir(parents=True, exist_ok=True)
         self.manifest.reconcile()  # nothing runs yet: half-written checkpoints can go
-        record = self._read_job_record()
-        self.attempt = len(record.get("attempts", [])) + 1
-        self._carry_over(record)
+        self.attempt = self.record.next_attempt()
+        lost = self.record.take_over_lost_attempt(self.attempt)
+        if lost is not None:  # its driver died mid-run: carry on with its counters, so budgets hold
+            self.restarts = lost.get("restarts", 0)
+            self.spent = {budget: lost.get("spent", {}).get(budget, 0) for budget in self.spent}
+            self.events = [*lost.get("events", []),
+                           {"time": time.time(), "event": "driver_lost", "attempt": lost["attempt"]}]
+            log.warning("attempt %d's driver stopped mid-run; carrying on with %d restart(s) and budgets %s",
+                        lost["attempt"], self.restarts, self.spent)
         self.collector = MetricsCollector(
             job_dir, self.spec.name, self.attempt, chief=str(self.chief.key), on_progress=self.on_progress
         )
@@ -172,23 +177,6 @@ class Controller:
         self._started_at = self.clock()
         self._transition(JobState.PROVISIONING)
 
-    def _carry_over(self, record: dict) -> None:
-        """If the previous attempt never reached an end, its driver died mid-run: this attempt
-        carries on with its counters, so budgets hold across a lost driver."""
-        attempts = record.get("attempts", [])
-        previous = attempts[-1] if attempts else None
-        if previous is None or previous["state"] in {s.value for s in JobState if s.is_terminal} | {DRIVER_LOST}:
-            return
-        self.restarts = previous.get("restarts", 0)
-        self.spent = {budget: previous.get("spent", {}).get(budget, 0) for budget in self.spent}
-        self.events = [*previous.get("events", []),
-                       {"time": time.time(), "event": "driver_lost", "attempt": previous["attempt"]}]
-        previous.update(state=DRIVER_LOST, message="the driver stopped before the job ended; "
-                        f"attempt {self.attempt} carried on")
-        write_json_atomic(self.spec.job_dir / JOB_STATE_FILE, record)
-        log.warning("attempt %d's driver stopped mid-run; carrying on with %d restart(s) and budgets %s",
-                    previous["attempt"], self.restarts, self.spent)
-
     def _provision(self) -> None:
         try:
             self.group.provision(self.tasks, self.spec.placement.value, self.spec.timeouts.scheduling_s)
@@ -198,15 +186,16 @@ class Controller:
         self._transition(JobState.STARTING)
 
     def _start(self) -> None:
-        env = {**settings.TASK_ENV, **self._strategy_env(), **self.spec.env}
+        env = task_env(self.spec)
         try:
             self.infos = self.group.start(env, self.spec.timeouts.startup_s)
         except TaskStartError as err:
             self._end(JobState.FAILED, str(err))
             return
-        addresses = {key: info.address for key, info in self.infos.items()}
-        configs = tf_configs(self.spec.strategy, self.tasks, addresses)
-        self.group.launch({t.key: self._launch_for(t, configs[t.key], env) for t in self.tasks})
+        self.group.launch(build_launches(
+            self.spec, self.tasks, {key: info.address for key, info in self.infos.items()}, env,
+            attempt=self.attempt, restarts=self.restarts, restore=self.manifest.latest(), sys_path=self.sys_path,
+        ))
         self.statuses = {key: TaskStatus.ALIVE for key in self.statuses}
         self._last_seen = {str(key): self.clock() for key in self.statuses}
         self._noticed: set[str] = set()
@@ -399,50 +388,6 @@ class Controller:
             else:
                 log.info("checkpoint at step %d: %s", registered.step, registered.path)
 
-    def _launch_for(self, task: TaskSpec, tf_config: dict | None, env: dict[str, str]) -> TaskLaunch:
-        ep = self.spec.entrypoint
-        latest = self.manifest.latest()
-        if ep.kind == "script":
-            target = str(self.spec.resolve(ep.script))
-        else:
-            target = ep.function or ep.module
-        return TaskLaunch(
-            job_name=self.spec.name,
-            job_dir=str(self.spec.job_dir),
-            attempt=self.attempt,
-            strategy=self.spec.strategy.value,
-            role=task.role,
-            index=task.index,
-            is_chief=task.is_chief,
-            num_workers=sum(1 for t in self.tasks if t.in_cluster),
-            tf_config=tf_config,
-            entrypoint_kind=ep.kind,
-            entrypoint_target=target,
-            args=dict(ep.args),
-            argv=tuple(ep.argv()),
-            env=env,
-            sys_path=tuple(self.sys_path),
-            checkpoint_every_n_epochs=self.spec.checkpoint.every_n_epochs,
-            restore_from=latest.path if latest else None,
-            restore_step=latest.step if latest else None,
-            restore_epoch=latest.epoch if latest else None,
-            runs_server=task.runs_server,
-            servers=self._servers_for(task),
-            server_wait_s=self.spec.timeouts.startup_s,
-            faults=tuple(f.model_dump(mode="json") for f in self.spec.faults
-                         if f.task == str(task.key) and f.restart == self.restarts),
-            preemption_grace_s=self.spec.timeouts.preemption_grace_s,
-        )
-
-    def _servers_for(self, task: TaskSpec) -> tuple:
-        """The (task, address) pairs the PSS coordinator must reach before its code runs."""
-        if not (task.is_chief and self.spec.strategy is Strategy.PARAMETER_SERVER):
-            return ()
-        return tuple((str(t.key), self.infos[t.key].address) for t in self.tasks if t.runs_server)
-
-    def _strategy_env(self) -> dict[str, str]:
-        return settings.PSS_TASK_ENV if self.spec.strategy is Strategy.PARAMETER_SERVER else {}
-
     def _transition(self, nxt: JobState) -> None:
         check_transition(self.state, nxt)
         log.debug("job %s: %s -> %s", self.spec.name, self.state.value, nxt.value)
@@ -476,21 +421,12 @@ class Controller:
                 self.manifest.remove_workertemp()
                 self._write_job_record()
 
-    def _read_job_record(self) -> dict:
-        import json
-
-        path = self.spec.job_dir / JOB_STATE_FILE
-        return json.loads(path.read_text()) if path.exists() else {}
-
     def _write_job_record(self) -> None:
         """The attempt's state, counters and events in job.json (rewritten at every change; `tfray status`)."""
-        record = self._read_job_record()
-        attempts = [a for a in record.get("attempts", []) if a.get("attempt") != self.attempt]
-        attempts.append({
+        self.record.write_attempt({
             "attempt": self.attempt, "state": self.state.value, "message": self.message, "updated_at": time.time(),
             "restarts": self.restarts, "spent": self.spent, "limits": self.spec.failure.limits(),
             "statuses": {str(k): v.value for k, v in self.statuses.items()},
             "tasks": {str(k): {"address": i.address, "node": i.node_id, "pid": i.pid} for k, i in self.infos.items()},
             "events": self.events,
         })
-        write_json_atomic(self.spec.job_dir / JOB_STATE_FILE, {"name": self.spec.name, "attempts": attempts})

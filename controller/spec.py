@@ -4,23 +4,19 @@ A job spec is a YAML file loaded into pydantic v2 models that reject unknown
 keys (``extra="forbid"``) and carry a description on every field, so that
 ``tfray schema`` can print a JSON Schema and every error names the field path
 and what to do about it. Checks that need the file system (does the
-entrypoint exist and can it be found without running it?) live in
-:func:`check_entrypoint` so that a spec can be validated before anything is
-scheduled and without importing TensorFlow or the user's code.
+entrypoint exist?) live in ``controller.entrypoint``.
 """
 
 from __future__ import annotations
 
-import ast
 import enum
-import importlib.util
 import os
 import re
 from pathlib import Path
 from typing import Any, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 
 class SpecError(ValueError):
@@ -389,60 +385,3 @@ def load_spec(path: str | os.PathLike) -> JobSpec:
     except yaml.YAMLError as err:
         raise SpecError(f"{path}: not valid YAML: {err}") from None
     return parse_spec(data, source=str(path), base_dir=path.resolve().parent)
-
-
-def _find_module_file(module: str, search_path: list[str]) -> str | None:
-    """Locate a module's source file without executing it (only parent packages' __init__ run)."""
-    import sys
-
-    saved = list(sys.path)
-    sys.path[:0] = [p for p in search_path if p not in sys.path]
-    try:
-        found = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        found = None
-    finally:
-        sys.path[:] = saved
-    if found is None:
-        return None
-    return found.origin or "namespace"
-
-
-def check_entrypoint(spec: JobSpec, search_path: list[str]) -> None:
-    """Check the entrypoint exists, without importing user code or TensorFlow.
-
-    A function entrypoint is found with ``importlib.util.find_spec`` and its
-    source parsed with ``ast`` for a top-level ``def``; running the module
-    would import TensorFlow into the driver, which the controller never does.
-    """
-    ep = spec.entrypoint
-    if ep.script:
-        script = spec.resolve(ep.script)
-        if not script.is_file():
-            raise SpecError(f"entrypoint.script: '{ep.script}' does not exist (looked at {script})")
-        return
-    module = ep.module or ep.function.split(":")[0]
-    field = "entrypoint.module" if ep.module else "entrypoint.function"
-    origin = _find_module_file(module, search_path)
-    if origin is None:
-        raise SpecError(
-            f"{field}: cannot find module '{module}' on the path ({', '.join(search_path)}); "
-            "run from the folder that holds it or install its package"
-        )
-    if ep.function:
-        func = ep.function.split(":")[1]
-        if origin.endswith(".py"):
-            tree = ast.parse(Path(origin).read_text(), filename=origin)
-            names = {
-                node.name
-                for node in tree.body
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            } | {
-                target.id
-                for node in tree.body
-                if isinstance(node, ast.Assign)
-                for target in node.targets
-                if isinstance(target, ast.Name)
-            }
-            if func not in names:
-                raise SpecError(f"{field}: module '{module}' ({origin}) defines no top-level '{func}'")

@@ -5,9 +5,9 @@ import pytest
 from controller.checkpoints import checkpoint_dir, seal
 from controller.job import Controller
 from controller.plan import TaskKey
+from controller.policy import FailureCause
 from controller.spec import parse_spec
 from controller.state import JobState, TaskStatus, check_transition
-from controller.policy import FailureCause
 from controller.task_group import NodeLostError, SchedulingTimeoutError, TaskEvent, TaskInfo, TaskStartError
 
 CHIEF, W0, W1 = TaskKey("chief", 0), TaskKey("worker", 0), TaskKey("worker", 1)

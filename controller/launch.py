@@ -1,0 +1,64 @@
+"""What each task is sent to run (pure): environment, TF_CONFIG, entrypoint, restore point, faults.
+
+Like the plan and TF_CONFIG, a launch is a request built by a pure function
+from the spec and the addresses the tasks reported, so tests can pin it
+without Ray. A replacement task gets its predecessor's launch, role and
+index included.
+"""
+
+from __future__ import annotations
+
+from controller import settings
+from controller.checkpoints import CheckpointRecord
+from controller.plan import TaskKey, TaskSpec
+from controller.spec import JobSpec, Strategy
+from controller.task_group import TaskLaunch
+from controller.tf_config import tf_configs
+
+
+def task_env(spec: JobSpec) -> dict[str, str]:
+    """Every task's environment: the fixed TF settings, the strategy's, then the spec's own."""
+    strategy_env = settings.PSS_TASK_ENV if spec.strategy is Strategy.PARAMETER_SERVER else {}
+    return {**settings.TASK_ENV, **strategy_env, **spec.env}
+
+
+def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey, str], env: dict[str, str], *,
+                   attempt: int, restarts: int, restore: CheckpointRecord | None,
+                   sys_path: list[str]) -> dict[TaskKey, TaskLaunch]:
+    """One launch per task for this run of the cluster (``restarts`` picks the faults that apply)."""
+    ep = spec.entrypoint
+    target = str(spec.resolve(ep.script)) if ep.kind == "script" else (ep.function or ep.module)
+    configs = tf_configs(spec.strategy, tasks, addresses)
+    pss = spec.strategy is Strategy.PARAMETER_SERVER
+    # The coordinator must reach every ps and worker server before its code runs.
+    servers = tuple((str(t.key), addresses[t.key]) for t in tasks if t.runs_server)
+    return {
+        task.key: TaskLaunch(
+            job_name=spec.name,
+            job_dir=str(spec.job_dir),
+            attempt=attempt,
+            strategy=spec.strategy.value,
+            role=task.role,
+            index=task.index,
+            is_chief=task.is_chief,
+            num_workers=sum(1 for t in tasks if t.in_cluster),
+            tf_config=configs[task.key],
+            entrypoint_kind=ep.kind,
+            entrypoint_target=target,
+            args=dict(ep.args),
+            argv=tuple(ep.argv()),
+            env=env,
+            sys_path=tuple(sys_path),
+            checkpoint_every_n_epochs=spec.checkpoint.every_n_epochs,
+            restore_from=restore.path if restore else None,
+            restore_step=restore.step if restore else None,
+            restore_epoch=restore.epoch if restore else None,
+            runs_server=task.runs_server,
+            servers=servers if pss and task.is_chief else (),
+            server_wait_s=spec.timeouts.startup_s,
+            faults=tuple(f.model_dump(mode="json") for f in spec.faults
+                         if f.task == str(task.key) and f.restart == restarts),
+            preemption_grace_s=spec.timeouts.preemption_grace_s,
+        )
+        for task in tasks
+    }
