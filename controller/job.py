@@ -36,7 +36,6 @@ from controller.task_group import (
 log = logging.getLogger("tfray")
 
 
-
 @dataclass
 class JobResult:
     """How a job ended, for the CLI and for tests."""

@@ -125,16 +125,20 @@ class TaskActor:
         )
         if launch.runs_server or launch.entrypoint_kind == "function":
             ctx.arm_faults()  # a script's faults fire in the script's own process (see get_context)
-        if launch.entrypoint_kind == "function" and not launch.runs_server:
-            # SIGTERM becomes a notice to save (a PSS server has nothing to save: it keeps Ray's default).
-            install_notice_handler(ctx, launch.preemption_grace_s)
         self._start_heartbeat(ctx)
         if launch.runs_server:
             return self._serve(launch)
         if launch.servers:
             _wait_for_servers(launch.servers, launch.server_wait_s)
         if launch.entrypoint_kind == "function":
-            return self._run_function(launch, ctx)
+            default_sigterm = signal.getsignal(signal.SIGTERM)
+            # SIGTERM becomes a notice to save (a PSS server has nothing to save: it keeps Ray's default).
+            install_notice_handler(ctx, launch.preemption_grace_s)
+            try:
+                return self._run_function(launch, ctx)
+            finally:
+                # Training is over: a SIGTERM now is the teardown, not a notice to save.
+                signal.signal(signal.SIGTERM, default_sigterm)
         return self._run_process(launch, ctx)
 
     def _start_heartbeat(self, ctx: TaskContext) -> None:
