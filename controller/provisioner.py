@@ -20,7 +20,7 @@ import time
 import ray
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from controller import settings
 from controller.plan import TaskKey, TaskSpec, describe_bundle
@@ -36,6 +36,8 @@ from controller.task_group import (
 )
 
 log = logging.getLogger("tfray")
+
+HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray gives the head node this resource
 
 
 class ReportInbox:
@@ -97,10 +99,10 @@ class RayTaskGroup:
     def start(self, env: dict[str, str], timeout_s: float) -> dict[TaskKey, TaskInfo]:
         self.env = dict(env)
         if self.inbox is None:
-            # On the driver's node: the inbox must outlive any worker node (a lost node must not
-            # take every task's reports with it), and the driver drains it every step.
-            here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
-            self.inbox = ray.remote(num_cpus=0)(ReportInbox).options(scheduling_strategy=here).remote()
+            # On the head node: the inbox must outlive any worker node (a lost or preempted node
+            # must not take every task's reports with it). Not "the driver's node": with several
+            # Ray nodes on one IP a driver may attach to any of them.
+            self.inbox = ray.remote(num_cpus=0)(ReportInbox).options(resources={HEAD_NODE_RESOURCE: 0.001}).remote()
         pending = {}
         for task in self.tasks:
             self.actors[task.key] = self._create_actor(task)
