@@ -27,6 +27,14 @@ def _model(tf, hidden_units: int):
     ])
 
 
+def _score(tf, model, x, y) -> dict:
+    """Accuracy and loss of ``model`` on (x, y), computed locally (no strategy)."""
+    logits = model(x, training=False)
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits)
+    accuracy = tf.reduce_mean(tf.cast(tf.argmax(logits, axis=1) == y, tf.float32))
+    return {"val_accuracy": float(accuracy), "val_loss": float(loss)}
+
+
 def _evaluate_fn(hidden_units: int):
     """A function that scores a checkpoint folder on the validation split (in the evaluator process)."""
     import os
@@ -37,13 +45,10 @@ def _evaluate_fn(hidden_units: int):
 
     _, _, x_val, y_val = load_data()
     model = _model(tf, hidden_units)
-    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def evaluate(path: str) -> dict:
         tf.train.Checkpoint(model=model).read(os.path.join(path, CKPT_PREFIX)).expect_partial()
-        logits = model(x_val, training=False)
-        accuracy = float(tf.reduce_mean(tf.cast(tf.argmax(logits, axis=1) == y_val, tf.float32)))
-        return {"val_accuracy": accuracy, "val_loss": float(loss_fn(y_val, logits))}
+        return _score(tf, model, x_val, y_val)
 
     return evaluate
 
@@ -61,8 +66,7 @@ def _final_validation(ctx, model, hidden_units: int, step: int, initial_epoch: i
     _, _, x_val, y_val = load_data()
     local = _model(tf, hidden_units)
     local.set_weights(model.get_weights())
-    logits = local(x_val, training=False)
-    accuracy = float(tf.reduce_mean(tf.cast(tf.argmax(logits, axis=1) == y_val, tf.float32)))
+    accuracy = _score(tf, local, x_val, y_val)["val_accuracy"]
     ctx.report({"final_val_accuracy": accuracy}, step=step)
     return {"val_accuracy": accuracy, "step": step, "initial_epoch": initial_epoch}
 

@@ -41,22 +41,19 @@ class FaultInjector:
 
     def on_step(self, step: int) -> None:
         """Called on every report: fire step-triggered faults that are due."""
-        if self._pending_raise is not None:
-            fault, self._pending_raise = self._pending_raise, None
-            raise InjectedFault(f"injected fault in {self.task}: {fault}")
-        for fault in self.faults:
-            if fault.get("at_step") is not None and not fault.get("fired") and step >= fault["at_step"]:
-                self._fire(fault)
-                if self._pending_raise is not None:
-                    self.on_step(step)
+        self._fire_due("at_step", step)
 
     def on_save(self, step: int) -> None:
         """Called between writing a checkpoint's files and sealing it: fire save-triggered faults."""
+        self._fire_due("at_save", step)
+
+    def _fire_due(self, trigger: str, step: int) -> None:
         for fault in self.faults:
-            if fault.get("at_save") is not None and not fault.get("fired") and step >= fault["at_save"]:
+            if fault.get(trigger) is not None and not fault.get("fired") and step >= fault[trigger]:
                 self._fire(fault)
-        if self._pending_raise is not None:
-            self.on_step(step)
+        if self._pending_raise is not None:  # a raise fault (due now, or fired by a timer) lands here
+            fault, self._pending_raise = self._pending_raise, None
+            raise InjectedFault(f"injected fault in {self.task}: {fault}")
 
     def _fire(self, fault: dict) -> None:
         fault["fired"] = True
