@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from controller import settings
-from controller.checkpoints import CheckpointManifest, CheckpointRecord
+from controller.checkpoints import CheckpointManifest, CheckpointRecord, checkpoint_dir
 from controller.launch import build_launches, task_env
 from controller.metrics import MetricsCollector, Progress
 from controller.plan import TaskKey, TaskSpec, chief_of, plan
@@ -24,6 +25,7 @@ from controller.policy import SEVERITY, FailureAction, FailureCause, FailureDeci
 from controller.record import JobRecord
 from controller.spec import JobSpec
 from controller.state import JobState, TaskStatus, check_transition
+from controller.storage import TOKEN_FILE, Mirror, write_tree
 from controller.task_group import (
     NodeLostError,
     SchedulingTimeoutError,
@@ -93,6 +95,8 @@ class Controller:
         self.events: list[dict] = []
         self._last_seen: dict[str, float] = {}  # task -> clock() of its latest heartbeat
         self._noticed: set[str] = set()  # tasks whose preemption notice is logged
+        self.mirror: Mirror | None = None  # uploads the job folder when storage_path is a URI
+        self.storage_token = uuid.uuid4().hex  # tasks that can read it in the job folder share its file system
 
     # ----------------------------------------------------------------- driving
 
@@ -151,6 +155,16 @@ class Controller:
     def _prepare(self) -> None:
         job_dir = self.spec.job_dir
         job_dir.mkdir(parents=True, exist_ok=True)
+        if self.spec.storage_uri is not None:
+            try:
+                self.mirror = Mirror(self.spec.storage_uri, job_dir)
+                self.mirror.download()  # a re-run resumes from what the URI holds
+            except Exception as err:
+                self._end(JobState.FAILED, f"storage_path {self.spec.storage_path}: cannot read "
+                                           f"{self.spec.storage_uri}: {type(err).__name__}: {err}")
+                return
+            self.manifest = CheckpointManifest(job_dir, keep=self.spec.checkpoint.keep)
+        (job_dir / TOKEN_FILE).write_text(self.storage_token)
         self.manifest.reconcile()  # nothing runs yet: half-written checkpoints can go
         self.attempt = self.record.next_attempt()
         lost = self.record.take_over_lost_attempt(self.attempt)
@@ -194,6 +208,7 @@ class Controller:
         self.group.launch(build_launches(
             self.spec, self.tasks, {key: info.address for key, info in self.infos.items()}, env,
             attempt=self.attempt, restarts=self.restarts, restore=self.manifest.latest(), sys_path=self.sys_path,
+            storage_token=self.storage_token,
         ))
         self.statuses = {key: TaskStatus.ALIVE for key in self.statuses}
         self._last_seen = {str(key): self.clock() for key in self.statuses}
@@ -227,6 +242,7 @@ class Controller:
             events += self._settle()
         self._take_reports()
         events += self._hung_tasks()
+        self._sync_storage(settings.STORAGE_SYNC_S)
         failed = []
         for event in events:
             if event.status is TaskStatus.FINISHED:
@@ -381,11 +397,15 @@ class Controller:
                 log.info("%s: %s", record.get("task"), record.get("event", record))
                 self.events.append({"time": time.time(), **record})
                 continue
-            registered = self.manifest.register(record["path"])
+            path = record["path"]
+            if "files" in record:  # gathered from a task that cannot write into the storage path
+                path = write_tree(checkpoint_dir(self.spec.job_dir, record["step"]), record["files"])
+            registered = self.manifest.register(path)
             if registered is None:
                 log.warning("checkpoint %s reported by %s is not complete; ignored", record["path"], record["task"])
             else:
                 log.info("checkpoint at step %d: %s", registered.step, registered.path)
+                self._sync_storage()
 
     def _transition(self, nxt: JobState) -> None:
         check_transition(self.state, nxt)
@@ -419,6 +439,17 @@ class Controller:
             if self.state is not JobState.PENDING:
                 self.manifest.remove_workertemp()
                 self._write_job_record()
+                self._sync_storage()
+
+    def _sync_storage(self, min_interval_s: float = 0.0) -> None:
+        """Upload the job folder's changes to the storage URI (if any); a failed upload is retried later."""
+        if self.mirror is None:
+            return
+        try:
+            self.mirror.sync(min_interval_s)
+        except Exception as err:
+            log.warning("could not upload to %s (%s: %s); trying again later", self.spec.storage_uri,
+                        type(err).__name__, err)
 
     def _write_job_record(self) -> None:
         """The attempt's state, counters and events in job.json (rewritten at every change; `tfray status`)."""

@@ -24,7 +24,7 @@ def task_env(spec: JobSpec) -> dict[str, str]:
 
 def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey, str], env: dict[str, str], *,
                    attempt: int, restarts: int, restore: CheckpointRecord | None,
-                   sys_path: list[str]) -> dict[TaskKey, TaskLaunch]:
+                   sys_path: list[str], storage_token: str | None = None) -> dict[TaskKey, TaskLaunch]:
     """One launch per task for this run of the cluster (``restarts`` picks the faults that apply)."""
     ep = spec.entrypoint
     target = str(spec.resolve(ep.script)) if ep.kind == "script" else (ep.function or ep.module)
@@ -59,6 +59,8 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
             faults=tuple(f.model_dump(mode="json") for f in spec.faults
                          if f.task == str(task.key) and f.restart == restarts),
             preemption_grace_s=spec.timeouts.preemption_grace_s,
+            storage_mode=spec.effective_storage_mode.value,
+            storage_token=storage_token,
         )
         for task in tasks
     }

@@ -26,6 +26,7 @@ from controller import settings
 from controller.plan import TaskKey, TaskSpec, describe_bundle
 from controller.policy import FailureCause
 from controller.state import TaskStatus
+from controller.storage import read_tree
 from controller.task_group import (
     NodeLostError,
     SchedulingTimeoutError,
@@ -111,7 +112,13 @@ class RayTaskGroup:
         return dict(self.infos)
 
     def launch(self, launches: dict[TaskKey, TaskLaunch]) -> None:
+        shipped: dict[str, list] = {}
         for key, launch in launches.items():
+            if launch.restore_from and launch.storage_mode != "shared":
+                # Tasks that cannot see the head's storage get the checkpoint's files through Ray (put once).
+                if launch.restore_from not in shipped:
+                    shipped[launch.restore_from] = [ray.put(read_tree(launch.restore_from))]
+                launch = dataclasses.replace(launch, restore_files=shipped[launch.restore_from])
             self.launches[key] = launch
             self.running[self.actors[key].run.remote(launch)] = key
 

@@ -240,6 +240,14 @@ class Placement(str, enum.Enum):
     STRICT_SPREAD = "strict_spread"
 
 
+class StorageMode(str, enum.Enum):
+    """How checkpoints reach the job's storage path (see controller/storage.py)."""
+
+    AUTO = "auto"  # each task checks whether it sees the storage path; gathers through Ray if not
+    SHARED = "shared"  # every node sees the storage path (NFS or one machine): tasks write into it
+    GATHER = "gather"  # tasks write on their own node; the chief's checkpoints are sent to the head
+
+
 class Timeouts(_Model):
     """Bounds on every wait. A wait that expires ends the job with a clear error."""
 
@@ -273,8 +281,15 @@ class JobSpec(_Model):
     entrypoint: Entrypoint = Field(description="What every task runs.")
     storage_path: str = Field(
         "runs",
-        description="Folder for checkpoints, metrics and job state (relative to the spec file's folder, or absolute). "
-        "On a multi-node cluster it must be a shared file system.",
+        description="Where checkpoints, metrics and job state go: a folder (relative to the spec file's folder, "
+        "or absolute) on the head node or a shared file system, or a URI such as gs://bucket/runs or "
+        "s3://bucket/runs (the head keeps a local mirror and uploads it).",
+    )
+    storage_mode: StorageMode = Field(
+        StorageMode.AUTO,
+        description="auto: tasks that cannot see storage_path (local disks on a multi-node cluster) write on "
+        "their own node and the chief's checkpoints are gathered to the head through Ray; shared: always write "
+        "into storage_path; gather: always gather. A URI storage_path always gathers.",
     )
     checkpoint: CheckpointPolicy = Field(default_factory=CheckpointPolicy, description="Checkpoint policy.")
     failure: FailurePolicySpec = Field(default_factory=FailurePolicySpec, description="Failure handling.")
@@ -343,9 +358,25 @@ class JobSpec(_Model):
         return (Path(self._base_dir) / os.path.expanduser(path)).resolve()
 
     @property
+    def storage_uri(self) -> str | None:
+        """The job's folder at a storage URI (gs://, s3://, file://), or None for a plain path."""
+        from controller.storage import is_uri
+
+        return f"{self.storage_path.rstrip('/')}/{self.name}" if is_uri(self.storage_path) else None
+
+    @property
     def job_dir(self) -> Path:
-        """Where this job's checkpoints, metrics and state live."""
+        """Where this job's checkpoints, metrics and state live on the head (for a URI: its local mirror)."""
+        if self.storage_uri is not None:
+            from controller.storage import mirror_dir
+
+            return mirror_dir(self.storage_path.rstrip("/")) / self.name
         return self.resolve(self.storage_path) / self.name
+
+    @property
+    def effective_storage_mode(self) -> StorageMode:
+        """The storage mode tasks are sent: a URI is never written by tasks, so it always gathers."""
+        return StorageMode.GATHER if self.storage_uri is not None else self.storage_mode
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

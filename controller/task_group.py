@@ -66,6 +66,9 @@ class TaskLaunch:
     server_wait_s: float = 60.0  # bound on that wait
     faults: tuple = ()  # faults to inject into this task (dicts of controller.spec.FaultSpec)
     preemption_grace_s: float = 30.0  # after a SIGTERM notice, how long the task may take to save
+    storage_mode: str = "shared"  # shared | gather | auto (controller.spec.StorageMode; see controller/storage.py)
+    storage_token: str | None = None  # in job_dir/TOKEN_FILE when the task sees the head's storage (auto mode)
+    restore_files: Any = None  # [ObjectRef of the restore checkpoint's files] for tasks that gather (set by Ray group)
 
     @property
     def task(self) -> str:

@@ -18,6 +18,7 @@ import ctypes
 import importlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +27,8 @@ import tempfile
 import threading
 import time
 
-from controller.settings import TASK_ENV
+from controller.settings import GATHER_TIMEOUT_S, TASK_ENV
+from controller.storage import TOKEN_FILE, node_job_dir, read_tree, write_tree
 from controller.task_group import TaskLaunch
 from workers.context import CONTEXT_ENV, REPORT_FD_ENV, STOP_FILE_ENV, TaskContext, set_context
 from workers.preemption import install_notice_handler
@@ -74,6 +76,13 @@ def _wait_for_servers(servers: tuple, timeout_s: float) -> None:
             raise TimeoutError(f"servers not reachable over gRPC within {timeout_s:g}s: {names}")
 
 
+def _read_token(job_dir: str) -> str | None:
+    try:
+        return open(os.path.join(job_dir, TOKEN_FILE)).read().strip()
+    except OSError:
+        return None
+
+
 class TaskActor:
     """One task of the job (role, index); made a Ray actor by the provisioner."""
 
@@ -85,6 +94,7 @@ class TaskActor:
         self.inbox = inbox
         self._port_socket: socket.socket | None = None
         self._child: subprocess.Popen | None = None
+        self._gather = False  # True when this task cannot write into the job's storage path
 
     def __repr__(self) -> str:  # Ray prefixes this task's log lines with it
         return f"{self.role}-{self.index}"
@@ -115,12 +125,13 @@ class TaskActor:
         for path in reversed(launch.sys_path):
             if path not in sys.path:
                 sys.path.insert(0, path)
+        job_dir, restore_from = self._storage(launch)
         ctx = TaskContext(
-            job_name=launch.job_name, job_dir=launch.job_dir, attempt=launch.attempt, strategy=launch.strategy,
+            job_name=launch.job_name, job_dir=job_dir, attempt=launch.attempt, strategy=launch.strategy,
             role=launch.role, index=launch.index, is_chief=launch.is_chief, num_workers=launch.num_workers,
             args=launch.args, checkpoint_every_n_epochs=launch.checkpoint_every_n_epochs,
-            restore_from=launch.restore_from, restore_step=launch.restore_step, restore_epoch=launch.restore_epoch,
-            send=self.inbox.report.remote, stop_requested=self._stop_requested, faults=launch.faults,
+            restore_from=restore_from, restore_step=launch.restore_step, restore_epoch=launch.restore_epoch,
+            send=self._forward, stop_requested=self._stop_requested, faults=launch.faults,
             preemption_grace_s=launch.preemption_grace_s,
         )
         if launch.runs_server or launch.entrypoint_kind == "function":
@@ -140,6 +151,39 @@ class TaskActor:
                 # Training is over: a SIGTERM now is the teardown, not a notice to save.
                 signal.signal(signal.SIGTERM, default_sigterm)
         return self._run_process(launch, ctx)
+
+    def _storage(self, launch: TaskLaunch) -> tuple[str, str | None]:
+        """This task's job folder and restore checkpoint: the head's storage path if this node sees it,
+        else a folder on this node, with the restore checkpoint's files fetched through Ray."""
+        import ray
+
+        sees_storage = launch.storage_mode == "shared" or (launch.storage_mode == "auto" and (
+            launch.storage_token is None or _read_token(launch.job_dir) == launch.storage_token))
+        self._gather = not sees_storage
+        if sees_storage:
+            return launch.job_dir, launch.restore_from
+        local = node_job_dir(ray.get_runtime_context().get_node_id(), launch.job_name)
+        local.mkdir(parents=True, exist_ok=True)
+        print(f"[tfray] {launch.task}: {launch.job_dir} is not shared with this node; checkpoints go through "
+              f"{local} and are gathered to the head", flush=True)
+        if not launch.restore_from:
+            return str(local), None
+        if not launch.restore_files:
+            raise RuntimeError(f"{launch.task} cannot see {launch.restore_from} and was sent no copy of it")
+        files = ray.get(launch.restore_files[0], timeout=GATHER_TIMEOUT_S)
+        restore = write_tree(local / "restore" / launch.task / os.path.basename(launch.restore_from), files)
+        return str(local), str(restore)
+
+    def _forward(self, record: dict) -> None:
+        """Pass a report on to the inbox (fire and forget). A checkpoint of a task that cannot write
+        into the storage path travels with its files, and the save waits until the head has them."""
+        if not (self._gather and record.get("kind") == "checkpoint"):
+            self.inbox.report.remote(record)
+            return
+        import ray
+
+        ray.get(self.inbox.report.remote({**record, "files": read_tree(record["path"])}), timeout=GATHER_TIMEOUT_S)
+        shutil.rmtree(record["path"], ignore_errors=True)  # the head's copy is the checkpoint now
 
     def _start_heartbeat(self, ctx: TaskContext) -> None:
         """Tell the controller this process is alive (and whether it got a preemption notice),
@@ -223,6 +267,8 @@ class TaskActor:
         with os.fdopen(read_fd) as stream:
             for line in stream:
                 try:
-                    self.inbox.report.remote(json.loads(line))
+                    record = json.loads(line)
                 except ValueError:
                     print(f"[tfray] unreadable report from the entrypoint: {line!r}", flush=True)
+                    continue
+                self._forward(record)

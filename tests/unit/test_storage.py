@@ -1,0 +1,82 @@
+"""Storage without a shared file system: checkpoint files as bytes, and the URI mirror (file:// here)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controller.checkpoints import COMPLETE_MARKER, checkpoint_dir, read_seal, seal
+from controller.spec import StorageMode, parse_spec
+from controller.storage import Mirror, is_uri, mirror_dir, node_job_dir, read_tree, write_tree
+
+SPEC = "name: j\nstrategy: multi_worker_mirrored\nroles: {worker: {count: 2}}\nentrypoint: {script: train.py}\n"
+
+
+def sealed_checkpoint(job_dir: Path, step: int) -> Path:
+    path = checkpoint_dir(job_dir, step)
+    (path / "sub").mkdir(parents=True)
+    (path / "ckpt.index").write_bytes(b"index")
+    (path / "sub" / "ckpt.data").write_bytes(bytes(range(256)))
+    seal(path, step, 1, {"loss": 0.5})
+    return path
+
+
+def test_a_checkpoint_travels_as_bytes_and_is_sealed_last(tmp_path, monkeypatch):
+    files = read_tree(sealed_checkpoint(tmp_path / "a", 10))
+    assert set(files) == {"ckpt.index", "sub/ckpt.data", COMPLETE_MARKER}
+    written: list[str] = []
+    real_replace = __import__("os").replace
+    monkeypatch.setattr("controller.storage.os.replace", lambda src, dst: (written.append(Path(dst).name),
+                                                                           real_replace(src, dst)))
+    dest = write_tree(tmp_path / "b" / "ckpt-10", files)
+    assert written[-1] == COMPLETE_MARKER  # a copy cut short is never sealed
+    assert read_tree(dest) == files and read_seal(dest)["step"] == 10
+
+
+def test_write_tree_refuses_paths_outside_its_folder(tmp_path):
+    with pytest.raises(ValueError, match="outside"):
+        write_tree(tmp_path / "c", {"../evil": b"x"})
+
+
+def test_uri_storage_mirrors_the_job_folder_on_the_head(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFRAY_CACHE_DIR", str(tmp_path / "cache"))
+    assert is_uri("gs://b/runs") and is_uri("s3://b/runs") and is_uri("file:///x") and not is_uri("/x/runs")
+    spec = parse_spec(yaml.safe_load(SPEC + "storage_path: gs://bucket/runs/\n"), base_dir=tmp_path)
+    assert spec.storage_uri == "gs://bucket/runs/j"
+    assert spec.job_dir == mirror_dir("gs://bucket/runs") / "j" and spec.job_dir.is_relative_to(tmp_path / "cache")
+    assert spec.effective_storage_mode is StorageMode.GATHER  # tasks never write to a URI themselves
+    local = parse_spec(yaml.safe_load(SPEC + "storage_path: out\n"), base_dir=tmp_path)
+    assert local.storage_uri is None and local.effective_storage_mode is StorageMode.AUTO
+
+
+def test_node_folders_differ_per_node(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFRAY_NODE_STORAGE", str(tmp_path))
+    assert node_job_dir("a" * 40, "j") != node_job_dir("b" * 40, "j")
+    assert node_job_dir("a" * 40, "j").is_relative_to(tmp_path)
+
+
+def test_mirror_uploads_changes_prunes_and_downloads(tmp_path):
+    local, bucket = tmp_path / "head" / "j", tmp_path / "bucket" / "j"
+    local.mkdir(parents=True)
+    mirror = Mirror(f"file://{bucket}", local)
+    assert mirror.download() == 0  # nothing stored yet: a fresh job
+    old = sealed_checkpoint(local, 10)
+    (local / "metrics.jsonl").write_text('{"step": 10}\n')
+    (local / ".tfray-storage-token").write_text("secret")
+    assert mirror.sync() == 4
+    assert read_seal(bucket / old.relative_to(local))["step"] == 10
+    assert not (bucket / ".tfray-storage-token").exists()  # dot files stay on the head
+    assert mirror.sync() == 0  # nothing changed
+    sealed_checkpoint(local, 20)
+    import shutil
+
+    shutil.rmtree(old)  # pruned (checkpoint.keep) on the head: pruned at the URI too
+    (local / "metrics.jsonl").write_text('{"step": 10}\n{"step": 20}\n')
+    assert mirror.sync() == 4
+    assert not (bucket / old.relative_to(local)).exists()
+    assert mirror.sync(min_interval_s=60) == 0  # throttled
+
+    fresh = tmp_path / "new-head" / "j"  # a new head resumes from what the URI holds
+    assert Mirror(f"file://{bucket}", fresh).download() == 4
+    assert read_seal(checkpoint_dir(fresh, 20))["step"] == 20
+    assert (fresh / "metrics.jsonl").read_text().count("\n") == 2
