@@ -23,7 +23,7 @@ from controller.metrics import MetricsCollector, Progress
 from controller.plan import TaskKey, TaskSpec, chief_of, plan
 from controller.policy import SEVERITY, FailureAction, FailureCause, FailureDecision, decide
 from controller.record import JobRecord
-from controller.spec import JobSpec
+from controller.spec import JobSpec, Role
 from controller.state import JobState, TaskStatus, check_transition
 from controller.storage import TOKEN_FILE, Mirror, write_tree
 from controller.task_group import (
@@ -97,6 +97,13 @@ class Controller:
         self._noticed: set[str] = set()  # tasks whose preemption notice is logged
         self.mirror: Mirror | None = None  # uploads the job folder when storage_path is a URI
         self.storage_token = uuid.uuid4().hex  # tasks that can read it in the job folder share its file system
+        self.full_workers = spec.counts()[Role.WORKER]
+        self.workers = self.full_workers  # an elastic job may run with fewer
+        self._reprovision = False  # the next restart asks for capacity again (a node was lost or drained)
+        self._grow = False  # the next restart is a planned one, back to the full size
+        self._can_grow = False  # a checkpoint arrived while running small: check for capacity
+        self._drain_checked_at = float("-inf")
+        self._drained: set[str] = set()  # tasks sent a notice because their node is being drained
 
     # ----------------------------------------------------------------- driving
 
@@ -191,12 +198,47 @@ class Controller:
         self._transition(JobState.PROVISIONING)
 
     def _provision(self) -> None:
-        try:
-            self.group.provision(self.tasks, self.spec.placement.value, self.spec.timeouts.scheduling_s)
-        except SchedulingTimeoutError as err:
-            self._end(JobState.FAILED, str(err))
+        """Reserve the job's resources; an elastic job that cannot get its full size in time takes the
+        largest size that fits, down to elastic.min_workers."""
+        elastic = self.spec.elastic
+        sizes = [self.full_workers]
+        wait_s = self.spec.timeouts.scheduling_s
+        if elastic is not None:
+            sizes += range(self.full_workers - 1, elastic.min_workers - 1, -1)
+            if self._reprovision:
+                wait_s = elastic.capacity_wait_s
+        error: SchedulingTimeoutError | None = None
+        for workers in sizes:
+            tasks = plan(self.spec, workers=workers)
+            try:
+                self.group.provision(tasks, self.spec.placement.value, wait_s if error is None
+                                     else settings.ELASTIC_PROBE_S)
+            except SchedulingTimeoutError as err:
+                error = error or err
+                continue
+            self._resize(tasks, workers)
+            self._reprovision = False
+            self._transition(JobState.STARTING)
             return
-        self._transition(JobState.STARTING)
+        if elastic is not None:
+            error = SchedulingTimeoutError(f"{error} Not even elastic.min_workers={elastic.min_workers} worker(s) "
+                                           f"fit within {settings.ELASTIC_PROBE_S:g}s.")
+        self._end(JobState.FAILED, str(error))
+
+    def _resize(self, tasks: list[TaskSpec], workers: int) -> None:
+        """Run with ``workers`` workers from now on (an elastic job shrinking or growing back)."""
+        if workers == self.workers and len(tasks) == len(self.tasks):
+            return
+        log.warning("job %s runs with %d of %d worker(s) from now on%s", self.spec.name, workers,
+                    self.full_workers, "" if workers == self.full_workers else
+                    f" (elastic.min_workers={self.spec.elastic.min_workers}); it grows back at a checkpoint "
+                    "once capacity returns")
+        self.events.append({"time": time.time(), "event": "resize", "workers": workers, "full": self.full_workers})
+        self.workers = workers
+        self.tasks = tasks
+        self.chief = chief_of(tasks)
+        self.statuses = {t.key: TaskStatus.PENDING for t in tasks}
+        self.infos = {}
 
     def _start(self) -> None:
         env = task_env(self.spec)
@@ -213,6 +255,7 @@ class Controller:
         self.statuses = {key: TaskStatus.ALIVE for key in self.statuses}
         self._last_seen = {str(key): self.clock() for key in self.statuses}
         self._noticed: set[str] = set()
+        self._drained = set()
         self._chief_done_at = self._sidecar_stop_at = None
         self._transition(JobState.RUNNING)
 
@@ -220,7 +263,7 @@ class Controller:
         """Tear every task down (the placement group stays) and start again from the newest checkpoint."""
         self.group.stop_tasks()
         policy = self.spec.failure
-        backoff = min(policy.max_backoff_s, policy.backoff_s * 2 ** (self.restarts - 1))
+        backoff = 0.0 if self._grow else min(policy.max_backoff_s, policy.backoff_s * 2 ** (self.restarts - 1))
         if backoff > 0:
             log.info("waiting %.1fs before restart %d (failure.backoff_s)", backoff, self.restarts)
             self.sleep(backoff)
@@ -234,7 +277,12 @@ class Controller:
         self.events.append({"time": time.time(), "event": "restart", "restart": self.restarts,
                             "from_step": latest.step if latest else None,
                             "from_checkpoint": latest.path if latest else None})
-        self._transition(JobState.STARTING)
+        if self._grow or self._reprovision:
+            self._reprovision = True  # ask for capacity again (the lost node's bundles may be gone)
+            self._grow = False
+            self._transition(JobState.PROVISIONING)
+        else:
+            self._transition(JobState.STARTING)
 
     def _watch(self) -> None:
         events = self.group.poll(settings.POLL_INTERVAL_S)
@@ -251,6 +299,9 @@ class Controller:
                 failed.append(event)
         if failed:
             self._on_failures(failed)
+        if self.state is JobState.RUNNING:
+            self._notice_drained_nodes()
+            self._maybe_grow()
         if self.state is JobState.RUNNING:
             self._check_end()
 
@@ -275,6 +326,45 @@ class Controller:
             self._end(JobState.FAILED, f"the job ran past timeouts.job_s={self.spec.timeouts.job_s:g}s")
 
     # ----------------------------------------------------------------- helpers
+
+    def _notice_drained_nodes(self) -> None:
+        """A node being drained (Ray's drain API; a cloud about to reclaim a spot VM) is a preemption
+        notice for the tasks on it: they save at the next step boundary and stop."""
+        now = self.clock()
+        if now - self._drain_checked_at < settings.DRAIN_POLL_S:
+            return
+        self._drain_checked_at = now
+        draining = self.group.draining_nodes()
+        if not draining:
+            return
+        trains = {t.key for t in self.tasks if t.tracked and not t.runs_server}  # servers and side-cars just go
+        for key, info in self.infos.items():
+            if (info.node_id in draining and key in trains and self.statuses.get(key) is TaskStatus.ALIVE
+                    and str(key) not in self._drained):
+                self._drained.add(str(key))
+                deadline = draining[info.node_id]
+                log.warning("%s: its node %s is being drained%s; sending it a preemption notice", key,
+                            info.node_id[:12], f" (deadline in {deadline - time.time():.0f}s)" if deadline else "")
+                self.events.append({"time": time.time(), "event": "drain_notice", "task": str(key),
+                                    "node": info.node_id, "deadline": deadline or None})
+                self.group.give_notice(key)
+
+    def _maybe_grow(self) -> None:
+        """An elastic job running small grows back at a new checkpoint when the missing workers fit."""
+        if not self._can_grow or self.workers >= self.full_workers:
+            return
+        self._can_grow = False
+        missing = [t.bundle for t in plan(self.spec) if t.role == Role.WORKER.value][self.workers:]
+        if not self.group.has_capacity(missing):
+            return
+        latest = self.manifest.latest()
+        log.warning("capacity for %d more worker(s) is free: growing back to %d from the checkpoint of step %s",
+                    len(missing), self.full_workers, latest.step if latest else None)
+        self.events.append({"time": time.time(), "event": "grow", "workers": self.full_workers,
+                            "from_step": latest.step if latest else None})
+        self._grow = True
+        self.restarts += 1  # a planned restart of the cluster: it spends no failure budget
+        self._transition(JobState.RECOVERING)
 
     def _hung_tasks(self) -> list[TaskEvent]:
         """Tasks whose process sent no heartbeat within timeouts.heartbeat_s: killed, reported as hung."""
@@ -333,6 +423,10 @@ class Controller:
                                                   if d.action is FailureAction.FAIL))
         elif worst is FailureAction.RESTART_CLUSTER:
             self.restarts += 1
+            # Capacity went away with the task: ask for it again rather than wait on a lost bundle.
+            self._reprovision = any(e.cause in (FailureCause.NODE_LOST, FailureCause.PREEMPTED)
+                                    or str(e.key) in self._drained for e, _ in decided)
+            self._drained.clear()
             self._transition(JobState.RECOVERING)
         else:
             for event, decision in decided:
@@ -406,6 +500,7 @@ class Controller:
             else:
                 log.info("checkpoint at step %d: %s", registered.step, registered.path)
                 self._sync_storage()
+                self._can_grow = self.workers < self.full_workers
 
     def _transition(self, nxt: JobState) -> None:
         check_transition(self.state, nxt)

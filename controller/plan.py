@@ -57,9 +57,12 @@ class TaskSpec:
         return self.key.index
 
 
-def plan(spec: JobSpec) -> list[TaskSpec]:
-    """Every task of the job, in a stable order: chief, workers, ps, evaluator."""
+def plan(spec: JobSpec, workers: int | None = None) -> list[TaskSpec]:
+    """Every task of the job, in a stable order: chief, workers, ps, evaluator
+    (``workers``: the worker count of an elastic job running smaller than its spec)."""
     counts = spec.counts()
+    if workers is not None:
+        counts[Role.WORKER] = workers
     pss = spec.strategy is Strategy.PARAMETER_SERVER
     has_chief = counts[Role.CHIEF] > 0
     tasks = []

@@ -47,6 +47,7 @@ class ReportInbox:
     def __init__(self) -> None:
         self._records: list[dict] = []
         self._stop = False
+        self._notices: set[str] = set()  # tasks told to save and stop (their node is being drained)
 
     def request_stop(self) -> None:
         self._stop = True
@@ -57,9 +58,26 @@ class ReportInbox:
     def report(self, record: dict) -> None:
         self._records.append(record)
 
+    def give_notice(self, task: str) -> None:
+        self._notices.add(task)
+
+    def clear_notices(self) -> None:
+        """The tasks are gone; their successors (same names) start without a notice."""
+        self._notices.clear()
+
+    def heartbeat(self, record: dict) -> bool:
+        """Keep a task's heartbeat; answer whether the task has been sent a preemption notice."""
+        self._records.append(record)
+        return record["task"] in self._notices
+
     def drain(self) -> list[dict]:
         records, self._records = self._records, []
         return records
+
+
+def _available_per_node() -> dict[str, dict[str, float]]:
+    """Free resources of every alive node now (resource names as in a bundle: CPU, GPU, memory, custom)."""
+    return ray._private.state.available_resources_per_node()
 
 
 class RayTaskGroup:
@@ -77,6 +95,7 @@ class RayTaskGroup:
         self.env: dict[str, str] = {}
 
     def provision(self, tasks: list[TaskSpec], placement: str, timeout_s: float) -> None:
+        self._remove_pg()  # a restart on new capacity: the old reservation may hold a lost node's bundles
         self.tasks = list(tasks)
         bundles = [dict(t.bundle) for t in tasks]
         self.pg = placement_group(bundles, strategy=placement.upper(), name=f"tfray-{self.job_name}")
@@ -149,6 +168,8 @@ class RayTaskGroup:
         return info
 
     def stop_tasks(self) -> None:
+        if self.inbox is not None:
+            self.inbox.clear_notices.remote()
         for actor in self.actors.values():
             self._kill(actor)
         self.actors.clear()
@@ -226,6 +247,28 @@ class RayTaskGroup:
                 cause = self._cause_of_death(key, err)
                 events.append(TaskEvent(key, TaskStatus.FAILED, error=f"the task process died: {err}", cause=cause))
         return events
+
+    def draining_nodes(self) -> dict[str, float]:
+        try:  # Ray's own list, as Ray Train's preemption watcher reads it: node id -> deadline in ms (0: none)
+            return {node: ms / 1000 for node, ms in ray._private.state.state.get_draining_nodes().items()}
+        except Exception as err:  # an older or busy GCS: no notice this time, node loss still handled
+            log.debug("draining nodes: %s", err)
+            return {}
+
+    def give_notice(self, key: TaskKey) -> None:
+        if self.inbox is not None:
+            self.inbox.give_notice.remote(str(key))
+
+    def has_capacity(self, bundles: list[dict]) -> bool:
+        draining = self.draining_nodes()  # a node being drained takes no new work
+        free = [dict(resources) for node, resources in _available_per_node().items() if node not in draining]
+        for bundle in bundles:  # first fit: each bundle must fit on one node
+            node = next((n for n in free if all(n.get(k, 0) >= v for k, v in bundle.items())), None)
+            if node is None:
+                return False
+            for k, v in bundle.items():
+                node[k] -= v
+        return True
 
     def drain_reports(self) -> list[dict]:
         if self.inbox is None:

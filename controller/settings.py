@@ -8,6 +8,8 @@ notices an ended task versus how much it wakes up.
 POLL_INTERVAL_S = 0.5  # how long one RUNNING step waits for a task to end
 FAILURE_SETTLE_S = 2.0  # after a failure, how long to gather other ends that belong to it
 REPORT_DRAIN_TIMEOUT_S = 30.0  # bound on one fetch of the report inbox
+DRAIN_POLL_S = 2.0  # how often the controller asks Ray which nodes are being drained (preemption notice)
+ELASTIC_PROBE_S = 5.0  # an elastic job waits this long for each smaller size once the full size did not fit
 STORAGE_SYNC_S = 10.0  # how often a job stored at a URI uploads its metrics and job state while it runs
 GATHER_TIMEOUT_S = 300.0  # bound on sending one checkpoint's files to the head (storage without shared disk)
 

@@ -184,6 +184,27 @@ class FailurePolicySpec(_Model):
                 "max_infrastructure_failures": self.max_infrastructure_failures}
 
 
+class Elastic(_Model):
+    """A MultiWorkerMirroredStrategy job that may run with fewer workers while capacity is short.
+
+    After a node is lost or preempted the job first asks for its full size;
+    if the cluster cannot give it within ``capacity_wait_s`` it restarts with
+    as many workers as fit, never fewer than ``min_workers``. Once it runs
+    smaller, each new checkpoint is a chance to grow: when the missing
+    workers' resources are free again, the job restarts at full size from
+    that checkpoint (a planned restart that spends no budget). The
+    per-replica batch stays fixed, so the global batch is per-replica batch
+    x replicas: it shrinks with the job (scale a fixed global batch in your
+    code with ``ctx.num_workers`` if you want the other semantics).
+    """
+
+    min_workers: int = Field(ge=0, description="The fewest worker tasks the job may run with (besides the chief).")
+    max_workers: int | None = Field(
+        None, ge=1, description="The full size; defaults to roles.worker.count (if given, it must equal it).")
+    capacity_wait_s: float = Field(
+        60.0, gt=0, description="How long a restart waits for the full size before it runs smaller.")
+
+
 class FaultAction(str, enum.Enum):
     """A fault to inject into a task's process (the same seam serves tests, benchmarks and users)."""
 
@@ -294,6 +315,8 @@ class JobSpec(_Model):
     checkpoint: CheckpointPolicy = Field(default_factory=CheckpointPolicy, description="Checkpoint policy.")
     failure: FailurePolicySpec = Field(default_factory=FailurePolicySpec, description="Failure handling.")
     placement: Placement = Field(Placement.PACK, description="How task bundles are placed on nodes.")
+    elastic: Elastic | None = Field(
+        None, description="Let a multi_worker_mirrored job run with fewer workers while capacity is short.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Timeouts in seconds.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for every task.")
     faults: list[FaultSpec] = Field(
@@ -334,7 +357,20 @@ class JobSpec(_Model):
                 raise ValueError("roles.ps: multi_worker_mirrored has no parameter servers; remove the ps role")
             if counts[Role.CHIEF] + counts[Role.WORKER] == 0:
                 raise ValueError("roles: multi_worker_mirrored needs at least one chief or worker task")
-        elif self.strategy is Strategy.PARAMETER_SERVER:
+        if self.elastic is not None:
+            workers = counts[Role.WORKER]
+            if self.strategy is not Strategy.MULTI_WORKER_MIRRORED:
+                raise ValueError("elastic: only multi_worker_mirrored jobs resize; parameter_server jobs already "
+                                 "go on without a lost worker (remove elastic)")
+            if self.elastic.max_workers is not None and self.elastic.max_workers != workers:
+                raise ValueError(f"elastic.max_workers is {self.elastic.max_workers} but roles.worker.count is "
+                                 f"{workers}: the full size is the worker count; leave max_workers out or match it")
+            if self.elastic.min_workers > workers:
+                raise ValueError(f"elastic.min_workers is {self.elastic.min_workers}, more than roles.worker.count "
+                                 f"({workers})")
+            if self.elastic.min_workers == 0 and counts[Role.CHIEF] == 0:
+                raise ValueError("elastic.min_workers: 0 leaves no task to train without a chief; use at least 1")
+        if self.strategy is Strategy.PARAMETER_SERVER:
             if counts[Role.CHIEF] != 1:
                 raise ValueError("roles.chief: parameter_server needs exactly one chief (the coordinator); set count: 1")
             if counts[Role.PS] < 1:

@@ -2,7 +2,8 @@
 
 A job moves PENDING -> PROVISIONING -> STARTING -> RUNNING and ends in one
 of the terminal states SUCCEEDED, FAILED or STOPPED; a failure that the
-policy answers with a restart goes RUNNING -> RECOVERING -> STARTING. Every exit path ends
+policy answers with a restart goes RUNNING -> RECOVERING -> STARTING (or -> PROVISIONING when
+capacity was lost or an elastic job changes size). Every exit path ends
 in a terminal state; the controller refuses any transition not listed in
 ``TRANSITIONS``, so a bug shows up as an error rather than a strange state.
 """
@@ -20,6 +21,7 @@ class JobState(str, enum.Enum):
     STARTING = "STARTING"  # task actors starting, ports being reserved
     RUNNING = "RUNNING"  # every task has its TF_CONFIG and runs the entrypoint
     RECOVERING = "RECOVERING"  # tearing the tasks down to restart the cluster from the newest checkpoint
+    # (back to PROVISIONING when capacity was lost or an elastic job resizes, else straight to STARTING)
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     STOPPED = "STOPPED"  # stopped by the user (Ctrl-C, stop())
@@ -36,7 +38,7 @@ TRANSITIONS: dict[JobState, set[JobState]] = {
     JobState.PROVISIONING: {JobState.STARTING} | _ENDINGS,
     JobState.STARTING: {JobState.RUNNING} | _ENDINGS,
     JobState.RUNNING: {JobState.SUCCEEDED, JobState.RECOVERING} | _ENDINGS,
-    JobState.RECOVERING: {JobState.STARTING} | _ENDINGS,
+    JobState.RECOVERING: {JobState.STARTING, JobState.PROVISIONING} | _ENDINGS,
     JobState.SUCCEEDED: set(),
     JobState.FAILED: set(),
     JobState.STOPPED: set(),

@@ -90,7 +90,8 @@ class TaskGroup(Protocol):
     """What the controller needs from the thing that runs tasks."""
 
     def provision(self, tasks: list[TaskSpec], placement: str, timeout_s: float) -> None:
-        """Reserve every task's resources at once (gang), or raise SchedulingTimeoutError."""
+        """Reserve every task's resources at once (gang), or raise SchedulingTimeoutError.
+        Called again for a restart on new capacity: the previous reservation is released first."""
 
     def start(self, env: dict[str, str], timeout_s: float) -> dict[TaskKey, TaskInfo]:
         """Start one actor per task; each reserves its port. Raise TaskStartError on timeout."""
@@ -116,6 +117,15 @@ class TaskGroup(Protocol):
 
     def drain_reports(self) -> list[dict]:
         """Every report sent by tasks since the last call, in order per task."""
+
+    def draining_nodes(self) -> dict[str, float]:
+        """Nodes being drained (e.g. a spot VM about to be reclaimed): node id -> deadline (epoch s, 0 = none)."""
+
+    def give_notice(self, key: TaskKey) -> None:
+        """Send a task a preemption notice (it saves at its next step boundary and stops)."""
+
+    def has_capacity(self, bundles: list[dict]) -> bool:
+        """Whether the cluster has free room for these extra bundles now (an elastic job's missing workers)."""
 
     def shutdown(self) -> None:
         """Release every actor and the placement group. Idempotent."""

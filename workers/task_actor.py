@@ -188,13 +188,31 @@ class TaskActor:
     def _start_heartbeat(self, ctx: TaskContext) -> None:
         """Tell the controller this process is alive (and whether it got a preemption notice),
         from a thread; SIGSTOP or a wedged process stops it."""
+        import ray
+
         def beat() -> None:
+            noticed = False
             while True:
-                self.inbox.report.remote({"kind": "heartbeat", "task": ctx.task, "pid": os.getpid(),
-                                          "notice": ctx.preemption_notice})
+                reply = self.inbox.heartbeat.remote({"kind": "heartbeat", "task": ctx.task, "pid": os.getpid(),
+                                                     "notice": ctx.preemption_notice})
+                try:
+                    told = ray.get(reply, timeout=HEARTBEAT_INTERVAL_S * 5)
+                except Exception:  # a slow inbox: the heartbeat is sent anyway, the answer waits
+                    told = False
+                if told and not noticed:  # the controller saw our node being drained: same as a SIGTERM
+                    noticed = True
+                    self._signal_notice()
                 time.sleep(HEARTBEAT_INTERVAL_S)
 
         threading.Thread(target=beat, name="tfray-heartbeat", daemon=True).start()
+
+    def _signal_notice(self) -> None:
+        """Deliver a preemption notice the way a cloud does: SIGTERM to the process that trains."""
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def _stop_requested(self) -> bool:
         import ray

@@ -24,11 +24,17 @@ class FakeTaskGroup:
         self.launches = None
         self.shutdowns = 0
         self.poll_error = None
+        self.draining: dict[str, float] = {}
+        self.notices: list[TaskKey] = []
+        self.capacity = False
+        self.provisions: list[tuple[int, float]] = []  # (tasks asked for, timeout)
 
     def provision(self, tasks, placement, timeout_s):
+        self.provisions.append((len(tasks), timeout_s))
+        error = self.provision_error(tasks) if callable(self.provision_error) else self.provision_error
+        if error:
+            raise error
         self.tasks = tasks
-        if self.provision_error:
-            raise self.provision_error
 
     def start(self, env, timeout_s):
         self.env = env
@@ -55,6 +61,18 @@ class FakeTaskGroup:
 
     def kill_task(self, key):
         self.killed = [*getattr(self, "killed", []), key]
+
+    def draining_nodes(self):
+        return self.draining
+
+    def give_notice(self, key):
+        self.notices.append(key)
+
+    def has_capacity(self, bundles):
+        return self.capacity
+
+    def stop_tasks(self):
+        self.stops = getattr(self, "stops", 0) + 1
 
 
 class FakeClock:
@@ -429,3 +447,79 @@ def test_a_rerun_after_a_lost_driver_keeps_the_counters(tmp_path):
     again.stop()
     start_running(third)
     assert third.restarts == 0 and third.spent["max_task_failures"] == 0
+
+
+def checkpoint_report(spec, step):
+    path = checkpoint_dir(spec.job_dir, step)
+    path.mkdir(parents=True)
+    seal(path, step, 1, {})
+    return {"kind": "checkpoint", "task": "chief-0", "step": step, "path": str(path)}
+
+
+def test_elastic_job_shrinks_when_capacity_is_short_and_grows_back_at_a_checkpoint(tmp_path):
+    spec = make_spec(tmp_path, elastic={"min_workers": 1, "capacity_wait_s": 42}, failure={"backoff_s": 0})
+    fits = {"tasks": 3}
+    group = FakeTaskGroup(provision_error=lambda tasks: SchedulingTimeoutError("no room")
+                          if len(tasks) > fits["tasks"] else None)
+    controller = Controller(spec, group, clock=FakeClock(), sleep=lambda s: None)
+    start_running(controller)
+    group.reports = [checkpoint_report(spec, 10)]
+    controller.step()
+    fits["tasks"] = 2  # the node of worker-1 is gone and nothing replaces it
+    group.events = [TaskEvent(W1, TaskStatus.FAILED, error="node died", cause=FailureCause.NODE_LOST)]
+    assert controller.step() is JobState.RECOVERING
+    assert controller.step() is JobState.PROVISIONING  # capacity was lost: ask for it again
+    assert controller.step() is JobState.STARTING
+    assert group.provisions[-2:] == [(3, 42), (2, 5.0)]  # full size for capacity_wait_s, then smaller
+    assert controller.workers == 1 and [str(t.key) for t in controller.tasks] == ["chief-0", "worker-0"]
+    assert controller.step() is JobState.RUNNING
+    assert group.launches[CHIEF].tf_config["cluster"]["worker"] == ["10.0.0.1:2221"]
+    assert group.launches[CHIEF].restore_step == 10 and group.launches[CHIEF].num_workers == 2
+    assert controller.spent["max_preemptions"] == 1
+
+    group.capacity = True  # capacity is back; the job grows at its next checkpoint, not before
+    assert controller.step() is JobState.RUNNING
+    fits["tasks"] = 3
+    group.reports = [checkpoint_report(spec, 20)]
+    assert controller.step() is JobState.RECOVERING
+    assert controller.step() is JobState.PROVISIONING
+    assert controller.step() is JobState.STARTING and controller.workers == 2
+    assert controller.step() is JobState.RUNNING
+    assert group.launches[W1].restore_step == 20 and controller.restarts == 2
+    assert controller.spent == {"max_preemptions": 1, "max_task_failures": 0, "max_infrastructure_failures": 0}
+    assert [e["workers"] for e in controller.events if e.get("event") in ("resize", "grow")] == [1, 2, 2]
+
+
+def test_elastic_job_fails_with_the_minimum_in_the_message_when_not_even_it_fits(tmp_path):
+    spec = make_spec(tmp_path, elastic={"min_workers": 2})
+    group = FakeTaskGroup(provision_error=SchedulingTimeoutError("asked for CPU=3"))
+    result = Controller(spec, group).run()
+    assert result.state is JobState.FAILED
+    assert "CPU=3" in result.message and "elastic.min_workers=2" in result.message
+
+
+@pytest.mark.parametrize("elastic, error", [
+    ({"min_workers": 3}, "more than roles.worker.count"),
+    ({"min_workers": 1, "max_workers": 4}, "must equal|match it"),
+])
+def test_elastic_spec_errors_say_what_to_change(tmp_path, elastic, error):
+    from controller.spec import SpecError
+
+    with pytest.raises(SpecError, match=error):
+        make_spec(tmp_path, elastic=elastic)
+
+
+def test_a_drained_node_is_a_preemption_notice_for_its_training_tasks(tmp_path):
+    group = FakeTaskGroup()
+    controller = Controller(make_spec(tmp_path, failure={"backoff_s": 0}), group, clock=FakeClock(),
+                            sleep=lambda s: None)
+    start_running(controller)
+    group.draining = {"node000000000002": 0}  # the node of worker-1 (see FakeTaskGroup.start)
+    controller.step()
+    controller.step()
+    assert group.notices == [W1]  # once, however often the drain is seen
+    assert [e["task"] for e in controller.events if e.get("event") == "drain_notice"] == ["worker-1"]
+    group.events = [TaskEvent(W1, TaskStatus.FAILED, error="saved at step 30", cause=FailureCause.PREEMPTED)]
+    assert controller.step() is JobState.RECOVERING
+    assert controller.step() is JobState.PROVISIONING  # not onto the drained node's old bundle
+    assert controller.spent["max_preemptions"] == 1

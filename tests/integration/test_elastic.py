@@ -1,0 +1,74 @@
+"""A drained node (a spot VM about to be reclaimed) and an elastic MWMS job, on three real Ray nodes.
+
+The drain is Ray's own (``GcsClient.drain_node`` with reason PREEMPTION, what
+``ray drain-node`` and the autoscaler send); the job gets it as a preemption
+notice, saves, runs smaller while the capacity is gone and grows back at a
+checkpoint once a new node joins.
+"""
+
+import time
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+from ray.core.generated import autoscaler_pb2
+
+from controller.metrics import read_metrics
+from controller.state import JobState
+
+from .conftest import BackgroundJob, assert_nothing_left, job_spec, short_tmpdir
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                            "temp_dir": short_tmpdir()})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def drain(cluster, node_id: str, deadline_s: float) -> None:
+    gcs = ray._raylet.GcsClient(address=cluster.address)
+    accepted, why = gcs.drain_node(node_id, autoscaler_pb2.DrainNodeReason.Value("DRAIN_NODE_REASON_PREEMPTION"),
+                                   "spot reclaim (test)", int((time.time() + deadline_s) * 1000))
+    assert accepted, why
+
+
+def test_drained_node_notice_then_smaller_then_grow_back(cluster, tmp_path):
+    spec = job_spec(
+        tmp_path, "digits-elastic", {"function": "examples.digits:train", "args": {"epochs": 40}},
+        placement="strict_spread", elastic={"min_workers": 1, "capacity_wait_s": 5}, failure={"backoff_s": 0},
+    )
+    job = BackgroundJob(spec)
+    job.wait_until(lambda: job.controller.manifest.latest() is not None and job.chief_step() >= 42, 120,
+                   "a checkpoint and chief step 42")
+    head = cluster.head_node.node_id
+    victim = next(t for t in ("worker-0", "worker-1") if job.info(t).node_id != head)
+    node = next(n for n in cluster.worker_nodes if n.node_id == job.info(victim).node_id)
+    drain(cluster, node.node_id, deadline_s=120)
+    job.wait_until(lambda: job.controller.workers == 1 and job.controller.state is JobState.RUNNING, 120,
+                   "the job running with 1 worker")
+    cluster.remove_node(node)  # the cloud takes the VM back, and the autoscaler starts another
+    cluster.add_node(num_cpus=1)
+    result = job.wait(300)
+    assert result.state is JobState.SUCCEEDED, result.message
+
+    events = result.events
+    assert [e["task"] for e in events if e.get("event") == "drain_notice"] == [victim]
+    assert [(e["event"], e["workers"]) for e in events if e.get("event") in ("resize", "grow")] == [
+        ("resize", 1), ("grow", 2), ("resize", 2)]
+    decided = [e for e in events if "action" in e]
+    assert decided and {e["cause"] for e in decided} == {"preempted"}
+    assert decided[-1]["spent"] == {"max_preemptions": 1, "max_task_failures": 0, "max_infrastructure_failures": 0}
+    first = next(e for e in events if e.get("event") == "restart")
+    before = [r["step"] for r in read_metrics(spec.job_dir) if r["restart"] == 0 and r["task"] == "chief-0"]
+    assert max(before) <= first["from_step"]  # saved on the notice: no completed step lost
+    assert result.restarts == 2 and result.result["replicas"] == 3  # it finished at full size
+    assert_nothing_left()
