@@ -263,7 +263,9 @@ class Controller:
         """Tear every task down (the placement group stays) and start again from the newest checkpoint."""
         self.group.stop_tasks()
         policy = self.spec.failure
-        backoff = 0.0 if self._grow else min(policy.max_backoff_s, policy.backoff_s * 2 ** (self.restarts - 1))
+        # The first restart is immediate (most failures are one-off); repeated ones back off, doubling.
+        backoff = 0.0 if self._grow or self.restarts <= 1 else min(
+            policy.max_backoff_s, policy.backoff_s * 2 ** (self.restarts - 2))
         if backoff > 0:
             log.info("waiting %.1fs before restart %d (failure.backoff_s)", backoff, self.restarts)
             self.sleep(backoff)
@@ -287,7 +289,7 @@ class Controller:
     def _watch(self) -> None:
         events = self.group.poll(settings.POLL_INTERVAL_S)
         if any(e.status is TaskStatus.FAILED for e in events):
-            events += self._settle()
+            events += self._settle(events)
         self._take_reports()
         events += self._hung_tasks()
         self._sync_storage(settings.STORAGE_SYNC_S)
@@ -379,11 +381,18 @@ class Controller:
                                       error=f"no heartbeat for {silent:.0f}s (timeouts.heartbeat_s={limit:g})"))
         return hung
 
-    def _settle(self) -> list[TaskEvent]:
-        """Gather ends that arrive with a failure (a ps dies, then the chief raises because of it),
-        so the decision sees the cause and not only its symptoms."""
+    def _settle(self, events: list[TaskEvent]) -> list[TaskEvent]:
+        """Gather ends that arrive with an error (a ps dies, then the chief raises because of it),
+        so the decision sees the cause and not only its symptoms. A lost task is a cause already:
+        no wait then, a restart starts at once."""
+        def lost(batch: list[TaskEvent]) -> bool:
+            return any(e.status is TaskStatus.FAILED and e.cause not in (None, FailureCause.USER_ERROR)
+                       for e in batch)
+
         more: list[TaskEvent] = []
         for _ in range(4):
+            if lost(events + more):
+                break
             more += self.group.poll(settings.FAILURE_SETTLE_S / 4)
         return more
 

@@ -176,7 +176,8 @@ class FailurePolicySpec(_Model):
     max_infrastructure_failures: int = Field(
         3, ge=0, description="Ray/gRPC failures (e.g. the coordinator lost a server) that are recovered from.")
     backoff_s: float = Field(
-        1.0, ge=0, description="Wait before the first restart of the cluster; doubles with each restart.")
+        1.0, ge=0, description="Wait before the second restart of the cluster (the first is immediate); doubles "
+        "with each further restart.")
     max_backoff_s: float = Field(30.0, ge=0, description="The longest wait before a restart.")
 
     def limits(self) -> dict[str, int]:

@@ -333,17 +333,17 @@ def test_pss_ps_loss_restarts_the_cluster_from_the_newest_checkpoint(tmp_path):
 def test_restarts_past_the_budget_fail_the_job_and_back_off(tmp_path):
     group = ReplacingGroup()
     waits = []
-    spec = pss_spec(tmp_path, failure={"max_task_failures": 2, "backoff_s": 1.5, "max_backoff_s": 2})
+    spec = pss_spec(tmp_path, failure={"max_task_failures": 3, "backoff_s": 1.5, "max_backoff_s": 2})
     controller = Controller(spec, group, sleep=waits.append)
     start_running(controller)
-    for expected in (JobState.RECOVERING, JobState.RECOVERING, JobState.FAILED):
+    for expected in (JobState.RECOVERING, JobState.RECOVERING, JobState.RECOVERING, JobState.FAILED):
         group.events = [TaskEvent(PS0, TaskStatus.FAILED, error="killed", cause=FailureCause.PROCESS_DIED)]
         assert controller.step() is expected
         if expected is JobState.RECOVERING:
             assert [controller.step(), controller.step()] == [JobState.STARTING, JobState.RUNNING]
-    assert waits == [1.5, 2]  # doubling, capped by max_backoff_s
-    assert "budget is spent (max_task_failures 2/2)" in controller.message
-    assert "ps-0" in controller.message and group.shutdowns == 1 and controller.restarts == 2
+    assert waits == [1.5, 2]  # the first restart at once, then doubling, capped by max_backoff_s
+    assert "budget is spent (max_task_failures 3/3)" in controller.message
+    assert "ps-0" in controller.message and group.shutdowns == 1 and controller.restarts == 3
 
 
 def test_a_preemption_does_not_spend_the_task_failure_budget(tmp_path):
