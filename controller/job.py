@@ -384,14 +384,20 @@ class Controller:
     def _settle(self, events: list[TaskEvent]) -> list[TaskEvent]:
         """Gather ends that arrive with an error (a ps dies, then the chief raises because of it),
         so the decision sees the cause and not only its symptoms. A lost task is a cause already:
-        no wait then, a restart starts at once."""
-        def lost(batch: list[TaskEvent]) -> bool:
-            return any(e.status is TaskStatus.FAILED and e.cause not in (None, FailureCause.USER_ERROR)
-                       for e in batch)
+        no wait then, a restart starts at once. Nor once every running task's end is in (all tasks
+        stop together on a preemption notice)."""
+        root_causes = (FailureCause.PROCESS_DIED, FailureCause.NODE_LOST, FailureCause.HUNG,
+                       FailureCause.INFRASTRUCTURE)
+
+        def settled(batch: list[TaskEvent]) -> bool:
+            if any(e.status is TaskStatus.FAILED and e.cause in root_causes for e in batch):
+                return True
+            ended = {e.key for e in batch}
+            return all(t.key in ended for t in self.tasks if t.tracked and self.statuses[t.key] is TaskStatus.ALIVE)
 
         more: list[TaskEvent] = []
         for _ in range(4):
-            if lost(events + more):
+            if settled(events + more):
                 break
             more += self.group.poll(settings.FAILURE_SETTLE_S / 4)
         return more

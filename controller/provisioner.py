@@ -93,8 +93,13 @@ class RayTaskGroup:
         self.launches: dict[TaskKey, TaskLaunch] = {}
         self.running: dict[ray.ObjectRef, TaskKey] = {}
         self.env: dict[str, str] = {}
+        # A warm spare per task: an idle actor in the task's bundle that has imported TensorFlow,
+        # so a restart of the cluster starts in fresh processes without waiting for process start
+        # and TF import (GPU bundles get none: a 0-GPU spare would not see the GPU).
+        self.spares: dict[TaskKey, ray.actor.ActorHandle] = {}
 
     def provision(self, tasks: list[TaskSpec], placement: str, timeout_s: float) -> None:
+        self._kill_spares()  # they live in the old reservation's bundles
         self._remove_pg()  # a restart on new capacity: the old reservation may hold a lost node's bundles
         self.tasks = list(tasks)
         bundles = [dict(t.bundle) for t in tasks]
@@ -123,11 +128,21 @@ class RayTaskGroup:
             # must not take every task's reports with it). Not "the driver's node": with several
             # Ray nodes on one IP a driver may attach to any of them.
             self.inbox = ray.remote(num_cpus=0)(ReportInbox).options(resources={HEAD_NODE_RESOURCE: 0.001}).remote()
-        pending = {}
+        pending, warm = {}, False
         for task in self.tasks:
-            self.actors[task.key] = self._create_actor(task)
+            spare = self.spares.pop(task.key, None)
+            warm = warm or spare is not None
+            self.actors[task.key] = spare or self._create_actor(task)
             pending[self.actors[task.key].reserve_port.remote()] = task.key
-        self.infos.update(self._await_infos(pending, timeout_s))
+        try:
+            self.infos.update(self._await_infos(pending, timeout_s))
+        except TaskStartError as err:
+            if not warm:
+                raise
+            log.warning("a warm spare did not take over (%s); starting fresh actors", err)
+            self.stop_tasks()
+            self._kill_spares()
+            return self.start(env, timeout_s)
         return dict(self.infos)
 
     def launch(self, launches: dict[TaskKey, TaskLaunch]) -> None:
@@ -140,6 +155,10 @@ class RayTaskGroup:
                 launch = dataclasses.replace(launch, restore_files=shipped[launch.restore_from])
             self.launches[key] = launch
             self.running[self.actors[key].run.remote(launch)] = key
+        if settings.WARM_SPARES:
+            for task in self.tasks:
+                if task.key not in self.spares and not task.bundle.get("GPU"):
+                    self.spares[task.key] = self._create_actor(task, spare=True)
 
     def replace(self, key: TaskKey, timeout_s: float) -> TaskInfo:
         old = self.infos[key]
@@ -184,10 +203,12 @@ class RayTaskGroup:
         if self.inbox is not None:
             self.inbox.request_stop.remote()
 
-    def _create_actor(self, task: TaskSpec):
+    def _create_actor(self, task: TaskSpec, spare: bool = False):
+        """The task's actor in its bundle; a spare holds none of the bundle's resources (the bundle
+        stays reserved for the job) and only warms up until a restart makes it the task."""
         from workers.task_actor import TaskActor  # imports no TensorFlow
 
-        bundle = task.bundle
+        bundle = {} if spare else task.bundle
         return ray.remote(TaskActor).options(
             num_cpus=bundle.get("CPU", 0),
             num_gpus=bundle.get("GPU", 0),
@@ -198,7 +219,7 @@ class RayTaskGroup:
             ),
             runtime_env={"env_vars": self.env},
             max_restarts=0,
-        ).remote(task.role, task.index, self.inbox)
+        ).remote(task.role, task.index, self.inbox, warm=spare)
 
     @staticmethod
     def _await_infos(pending: dict, timeout_s: float) -> dict[TaskKey, TaskInfo]:
@@ -279,7 +300,13 @@ class RayTaskGroup:
             log.warning("the report inbox did not answer (%s); trying again next step", type(err).__name__)
             return []
 
+    def _kill_spares(self) -> None:
+        for actor in self.spares.values():
+            self._kill(actor)
+        self.spares.clear()
+
     def shutdown(self) -> None:
+        self._kill_spares()
         self.stop_tasks()
         self._kill(self.inbox)
         self.inbox = None

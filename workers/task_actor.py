@@ -76,6 +76,19 @@ def _wait_for_servers(servers: tuple, timeout_s: float) -> None:
             raise TimeoutError(f"servers not reachable over gRPC within {timeout_s:g}s: {names}")
 
 
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow at the lowest CPU priority (this thread only), so a spare that warms up
+    beside training takes idle cycles, not the training's."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+    try:
+        import tensorflow  # noqa: F401
+    except Exception as err:  # the task will import it again and report the error properly
+        print(f"[tfray] warm-up import of TensorFlow failed: {err}", flush=True)
+
+
 def _read_token(job_dir: str) -> str | None:
     try:
         return open(os.path.join(job_dir, TOKEN_FILE)).read().strip()
@@ -86,9 +99,11 @@ def _read_token(job_dir: str) -> str | None:
 class TaskActor:
     """One task of the job (role, index); made a Ray actor by the provisioner."""
 
-    def __init__(self, role: str, index: int, inbox):
+    def __init__(self, role: str, index: int, inbox, warm: bool = False):
         for key, value in TASK_ENV.items():  # also set by runtime_env; this guards direct use
             os.environ.setdefault(key, value)
+        if warm:  # a spare: import TensorFlow now, so that a restart does not wait for it
+            threading.Thread(target=_import_tensorflow_quietly, name="tfray-warm", daemon=True).start()
         self.role = role
         self.index = index
         self.inbox = inbox

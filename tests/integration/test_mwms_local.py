@@ -92,8 +92,11 @@ def test_a_preemption_notice_saves_the_last_step_and_resumes_from_it(local_ray, 
     assert result.restarts == 1
     decided = [e for e in result.events if "action" in e]
     assert {e["cause"] for e in decided} == {"preempted"} and decided[-1]["spent"]["max_preemptions"] == 1
-    noticed = [e["task"] for e in decided if "on this task's preemption notice" in e["error"]]
-    assert noticed == ["worker-1"]
+    # Who got the notice: its own failure says so, or its heartbeat did (on a loaded machine the
+    # group may restart before the noticed task's own end is in).
+    noticed = {e["task"] for e in decided if "on this task's preemption notice" in e["error"]}
+    noticed |= {e["task"] for e in result.events if e.get("event") == "preemption_notice"}
+    assert noticed == {"worker-1"}
     restart = next(e for e in result.events if e.get("event") == "restart")
     # Every task saw the notice at the same check (every 10 steps) and saved that step, mid-epoch.
     assert 28 < restart["from_step"] <= 28 + 10
