@@ -22,6 +22,7 @@ from controller.status import format_status, group_failures
 from controller.tf_config import placeholder_address, tf_configs
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+EXIT_STILL_RUNNING = 124  # `submit --follow` gave up after --timeout; the job goes on (as GNU timeout)
 
 EPILOG = """\
 examples:
@@ -31,6 +32,8 @@ examples:
   tfray run JOB.yaml --address auto                       join a running cluster (`ray up`, `ray start`)
   tfray run JOB.yaml --fault worker-1:kill@step=50        kill a task on purpose and watch the job recover
   tfray status JOB.yaml                                   attempts, budgets, every failure and the decision taken
+  tfray submit JOB.yaml --follow                          run it on a `ray up` cluster through its Jobs API
+  tfray stop raysubmit_XXXX                               stop a submitted job
   tfray schema                                            the job spec's JSON Schema, every field described
 
 A job's checkpoints, metrics.jsonl and job.json live in <storage_path>/<name>;
@@ -60,7 +63,9 @@ def render_plan(spec) -> str:
         f"job: {spec.name}",
         f"strategy: {spec.strategy.value}",
         f"entrypoint: {ep.kind} {target}" + (f" args {json.dumps(ep.args, sort_keys=True)}" if ep.args else ""),
-        f"storage: {spec.storage_path}/{spec.name} (relative to the spec's folder)",
+        f"storage: {spec.storage_path}/{spec.name}"
+        + ("" if os.path.isabs(os.path.expanduser(spec.storage_path)) or "://" in spec.storage_path
+           else " (relative to the spec's folder)"),
         f"placement: {spec.placement.value}, {len(tasks)} tasks in one placement group",
         f"checkpoints: every {spec.checkpoint.every_n_epochs} epoch(s), keep {spec.checkpoint.keep}",
         "failure budgets: " + ", ".join(f"{k}={v}" for k, v in spec.failure.limits().items())
@@ -172,6 +177,75 @@ def cmd_run(args) -> int:
     return {JobState.SUCCEEDED: EXIT_OK, JobState.STOPPED: EXIT_STOPPED}.get(result.state, EXIT_FAILED)
 
 
+SUBMIT_EPILOG = """\
+the path from zero to a trained model on a cluster (docs/clusters.md):
+  ray up cluster_configs/aws.yaml                  start the cluster (after filling in its FILL IN values)
+  ray dashboard cluster_configs/aws.yaml           keep running: forwards the head's Jobs API to 127.0.0.1:8265
+  export RAY_AUTH_MODE=token                       the configs turn on Ray's token auth; the token is ~/.ray/auth_token
+  tfray submit cluster_configs/jobs/digits_mwms_cluster.yaml --follow
+  tfray stop raysubmit_XXXX                        or Ctrl-C to stop following and leave the job running
+  ray down cluster_configs/aws.yaml
+
+Run from the folder to ship (or give --working-dir): it becomes the job's working folder
+on the cluster, and the spec must be inside it. Same as
+`ray job submit --working-dir . -- python -m controller run JOB.yaml`.
+exit status with --follow: 0 succeeded, 1 failed, 130 stopped, 124 still running after --timeout;
+2 when the spec is invalid or the cluster cannot be reached or refuses the token.
+"""
+
+
+def _add_address(p) -> None:
+    p.add_argument("--address", help="the head's Jobs API URL; default $RAY_API_SERVER_ADDRESS, $RAY_ADDRESS, or "
+                   "http://127.0.0.1:8265, where `ray dashboard CLUSTER.yaml` forwards it over SSH")
+
+
+def cmd_submit(args) -> int:
+    from controller import submit as remote
+
+    spec = load_spec(args.spec)
+    check_entrypoint(spec, list(dict.fromkeys([str(Path(args.working_dir).resolve()),
+                                               str(Path(args.spec).resolve().parent)])))
+    if note := remote.relative_storage_note(spec):
+        print(note, file=sys.stderr)
+    submission_id = None
+    try:
+        client = remote.connect(args.address)
+        submission_id = remote.submit(client, spec, args.spec, args.working_dir, args.submission_id)
+        print(f"submitted job {spec.name} as {submission_id} to {remote.api_url(client)}\n"
+              f"  logs:   ray job logs --follow {submission_id}\n"
+              f"  status: ray job status {submission_id}\n"
+              f"  stop:   tfray stop {submission_id}", flush=True)
+        if not args.follow:
+            return EXIT_OK
+        status = remote.follow(client, submission_id, args.timeout)
+    except remote.SubmitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        if submission_id is None:
+            return EXIT_STOPPED
+        print(f"\nstopped following; job {submission_id} goes on. Stop it with: tfray stop {submission_id}")
+        return EXIT_STOPPED
+    if status is None:
+        print(f"\njob {submission_id} is still running after --timeout {args.timeout:g}s; "
+              f"follow it with `ray job logs --follow {submission_id}`")
+        return EXIT_STILL_RUNNING
+    print(f"\njob {submission_id} {status.value}")
+    return {"SUCCEEDED": EXIT_OK, "STOPPED": EXIT_STOPPED}.get(status.value, EXIT_FAILED)
+
+
+def cmd_stop(args) -> int:
+    from controller import submit as remote
+
+    try:
+        status = remote.stop(remote.connect(args.address), args.submission_id, args.wait)
+    except remote.SubmitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"job {args.submission_id} {status.value}")
+    return EXIT_OK if status.is_terminal() else EXIT_STILL_RUNNING
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfray",
@@ -204,6 +278,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="a job's attempts, budgets and failures with the decisions taken")
     p.add_argument("spec", help="job spec YAML")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("submit", help="submit a job to a Ray cluster's Jobs API (like `ray job submit`) and "
+                       "print its id; --follow streams its logs until it ends",
+                       description="Submit `python -m controller run SPEC` to a Ray cluster through its Jobs API, "
+                       "with the working folder shipped as the job's runtime_env. The spec is validated first.",
+                       epilog=SUBMIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", help="job spec YAML, inside the working folder")
+    _add_address(p)
+    p.add_argument("--working-dir", default=".", help="the folder shipped to the cluster as the job's working "
+                   "folder (default: the current one); .gitignore'd files, .git and .venv stay behind")
+    p.add_argument("--follow", action="store_true", help="stream the job's logs until it ends, then exit with "
+                   "its status (Ctrl-C stops following, not the job)")
+    p.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
+                   help="with --follow: give up following after this long (the job goes on; exit 124); default 3600")
+    p.add_argument("--submission-id", help="a fixed id: Ray rejects a second submit with the same id, so a "
+                   "retried submit never starts the job twice")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("stop", help="stop a submitted job: its controller tears every task down; waits for the end")
+    p.add_argument("submission_id", help="the id `tfray submit` printed (raysubmit_...)")
+    _add_address(p)
+    p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                   help="how long to wait for the job to end (default 60)")
+    p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("schema", help="print the job spec's JSON Schema")
     p.set_defaults(func=cmd_schema)

@@ -1,0 +1,186 @@
+"""Jobs on a remote Ray cluster through its Jobs API: ``tfray submit`` and ``tfray stop``.
+
+``tfray submit JOB.yaml`` does what ``ray job submit --working-dir . -- python
+-m controller run JOB.yaml`` does, through Ray's ``JobSubmissionClient``: the
+working folder is shipped as the job's ``runtime_env`` and the controller runs
+as the job's driver on the head node, where it reaches the cluster through
+``RAY_ADDRESS``. The CLI validates the spec before anything is uploaded.
+
+The address is the head's Jobs API (the dashboard port, 8265). The cluster
+configs never open that port to the internet: ``ray dashboard CLUSTER.yaml``
+forwards it over SSH to ``http://127.0.0.1:8265``, the default here. Ray's
+token auth applies as for every Ray client: ``RAY_AUTH_MODE=token`` and the
+cluster's token in ``~/.ray/auth_token`` (or ``RAY_AUTH_TOKEN_PATH`` /
+``RAY_AUTH_TOKEN``). Ray is imported lazily, so the CLI starts without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"  # where `ray dashboard CLUSTER.yaml` forwards the head's Jobs API
+# Never shipped: the local virtualenv, results and VCS data (Ray also honours .gitignore and .rayignore).
+WORKING_DIR_EXCLUDES = [".git", ".venv", "runs", "__pycache__", "*.pyc"]
+STATUS_POLL_S = 1.0
+STATUS_SETTLE_S = 30.0  # after the log stream ends, how long the job may take to report a terminal status
+AGENT_WAIT_S = 60.0  # how long a just-started head's job agent may take to accept submissions
+AGENT_RETRY_S = 2.0
+
+AUTH_HINT = (
+    "export RAY_AUTH_MODE=token and give this client the cluster's token: ~/.ray/auth_token (chmod 600), "
+    "or RAY_AUTH_TOKEN_PATH=<file>, or RAY_AUTH_TOKEN=<token>. With the cluster configs the token is the "
+    "~/.ray/auth_token that `ray up` copied to every node (docs/clusters.md)."
+)
+
+
+class SubmitError(RuntimeError):
+    """The Jobs API could not be reached or refused this client; the message says what to do."""
+
+
+def resolve_address(address: str | None) -> str:
+    """--address, else $RAY_API_SERVER_ADDRESS, else $RAY_ADDRESS, else the forwarded dashboard port."""
+    return (address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
+            or DEFAULT_ADDRESS)
+
+
+def entrypoint_for(spec_path: str | os.PathLike, working_dir: str | os.PathLike) -> str:
+    """The job's shell command: the controller run on the spec, by its path inside the working folder."""
+    spec, root = Path(spec_path).resolve(), Path(working_dir).resolve()
+    if not spec.is_relative_to(root):
+        raise SubmitError(f"{spec_path} is outside the working folder {root}: only that folder is shipped "
+                          "to the cluster; move the spec into it or pass --working-dir")
+    # `python` is the head node's interpreter (the cluster configs put their virtualenv first on PATH).
+    return shlex.join(["python", "-m", "controller", "run", spec.relative_to(root).as_posix()])
+
+
+def runtime_env_for(working_dir: str | os.PathLike) -> dict:
+    return {"working_dir": str(Path(working_dir).resolve()), "excludes": list(WORKING_DIR_EXCLUDES)}
+
+
+def connect(address: str | None):
+    """A JobSubmissionClient for the cluster, or a SubmitError that says how to fix the connection."""
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    url = resolve_address(address)
+    # Ray lets $RAY_API_SERVER_ADDRESS / $RAY_ADDRESS override its address argument; --address must win,
+    # so they are out of the way while the client resolves it (it keeps the URL; later calls use that).
+    hidden = {k: os.environ.pop(k) for k in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS") if address and k in os.environ}
+    try:
+        return JobSubmissionClient(url)
+    except AuthenticationError as err:
+        raise SubmitError(auth_message(url, err)) from None
+    except Exception as err:  # noqa: BLE001 -- refused, a bad URL, a timeout: all mean "not reachable as given"
+        raise SubmitError(
+            f"cannot reach the Ray Jobs API at {url} ({type(err).__name__}: {err}). Is the cluster up, and is "
+            "`ray dashboard cluster_configs/<cloud>.yaml` running in another terminal? It forwards the head's "
+            "port 8265 to this machine over SSH; the cluster configs never expose it to the internet."
+        ) from None
+    finally:
+        os.environ.update(hidden)
+
+
+def auth_message(url: str, err: Exception) -> str:
+    text = str(err)
+    if "Authentication failed" in text or "403" in text:
+        return f"the Ray cluster at {url} rejected this client's token (not the cluster's token). {AUTH_HINT}"
+    return f"the Ray cluster at {url} requires token authentication and this client sent no token. {AUTH_HINT}"
+
+
+def _call(what: str, url: str, fn, *args, **kwargs):
+    """One Jobs API call, with auth, connection and server errors turned into SubmitError."""
+    import requests
+    from ray.exceptions import AuthenticationError
+
+    try:
+        return fn(*args, **kwargs)
+    except AuthenticationError as err:
+        raise SubmitError(auth_message(url, err)) from None
+    except (ConnectionError, requests.exceptions.RequestException) as err:
+        raise SubmitError(f"{what}: lost the Ray Jobs API at {url}: {err}") from None
+    except RuntimeError as err:  # the server answered with an error (unknown id, id reused, ...)
+        raise SubmitError(f"{what}: {err}") from None
+
+
+def api_url(client) -> str:
+    """The Jobs API URL a client talks to (for messages)."""
+    return getattr(client, "_address", "the Jobs API")
+
+
+def submit(client, spec, spec_path: str, working_dir: str, submission_id: str | None = None) -> str:
+    """Submit the controller run of one job spec; returns the submission id.
+
+    Right after a head starts, its job agent may not be up yet and the Jobs API answers "No available
+    agent to submit job, please try again later" (nothing was created): that is retried, bounded.
+    """
+    deadline, told = time.monotonic() + AGENT_WAIT_S, False
+    while True:
+        try:
+            return _call(
+                "cannot submit", api_url(client), client.submit_job,
+                entrypoint=entrypoint_for(spec_path, working_dir),
+                runtime_env=runtime_env_for(working_dir),
+                submission_id=submission_id,
+                metadata={"tfray_job": spec.name},
+            )
+        except SubmitError as err:
+            if "No available agent" not in str(err) or time.monotonic() > deadline:
+                raise
+            if not told:
+                print(f"tfray: the head's job agent is not up yet; trying again for up to {AGENT_WAIT_S:g}s",
+                      file=sys.stderr, flush=True)
+                told = True
+            time.sleep(AGENT_RETRY_S)
+
+
+async def _tail(client, submission_id: str, out: TextIO) -> None:
+    async for chunk in client.tail_job_logs(submission_id):
+        out.write(chunk)
+        out.flush()
+
+
+def follow(client, submission_id: str, timeout_s: float, out: TextIO | None = None):
+    """Stream the job's logs until it ends; its terminal JobStatus, or None if timeout_s passed first."""
+    out = out or sys.stdout
+    deadline = time.monotonic() + timeout_s
+    try:
+        asyncio.run(asyncio.wait_for(_tail(client, submission_id, out), timeout=timeout_s))
+    except asyncio.TimeoutError:
+        return None
+    except Exception as err:  # noqa: BLE001 -- the log stream broke (a proxy, a restart): polling tells the end
+        print(f"tfray: the log stream ended early ({err}); waiting for the job's status", file=sys.stderr)
+    # The stream closes when the driver exits; the terminal status follows within moments.
+    status = _wait_terminal(client, submission_id, max(deadline, time.monotonic() + STATUS_SETTLE_S))
+    return status if status.is_terminal() else None
+
+
+def stop(client, submission_id: str, wait_s: float):
+    """Ask the job to stop (its controller gets SIGTERM and tears down); its status after up to wait_s."""
+    _call(f"cannot stop {submission_id}", api_url(client), client.stop_job, submission_id)
+    return _wait_terminal(client, submission_id, time.monotonic() + wait_s)
+
+
+def _wait_terminal(client, submission_id: str, deadline: float):
+    """Poll until the job's status is terminal or the deadline passes; the last status seen."""
+    while True:
+        status = _call(f"cannot read the status of {submission_id}", api_url(client), client.get_job_status,
+                       submission_id)
+        if status.is_terminal() or time.monotonic() > deadline:
+            return status
+        time.sleep(STATUS_POLL_S)
+
+
+def relative_storage_note(spec) -> str | None:
+    """A warning when results would land inside the shipped working folder, which Ray deletes later."""
+    if os.path.isabs(os.path.expanduser(spec.storage_path)) or "://" in spec.storage_path:
+        return None
+    return (f"note: storage_path '{spec.storage_path}' is relative, so on the cluster it resolves inside the "
+            "job's unpacked working folder on the head node, which Ray deletes when it is no longer used. "
+            "To keep checkpoints and metrics give an absolute path (e.g. ~/tfray-runs, on the head) or a "
+            "bucket URI (s3://..., gs://...).")

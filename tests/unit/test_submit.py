@@ -1,0 +1,177 @@
+"""`tfray submit` / `tfray stop` against a fake Jobs API client: what is sent, exit codes, messages.
+
+The real Jobs API (token auth on, a real job) is tests/integration/test_cluster_jobs.py.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+from pathlib import Path
+
+import pytest
+from ray.exceptions import AuthenticationError
+from ray.job_submission import JobStatus
+
+from controller import submit as remote
+from controller.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STILL_RUNNING,
+    EXIT_STOPPED,
+    main,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = "cluster_configs/jobs/digits_mwms_cluster.yaml"
+
+
+class FakeClient:
+    """The JobSubmissionClient calls `tfray submit` makes, with scripted statuses and log chunks."""
+
+    _address = "http://fake:8265"
+
+    def __init__(self, statuses=(JobStatus.SUCCEEDED,), logs=("training\n",), stall_s: float = 0.0):
+        self.statuses = list(statuses)
+        self.logs = list(logs)
+        self.stall_s = stall_s
+        self.submitted: dict = {}
+        self.stopped: list[str] = []
+
+    def submit_job(self, **kwargs):
+        self.submitted = kwargs
+        return kwargs.get("submission_id") or "raysubmit_fake"
+
+    async def tail_job_logs(self, submission_id):
+        import asyncio
+
+        for chunk in self.logs:
+            yield chunk
+        await asyncio.sleep(self.stall_s)
+
+    def get_job_status(self, submission_id):
+        return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+
+    def stop_job(self, submission_id):
+        self.stopped.append(submission_id)
+        return True
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    client = FakeClient()
+    monkeypatch.setattr(remote, "connect", lambda address: client)
+    monkeypatch.setattr(remote, "STATUS_POLL_S", 0.01)
+    monkeypatch.chdir(REPO)
+    return client
+
+
+def test_submit_ships_the_working_folder_and_runs_the_controller_on_the_spec(fake, capsys):
+    assert main(["submit", SPEC]) == EXIT_OK
+    assert shlex.split(fake.submitted["entrypoint"]) == ["python", "-m", "controller", "run", SPEC]
+    runtime_env = fake.submitted["runtime_env"]
+    assert runtime_env["working_dir"] == str(REPO) and ".venv" in runtime_env["excludes"]
+    assert fake.submitted["metadata"] == {"tfray_job": "digits-mwms-cluster"}
+    out = capsys.readouterr().out
+    assert "as raysubmit_fake to http://fake:8265" in out and "tfray stop raysubmit_fake" in out
+
+
+@pytest.mark.parametrize("status, code", [(JobStatus.SUCCEEDED, EXIT_OK), (JobStatus.FAILED, EXIT_FAILED),
+                                          (JobStatus.STOPPED, EXIT_STOPPED)])
+def test_follow_streams_the_logs_and_exits_with_the_jobs_status(fake, capsys, status, code):
+    fake.statuses = [JobStatus.RUNNING, status]
+    assert main(["submit", SPEC, "--follow", "--submission-id", "mine"]) == code
+    out = capsys.readouterr().out
+    assert "training\n" in out and f"job mine {status.value}" in out
+    assert fake.submitted["submission_id"] == "mine"
+
+
+def test_follow_gives_up_after_the_timeout_and_leaves_the_job_running(fake, capsys):
+    fake.stall_s, fake.statuses = 30.0, [JobStatus.RUNNING]
+    assert main(["submit", SPEC, "--follow", "--timeout", "0.3"]) == EXIT_STILL_RUNNING
+    assert "still running after --timeout 0.3s" in capsys.readouterr().out
+    assert not fake.stopped
+
+
+def test_a_spec_outside_the_working_folder_is_refused_before_anything_is_sent(fake, tmp_path, capsys):
+    (tmp_path / "job.yaml").write_text((REPO / SPEC).read_text())
+    assert main(["submit", str(tmp_path / "job.yaml"), "--working-dir", str(REPO)]) == EXIT_BAD_INPUT
+    assert "outside the working folder" in capsys.readouterr().err and not fake.submitted
+
+
+def test_a_bad_spec_fails_on_the_client(fake, tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("name: x\nstrategy: multi_worker_mirrored\nroles: {chief: {count: 2}}\n"
+                                       "entrypoint: {function: 'm:f'}\n")
+    assert main(["submit", str(tmp_path / "bad.yaml"), "--working-dir", str(tmp_path)]) == EXIT_BAD_INPUT
+    assert "at most one chief" in capsys.readouterr().err and not fake.submitted
+
+
+def test_a_relative_storage_path_is_warned_about(fake, capsys):
+    assert main(["submit", "cluster_configs/jobs/digits_mwms.yaml"]) == EXIT_OK
+    assert "storage_path '../../runs' is relative" in capsys.readouterr().err
+
+
+def test_stop_asks_ray_to_stop_and_reports_the_end(fake, capsys):
+    fake.statuses = [JobStatus.RUNNING, JobStatus.STOPPED]
+    assert main(["stop", "raysubmit_x", "--wait", "5"]) == EXIT_OK
+    assert fake.stopped == ["raysubmit_x"] and "job raysubmit_x STOPPED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("body, expected", [("Authentication required: Unauthorized", "sent no token"),
+                                            ("Authentication failed: Forbidden", "rejected this client's token")])
+def test_auth_failures_say_what_to_set(monkeypatch, capsys, body, expected):
+    def refuse(address):
+        raise remote.SubmitError(remote.auth_message("http://h:8265", AuthenticationError(body)))
+
+    monkeypatch.setattr(remote, "connect", refuse)
+    monkeypatch.chdir(REPO)
+    assert main(["submit", SPEC]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert expected in err and "RAY_AUTH_MODE=token" in err and "~/.ray/auth_token" in err
+
+
+def test_an_unreachable_address_names_the_ssh_tunnel(monkeypatch, capsys):
+    with socket.socket() as s:  # a port nothing listens on: connection refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
+    monkeypatch.chdir(REPO)
+    assert main(["stop", "raysubmit_x", "--address", f"http://127.0.0.1:{port}"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"cannot reach the Ray Jobs API at http://127.0.0.1:{port}" in err and "ray dashboard" in err
+
+
+def test_the_address_flag_wins_over_the_environment(monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "http://from-env:8265")
+    assert remote.resolve_address("http://flag:8265") == "http://flag:8265"
+    assert remote.resolve_address(None) == "http://from-env:8265"
+    monkeypatch.delenv("RAY_ADDRESS")
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
+    assert remote.resolve_address(None) == "http://127.0.0.1:8265"  # where `ray dashboard` forwards it
+
+
+def test_submit_help_teaches_the_path_from_ray_up(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["submit", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for text in ("ray up cluster_configs/aws.yaml", "ray dashboard", "RAY_AUTH_MODE=token", "ray job submit",
+                 "124 still running"):
+        assert text in out
+
+
+def test_a_head_whose_job_agent_is_not_up_yet_is_tried_again(fake, monkeypatch, capsys):
+    monkeypatch.setattr(remote, "AGENT_RETRY_S", 0.01)
+    submit_job, calls = fake.submit_job, []
+
+    def not_yet(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise RuntimeError("Request failed with status code 500: No available agent to submit job, "
+                               "please try again later..")
+        return submit_job(**kwargs)
+
+    fake.submit_job = not_yet
+    assert main(["submit", SPEC]) == EXIT_OK
+    assert len(calls) == 2 and "job agent is not up yet" in capsys.readouterr().err
