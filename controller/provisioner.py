@@ -177,7 +177,13 @@ class RayTaskGroup:
             if time.monotonic() > deadline:
                 raise TaskStartError(f"the replacement of {key} did not start within timeouts.startup_s="
                                      f"{timeout_s:g}s")
-        info = self._await_infos({ref: key}, 0)[key]
+        try:
+            info = self._await_infos({ref: key}, 0)[key]
+        except TaskStartError:
+            # The replacement died at once: most likely its node is dying and Ray has not said so yet.
+            if self._node_dies(old.node_id, settings.NODE_DEATH_CONFIRM_S):
+                raise NodeLostError(f"the node of {key} ({old.node_id[:12]}) is gone") from None
+            raise
         if info.node_id != old.node_id:
             raise TaskStartError(f"the replacement of {key} landed on another node ({info.node_id[:12]})")
         self.infos[key] = info
@@ -219,7 +225,7 @@ class RayTaskGroup:
             ),
             runtime_env={"env_vars": self.env},
             max_restarts=0,
-        ).remote(task.role, task.index, self.inbox, warm=spare)
+        ).remote(task.role, task.index, self.inbox, spare=spare)
 
     @staticmethod
     def _await_infos(pending: dict, timeout_s: float) -> dict[TaskKey, TaskInfo]:
@@ -237,6 +243,14 @@ class RayTaskGroup:
             except RayError as err:
                 raise TaskStartError(f"task {pending[ref]} failed to start: {err}") from None
         return infos
+
+    def _node_dies(self, node_id: str, within_s: float) -> bool:
+        deadline = time.monotonic() + within_s
+        while self._node_alive(node_id):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        return True
 
     @staticmethod
     def _node_alive(node_id: str) -> bool:

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 
-from controller.settings import GATHER_TIMEOUT_S, TASK_ENV
+from controller.settings import GATHER_TIMEOUT_S, PREIMPORT_ENV, TASK_ENV
 from controller.storage import TOKEN_FILE, node_job_dir, read_tree, write_tree
 from controller.task_group import TaskLaunch
 from workers.context import CONTEXT_ENV, REPORT_FD_ENV, STOP_FILE_ENV, TaskContext, set_context
@@ -76,13 +76,14 @@ def _wait_for_servers(servers: tuple, timeout_s: float) -> None:
             raise TimeoutError(f"servers not reachable over gRPC within {timeout_s:g}s: {names}")
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow at the lowest CPU priority (this thread only), so a spare that warms up
-    beside training takes idle cycles, not the training's."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):
-        pass
+def _import_tensorflow(idle: bool) -> None:
+    """Import TensorFlow in the background while the actor waits for its launch. A spare (``idle``)
+    does it at the lowest CPU priority (this thread only), so it takes idle cycles, not training's."""
+    if idle:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
     try:
         import tensorflow  # noqa: F401
     except Exception as err:  # the task will import it again and report the error properly
@@ -99,11 +100,11 @@ def _read_token(job_dir: str) -> str | None:
 class TaskActor:
     """One task of the job (role, index); made a Ray actor by the provisioner."""
 
-    def __init__(self, role: str, index: int, inbox, warm: bool = False):
+    def __init__(self, role: str, index: int, inbox, spare: bool = False):
         for key, value in TASK_ENV.items():  # also set by runtime_env; this guards direct use
             os.environ.setdefault(key, value)
-        if warm:  # a spare: import TensorFlow now, so that a restart does not wait for it
-            threading.Thread(target=_import_tensorflow_quietly, name="tfray-warm", daemon=True).start()
+        if os.environ.get(PREIMPORT_ENV) == "1":  # TF code runs in this process: start importing it now
+            threading.Thread(target=_import_tensorflow, args=(spare,), name="tfray-warm", daemon=True).start()
         self.role = role
         self.index = index
         self.inbox = inbox
