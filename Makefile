@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_JOB := cluster_configs/jobs/digits_mwms.yaml
 
-.PHONY: setup demo test test-unit clean
+.PHONY: setup demo test test-unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -27,6 +27,10 @@ test: setup
 
 test-unit: setup
 	$(BIN)/python -m pytest -ra tests/unit
+
+# The benchmark of BENCHMARKS.md: ours vs hand-launched TF vs Ray Train, medians of 3.
+bench: setup
+	$(BIN)/python -m bench --reps 3
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,370 @@
+"""Runs the benchmark: every scenario, every way, several repetitions; prints the table of ratios.
+
+Each run is one fresh process (a driver, or the hand launcher) with its own
+short ``RAY_TMPDIR``, a private ``HOME`` and ``RAY_AUTH_MODE=disabled``
+(DESIGN.md §6); a thread samples the memory of its process tree. Ways are
+run in a different order in each repetition so that drift in the machine's
+load does not always favour the same one. Each figure is the median of the
+repetitions with its spread (min-max); a ratio is the ratio of the medians,
+with the spread of the per-repetition ratios.
+
+Scenarios (``--quick`` shrinks them and folds the clean run into the fault run):
+
+- ``mwms``: the MWMS digits job, no fault: start-up, steady throughput, memory;
+- ``mwms-faults``: the same job with worker-1 SIGKILLed 25 steps into epoch 4,
+  then SIGTERMed (notice, SIGKILL 2 s later) 25 steps into epoch 7;
+- ``pss``: the parameter-server job (this project and by hand only: Ray Train
+  has no parameter servers), worker-1 SIGKILLed from outside mid-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import figures
+from bench.memory import TreeSampler
+
+REPO = Path(__file__).resolve().parents[1]
+WAYS = ("ours", "hand", "raytrain")
+LABELS = {"ours": "ours (tfray)", "hand": "hand-launched", "raytrain": "Ray Train"}
+
+
+def sizes(quick: bool) -> dict:
+    """Job sizes. The fault run is longer than the clean one: after the SIGTERM the job must still be
+    training when the notice's deadline comes (a plain MWMS process ignores SIGTERM and trains on)."""
+    if quick:
+        s = 20
+        return {"steps_per_epoch": s, "epochs": 10, "fault_epochs": 10, "kill_at": 2 * s + s // 2,
+                "term_at": 4 * s + s // 2, "grace_s": 1.0, "pss_epochs": 8, "pss_steps": 25, "pss_kill_at": 75,
+                "scenarios": ("mwms-faults", "pss")}
+    s = 50
+    return {"steps_per_epoch": s, "epochs": 10, "fault_epochs": 14, "kill_at": 3 * s + s // 2,
+            "term_at": 6 * s + s // 2, "grace_s": 2.0, "pss_epochs": 24, "pss_steps": 50, "pss_kill_at": 300,
+            "scenarios": ("mwms", "mwms-faults", "pss")}
+
+
+def command(scenario: str, way: str, run_dir: Path, size: dict, args) -> list[str]:
+    py = [sys.executable, "-m"]
+    events = run_dir / "events.jsonl"
+    common = [f"--run-dir={run_dir}", f"--events={events}"]
+    if scenario == "pss":
+        job = [f"--epochs={size['pss_epochs']}", f"--steps-per-epoch={size['pss_steps']}",
+               f"--kill-at={size['pss_kill_at']}"]
+        return py + (["bench.drive_ours", "pss"] if way == "ours" else ["bench.hand", "pss"]) + common + job
+    faults, epochs = "", size["epochs"]
+    if scenario == "mwms-faults":
+        faults = f"kill:worker-1:{size['kill_at']},term:worker-1:{size['term_at']}:{size['grace_s']:g}"
+        epochs = size["fault_epochs"]
+    job = [f"--epochs={epochs}", f"--steps-per-epoch={size['steps_per_epoch']}", f"--faults={faults}",
+           f"--workers={args.workers}"]
+    if way == "ours":
+        variant = ["--no-notice-check"] if args.no_notice_check else []
+        return py + ["bench.drive_ours", "mwms", f"--chief={int(args.chief)}", *variant] + common + job
+    if way == "hand":
+        return py + ["bench.hand", "mwms", f"--chief={int(args.chief)}"] + common + job
+    return py + ["bench.drive_raytrain"] + common + job
+
+
+def run_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A fresh, short Ray temp dir and a private HOME for every run (see tests/conftest.py for why)."""
+    env = {**os.environ, **(extra or {})}
+    env.update({
+        "RAY_AUTH_MODE": "disabled",
+        "HOME": tempfile.mkdtemp(prefix="tfrh", dir="/tmp"),
+        "RAY_TMPDIR": tempfile.mkdtemp(prefix="tfr", dir="/tmp"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "TF_USE_LEGACY_KERAS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "RAY_DEDUP_LOGS": "0",
+    })
+    return env
+
+
+def run_one(scenario: str, way: str, run_dir: Path, size: dict, args) -> dict:
+    """One run in its own process; returns its figures (or the error that kept it from having any)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = run_env(dict(kv.split("=", 1) for kv in args.ours_env) if way == "ours" else None)
+    cmd = command(scenario, way, run_dir, size, args)
+    began, load_before = time.time(), os.getloadavg()[0]
+    with open(run_dir / "driver.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        sampler = TreeSampler(proc.pid, interval_s=args.sample_s).start()
+        try:
+            code = proc.wait(timeout=args.run_timeout_s)
+        except subprocess.TimeoutExpired:
+            code = None
+    sampler.stop()
+    _reap(proc, sampler)
+    shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
+    shutil.rmtree(env["HOME"], ignore_errors=True)
+    memory = {"peak_by_pid": sampler.peak_by_pid, "peak_tree": sampler.peak_tree,
+              "peak_tree_parts": sampler.peak_tree_parts}
+    (run_dir / "memory.json").write_text(json.dumps(memory))
+    run = {"exit_code": code, "wall_s": time.time() - began,
+           "load_avg": (load_before, os.getloadavg()[0])}  # other work on the machine makes figures noisy
+    (run_dir / "run.json").write_text(json.dumps(run))
+    return read_run(scenario, way, run_dir)
+
+
+def read_run(scenario: str, way: str, run_dir: Path) -> dict:
+    """A run's figures from what it left in its folder (also to re-read old runs with --from)."""
+    run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    memory = json.loads((run_dir / "memory.json").read_text()) if (run_dir / "memory.json").exists() else {}
+    memory["peak_by_pid"] = {int(k): v for k, v in memory.get("peak_by_pid", {}).items()}
+    try:
+        out = (figures.pss_figures if scenario == "pss" else figures.mwms_figures)(way, run_dir, memory)
+    except Exception as err:  # a run that left nothing to read is reported, not fatal
+        out = {"way": way, "state": "ERROR", "error": f"{type(err).__name__}: {err}"}
+    if run.get("exit_code", 0) is None:
+        out["state"] = "TIMEOUT"
+    out.update(scenario=scenario, run_dir=str(run_dir), **run)
+    if not (run_dir / "memory.json").exists() and (run_dir / "figures.json").exists():
+        old = json.loads((run_dir / "figures.json").read_text())  # a run from before memory.json was kept
+        for key in ("task_peak_mb", "tree_peak_mb", "tree_parts_mb", "exit_code", "wall_s"):
+            if old.get(key) is not None:
+                out[key] = old[key]
+    (run_dir / "figures.json").write_text(json.dumps(out, indent=1, default=str))
+    return out
+
+
+def _reap(proc: subprocess.Popen, sampler: TreeSampler) -> None:
+    """Stop the run's driver and whatever it started that is still alive (by pid and start time, ours only)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 10
+    while (left := sampler.leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.5)  # Ray's shutdown stops its processes a moment after the driver exits
+    for p in sampler.leftovers():
+        try:
+            p.kill()
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------- report
+
+def _values(runs: list[dict], scenario: str, way: str, pick) -> list:
+    out = []
+    for run in runs:
+        if run.get("scenario") == scenario and run.get("way") == way:
+            try:
+                out.append(pick(run))
+            except (KeyError, IndexError, TypeError, StopIteration):
+                out.append(None)
+    return out
+
+
+def _fault(run: dict, action: str, key: str):
+    return next(f for f in run["faults"] if f["action"] == action)[key]
+
+
+def table(runs: list[dict], size: dict, args) -> tuple[str, list[dict]]:
+    """The markdown table of figures, ratios and goals; and the rows as data."""
+    mwms = "mwms-faults" if "mwms" not in size["scenarios"] else "mwms"
+    n = args.workers
+    rows = [
+        # label, scenario, pick, digits, ratio against, goal text, goal check (on ratio or on ours' values)
+        ("steady steps/s, metrics every epoch", mwms, lambda r: r["steady_steps_per_s"], 1,
+         "hand", ">= 0.97", lambda ratio, ours: ratio is not None and ratio >= 0.97),
+        ("start to first epoch reported (s)", mwms, lambda r: r["first_report_s"], 2,
+         "raytrain", "<= 0.45", lambda ratio, ours: ratio is not None and ratio <= 0.45),
+        ("  the same, vs hand-launched", mwms, lambda r: r["first_report_s"], 2,
+         "hand", "<= 1.25", lambda ratio, ours: ratio is not None and ratio <= 1.25),
+        ("MWMS: SIGKILL of a worker to next reported step (s)", "mwms-faults",
+         lambda r: _fault(r, "kill", "recovery_s"), 2,
+         "raytrain", "<= 0.4", lambda ratio, ours: ratio is not None and ratio <= 0.4),
+        ("  the same, vs the hand-restart floor", "mwms-faults", lambda r: _fault(r, "kill", "recovery_s"), 2,
+         "hand", "<= 1.0", lambda ratio, ours: ratio is not None and ratio <= 1.0),
+        ("steps lost on SIGKILL", "mwms-faults", lambda r: _fault(r, "kill", "lost"), 0,
+         None, "", None),
+        ("  of which beyond the newest checkpoint written", "mwms-faults",
+         lambda r: _fault(r, "kill", "lost_beyond_newest"), 0,
+         None, "ours = 0", lambda ratio, ours: bool(ours) and max(ours) == 0),
+        (f"completed steps lost on SIGTERM ({size.get('grace_s', 2.0):g} s notice)", "mwms-faults",
+         lambda r: _fault(r, "term", "lost"), 0,
+         None, "ours = 0", lambda ratio, ours: bool(ours) and max(ours) == 0),
+        ("PSS: cluster restarts after a worker SIGKILL", "pss", lambda r: r["restarts"], 0,
+         None, "ours = 0", lambda ratio, ours: bool(ours) and max(ours) == 0),
+        ("PSS: steps/s while the worker is gone / before", "pss", lambda r: r["rate_ratio"], 2,
+         None, f"ours >= {(n - 1) / n:.2f}",
+         lambda ratio, ours: bool(ours) and figures.spread(ours)[0] >= (n - 1) / n),
+        ("  (PSS: seconds the worker was gone)", "pss", lambda r: r["gone_s"], 1, None, "", None),
+        ("peak RSS per task process (MB)", mwms, lambda r: r["task_peak_mb"], 0,
+         "hand", "<= 1.15", lambda ratio, ours: ratio is not None and ratio <= 1.15),
+        ("peak RSS of the whole process tree (MB)", mwms, lambda r: r["tree_peak_mb"], 0, "hand", "", None),
+        ("driver imports TensorFlow (runs that did / runs)", mwms, lambda r: int(bool(r["driver_imports_tf"])), 0,
+         None, "ours: none", lambda ratio, ours: bool(ours) and max(ours) == 0),
+        ("  (ray.init before the start, s)", mwms, lambda r: r["ray_init_s"], 1, None, "", None),
+    ]
+    lines = ["| figure | ours (tfray) | hand-launched | Ray Train | ratio | goal | met? |",
+             "|---|---|---|---|---|---|---|"]
+    data = []
+    for label, scenario, pick, digits, against, goal, check in rows:
+        vals = {way: _values(runs, scenario, way, pick) for way in WAYS}
+        cells = {}
+        for way in WAYS:
+            got = [v for v in vals[way] if v is not None]
+            if label.startswith("driver imports"):
+                cells[way] = f"{sum(got)}/{len(got)}" if got else "n/a"
+            else:
+                cells[way] = figures.fmt(figures.spread(got), digits) if got else "n/a"
+        ratio_cell, ratio = "", None
+        if against:
+            a, b = figures.spread(vals["ours"]), figures.spread(vals[against])
+            if a and b and b[0]:
+                ratio = a[0] / b[0]
+                pairs = [x / y for x, y in zip(vals["ours"], vals[against]) if x is not None and y]
+                lo, hi = (min(pairs), max(pairs)) if pairs else (ratio, ratio)
+                ratio_cell = f"{ratio:.2f} ({lo:.2f}-{hi:.2f}) vs {'hand' if against == 'hand' else 'RT'}"
+                if lo == hi:
+                    ratio_cell = f"{ratio:.2f} vs {'hand' if against == 'hand' else 'RT'}"
+        met = ""
+        ours = [v for v in vals["ours"] if v is not None]
+        if check is not None and ours and (ratio is not None or not against):  # no figures: no verdict
+            met = "yes" if check(ratio, ours) else "NO"
+        lines.append(f"| {label} | {cells['ours']} | {cells['hand']} | {cells['raytrain']} | {ratio_cell} | "
+                     f"{goal} | {met} |")
+        data.append({"figure": label, "values": vals, "ratio": ratio, "goal": goal, "met": met})
+    return "\n".join(lines), data
+
+
+def breakdown(runs: list[dict], size: dict) -> str:
+    """Median seconds from the start (and from the SIGKILL) to each phase, per way."""
+    mwms = "mwms-faults" if "mwms" not in size["scenarios"] else "mwms"
+    out = []
+    for title, scenario, pick in (("start-up: seconds from the start to each phase (chief, median)", mwms,
+                                   lambda r: r["startup"]),
+                                  ("recovery: seconds from the SIGKILL to each phase (chief, median)", "mwms-faults",
+                                   lambda r: r["recovery"][0])):
+        per_way = {way: [p for p in _values(runs, scenario, way, pick) if p] for way in WAYS}
+        if not any(per_way.values()):
+            continue  # that scenario was not run
+        names: list[str] = []
+        for way in WAYS:
+            for phases in per_way[way]:
+                for name in sorted(phases, key=phases.get):
+                    if name not in names:
+                        names.append(name)
+        names.sort(key=lambda nm: figures.spread([p.get(nm) for w in WAYS for p in per_way[w]])[0])
+        out += [f"{title}:", "", "| phase | " + " | ".join(LABELS[w] for w in WAYS) + " |",
+                "|---|" + "---|" * len(WAYS)]
+        for name in names:
+            cells = [figures.fmt(figures.spread([p.get(name) for p in per_way[w]]), 2) for w in WAYS]
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += ["steady epoch split: mean seconds per epoch (chief, epochs 2 to the last before any fault):", "",
+            "| part | " + " | ".join(LABELS[w] for w in WAYS) + " |", "|---|" + "---|" * len(WAYS)]
+    for part in ("steps_s", "per_step_hooks_s", "report_and_checkpoint_s"):
+        cells = [figures.fmt(figures.spread(_values(runs, mwms, w, lambda r: r["epoch_parts"][part])), 3)
+                 for w in WAYS]
+        out.append(f"| {part} | " + " | ".join(cells) + " |")
+    out.append("")
+    tree = {way: _values(runs, mwms, way, lambda r: r["tree_parts_mb"]) for way in WAYS}
+    out.append("peak process tree, the largest parts (MB, first repetition):")
+    out.append("")
+    for way in WAYS:
+        parts = next((p for p in tree[way] if p), None)
+        if parts:
+            top = ", ".join(f"{k} {v:.0f}" for k, v in list(parts.items())[:8])
+            out.append(f"- {LABELS[way]}: {top}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5; 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="small jobs, fault run only, for the smoke test")
+    parser.add_argument("--out", default=None, help="where runs and results go (default: a new folder in /tmp)")
+    parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated subset of ours,hand,raytrain")
+    parser.add_argument("--scenarios", default=None, help="comma-separated subset of mwms,mwms-faults,pss")
+    parser.add_argument("--workers", type=int, default=2, help="MWMS/PSS worker tasks (default 2)")
+    parser.add_argument("--chief", action="store_true",
+                        help="MWMS: add a chief task to ours and hand-launched (Ray Train has only workers)")
+    parser.add_argument("--no-notice-check", action="store_true",
+                        help="diagnostic: run ours without workers.keras.PreemptionCallback (SIGTERM is then "
+                        "not turned into a save); shows what the per-step notice check costs")
+    parser.add_argument("--ours-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="diagnostic: an environment variable for ours' driver, e.g. TFRAY_WARM_SPARES=0")
+    parser.add_argument("--grace-s", type=float, default=None,
+                        help="SIGTERM notice before the SIGKILL (default 2; 1 with --quick)")
+    parser.add_argument("--sample-s", type=float, default=0.25, help="memory sampling interval (default 0.25)")
+    parser.add_argument("--from", dest="from_dir", default=None, metavar="DIR",
+                        help="print the table again from the runs in DIR (a previous --out) instead of running")
+    parser.add_argument("--run-timeout-s", type=float, default=None,
+                        help="bound on one run (default 600; 300 with --quick)")
+    args = parser.parse_args(argv)
+    reps = args.reps or (1 if args.quick else 5)
+    args.run_timeout_s = args.run_timeout_s or (300 if args.quick else 600)
+    size = sizes(args.quick)
+    if args.grace_s is not None:
+        size["grace_s"] = args.grace_s
+    if args.scenarios:
+        size["scenarios"] = tuple(s for s in args.scenarios.split(",") if s)
+    ways = [w for w in args.ways.split(",") if w]
+    if args.from_dir:  # the table again from runs already made (e.g. after a change to the figures)
+        out = Path(args.from_dir)
+        dirs = sorted(out.glob("rep*/*-*"))
+        if (out / "results.json").exists() and not args.scenarios:  # that run's sizes, quick or not
+            size = json.loads((out / "results.json").read_text())["size"]
+        elif not args.scenarios:
+            size["scenarios"] = tuple(sorted({d.name.rsplit("-", 1)[0] for d in dirs}))
+        runs = []
+        for run_dir in dirs:
+            scenario, way = run_dir.name.rsplit("-", 1)
+            if scenario in size["scenarios"] and way in ways:
+                runs.append({**read_run(scenario, way, run_dir), "rep": int(run_dir.parent.name[3:]) - 1})
+        return report(runs, size, args, out)
+    out = Path(args.out or tempfile.mkdtemp(prefix="tfr-bench-", dir="/tmp"))
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"bench: {reps} repetition(s) of {', '.join(size['scenarios'])} for {', '.join(ways)}; runs in {out}",
+          flush=True)
+    runs = []
+    for rep in range(reps):
+        for scenario in size["scenarios"]:
+            order = [w for w in ways if scenario != "pss" or w != "raytrain"]
+            order = order[rep % len(order):] + order[:rep % len(order)]  # rotate: no way always goes first
+            for way in order:
+                run = run_one(scenario, way, out / f"rep{rep + 1}" / f"{scenario}-{way}", size, args)
+                run["rep"] = rep
+                runs.append(run)
+                print(f"  rep {rep + 1} {scenario:<11} {way:<8} {run.get('state')} in {run['wall_s']:.0f}s"
+                      + (f" ({run.get('error')})" if run.get("error") else ""), flush=True)
+    return report(runs, size, args, out)
+
+
+def report(runs: list[dict], size: dict, args, out: Path) -> int:
+    """Print the table and the breakdown; keep them and every run's figures in ``out``."""
+    text, data = table(runs, size, args)
+    detail = breakdown(runs, size)
+    (out / "results.json").write_text(json.dumps({"args": vars(args), "size": size, "runs": runs, "table": data},
+                                                 indent=1, default=str))
+    loads = [x for r in runs for x in r.get("load_avg", ())]
+    machine = (f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+               f"Python {platform.python_version()}; 1-minute load average at run starts and ends "
+               f"{min(loads):.1f}-{max(loads):.1f}" if loads else "")
+    print()
+    print(text)
+    print()
+    print(machine)
+    print()
+    print(detail)
+    (out / "table.md").write_text(text + "\n\n" + machine + "\n\n" + detail + "\n")
+    bad = [r for r in runs if r.get("state") not in ("SUCCEEDED",)]
+    if bad:
+        print("\nruns that did not succeed: " + ", ".join(f"{r['run_dir']} ({r.get('state')})" for r in bad))
+    return 0 if not bad else 1
