@@ -97,6 +97,7 @@ class RayTaskGroup:
         # so a restart of the cluster starts in fresh processes without waiting for process start
         # and TF import (GPU bundles get none: a 0-GPU spare would not see the GPU).
         self.spares: dict[TaskKey, ray.actor.ActorHandle] = {}
+        self._spares_due = False  # set at launch: make spares at the group's first metrics report
 
     def provision(self, tasks: list[TaskSpec], placement: str, timeout_s: float) -> None:
         self._kill_spares()  # they live in the old reservation's bundles
@@ -155,10 +156,9 @@ class RayTaskGroup:
                 launch = dataclasses.replace(launch, restore_files=shipped[launch.restore_from])
             self.launches[key] = launch
             self.running[self.actors[key].run.remote(launch)] = key
-        if settings.WARM_SPARES:
-            for task in self.tasks:
-                if task.key not in self.spares and not task.bundle.get("GPU"):
-                    self.spares[task.key] = self._create_actor(task, spare=True)
+        # Spares are made once this group has reported (drain_reports): booting them beside the
+        # group's own start would slow that start on a small machine.
+        self._spares_due = settings.WARM_SPARES
 
     def replace(self, key: TaskKey, timeout_s: float) -> TaskInfo:
         old = self.infos[key]
@@ -309,10 +309,20 @@ class RayTaskGroup:
         if self.inbox is None:
             return []
         try:
-            return ray.get(self.inbox.drain.remote(), timeout=settings.REPORT_DRAIN_TIMEOUT_S)
+            records = ray.get(self.inbox.drain.remote(), timeout=settings.REPORT_DRAIN_TIMEOUT_S)
         except (GetTimeoutError, ActorUnavailableError) as err:  # transient: the reports wait for the next step
             log.warning("the report inbox did not answer (%s); trying again next step", type(err).__name__)
             return []
+        if self._spares_due and any(r.get("kind") == "metrics" for r in records):
+            self._make_spares()
+        return records
+
+    def _make_spares(self) -> None:
+        """A warm spare for every CPU task that has none, now that the group trains."""
+        self._spares_due = False
+        for task in self.tasks:
+            if task.key not in self.spares and not task.bundle.get("GPU"):
+                self.spares[task.key] = self._create_actor(task, spare=True)
 
     def _kill_spares(self) -> None:
         for actor in self.spares.values():

@@ -78,12 +78,15 @@ def _wait_for_servers(servers: tuple, timeout_s: float) -> None:
 
 def _import_tensorflow(idle: bool) -> None:
     """Import TensorFlow in the background while the actor waits for its launch. A spare (``idle``)
-    does it at the lowest CPU priority (this thread only), so it takes idle cycles, not training's."""
+    does it under SCHED_IDLE (this thread only), so it takes idle cycles, not training's."""
     if idle:
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        try:  # SCHED_IDLE for this thread (and the threads TF starts from it): only otherwise idle CPU
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         except (AttributeError, OSError):
-            pass
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            except (AttributeError, OSError):
+                pass
     try:
         import tensorflow  # noqa: F401
     except Exception as err:  # the task will import it again and report the error properly
