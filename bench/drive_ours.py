@@ -22,7 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.events import log_event, read_events
+from bench.events import chief_step, log_event
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,10 +109,6 @@ def job_spec(args, storage: Path):
                       base_dir=REPO)
 
 
-def _chief_step(events: str) -> int:
-    return max((e.get("step", 0) for e in read_events(events) if e["event"] == "epoch_end" and e["task"] == "chief-0"),
-               default=0)
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -161,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     killed = args.kill_at is None
     while thread.is_alive():
         thread.join(0.05)
-        if not killed and _chief_step(args.events) >= args.kill_at:
+        if not killed and chief_step(args.events) >= args.kill_at:
             info = next(i for k, i in controller.infos.items() if str(k) == "worker-1")
             os.kill(info.pid, signal.SIGKILL)
             log_event(args.events, "fault", task="worker-1", action="kill", index=0)

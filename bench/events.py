@@ -45,3 +45,9 @@ def read_events(path: str | os.PathLike) -> list[dict]:
         except ValueError:
             continue
     return out
+
+
+def chief_step(events: str) -> int:
+    """The newest step chief-0 reported at an epoch end (0 before the first)."""
+    return max((e.get("step", 0) for e in read_events(events) if e["event"] == "epoch_end" and e["task"] == "chief-0"),
+               default=0)

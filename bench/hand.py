@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.events import log_event, read_events
+from bench.events import chief_step, log_event, read_events
 
 REPO = Path(__file__).resolve().parents[1]
 POLL_S = 0.05  # how often the launcher looks for a dead process
@@ -125,7 +125,7 @@ def run_pss(args, launcher: Launcher) -> int:
             log_event(args.events, "done", task="launcher", code=chief.returncode, restarts=0)
             launcher.kill_all()
             return chief.returncode
-        if not killed and _chief_step(args.events) >= args.kill_at:
+        if not killed and chief_step(args.events) >= args.kill_at:
             killed = True
             os.kill(launcher.procs[victim].pid, signal.SIGKILL)
             log_event(args.events, "fault", task=victim, action="kill", index=0)
@@ -137,10 +137,6 @@ def run_pss(args, launcher: Launcher) -> int:
             role, index = task.rsplit("-", 1)
             launcher.spawn(task, serve, {"cluster": cluster, "task": {"type": role, "index": int(index)}}, env)
 
-
-def _chief_step(events: str) -> int:
-    steps = [e.get("step", 0) for e in read_events(events) if e["event"] == "epoch_end" and e["task"] == "chief-0"]
-    return max(steps, default=0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,22 @@ def local_ray():
     ray.shutdown()
 
 
+def node_cluster(worker_nodes: int = 2, **head_args):
+    """A real multi-node Ray on this machine (1-CPU head + 1-CPU worker nodes), the driver attached.
+    A generator for a module fixture: yields the ``ray.cluster_utils.Cluster``."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                            "temp_dir": short_tmpdir(), **head_args})
+    for _ in range(worker_nodes):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
 def job_spec(tmp_path: Path, name: str, entrypoint: dict, roles: dict | None = None, **extra):
     data = {
         "name": name,

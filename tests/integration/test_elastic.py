@@ -10,28 +10,19 @@ import time
 
 import pytest
 import ray
-from ray.cluster_utils import Cluster
 from ray.core.generated import autoscaler_pb2
 
 from controller.metrics import read_metrics
 from controller.state import JobState
 
-from .conftest import BackgroundJob, assert_nothing_left, job_spec, short_tmpdir
+from .conftest import BackgroundJob, assert_nothing_left, job_spec, node_cluster
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
-                                                            "temp_dir": short_tmpdir()})
-    for _ in range(2):
-        cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    yield from node_cluster(worker_nodes=2)
 
 
 def drain(cluster, node_id: str, deadline_s: float) -> None:

@@ -1,30 +1,20 @@
 """Three Ray nodes on one machine (same IP): one task per node, and no two tasks share a port."""
 
 import pytest
-import ray
-from ray.cluster_utils import Cluster
 
 from controller.checkpoints import CheckpointManifest, read_seal, sealed_checkpoints
 from controller.cli import run_job
 from controller.metrics import read_metrics
 from controller.state import JobState
 
-from .conftest import REPO, assert_nothing_left, job_spec, short_tmpdir
+from .conftest import REPO, assert_nothing_left, job_spec, node_cluster
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def three_nodes():
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
-                                                            "temp_dir": short_tmpdir()})
-    for _ in range(2):
-        cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    yield from node_cluster(worker_nodes=2)
 
 
 def test_one_task_per_node_with_distinct_ports(three_nodes, tmp_path):
