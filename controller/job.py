@@ -395,8 +395,11 @@ class Controller:
             ended = {e.key for e in batch}
             return all(t.key in ended for t in self.tasks if t.tracked and self.statuses[t.key] is TaskStatus.ALIVE)
 
+        # Tasks that stop on a preemption notice are saving: give their peers the notice's grace to end.
+        noticed = any(e.cause is FailureCause.PREEMPTED for e in events)
+        bound_s = self.spec.timeouts.preemption_grace_s if noticed else settings.FAILURE_SETTLE_S
         more: list[TaskEvent] = []
-        for _ in range(4):
+        for _ in range(max(4, int(bound_s / (settings.FAILURE_SETTLE_S / 4)))):
             if settled(events + more):
                 break
             more += self.group.poll(settings.FAILURE_SETTLE_S / 4)
@@ -441,7 +444,6 @@ class Controller:
             # Capacity went away with the task: ask for it again rather than wait on a lost bundle.
             self._reprovision = any(e.cause in (FailureCause.NODE_LOST, FailureCause.PREEMPTED)
                                     or str(e.key) in self._drained for e, _ in decided)
-            self._drained.clear()
             self._transition(JobState.RECOVERING)
         else:
             for event, decision in decided:
