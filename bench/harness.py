@@ -147,7 +147,7 @@ def _reap(proc: subprocess.Popen, sampler: TreeSampler) -> None:
             proc.kill()
             proc.wait()
     deadline = time.monotonic() + 10
-    while (left := sampler.leftovers()) and time.monotonic() < deadline:
+    while sampler.leftovers() and time.monotonic() < deadline:
         time.sleep(0.5)  # Ray's shutdown stops its processes a moment after the driver exits
     for p in sampler.leftovers():
         try:

@@ -10,6 +10,7 @@ fake in unit tests).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -492,12 +493,19 @@ class Controller:
         log.warning("%s: %s -> %s (%s)", event.key, (event.cause or FailureCause.USER_ERROR).value,
                     decision.action.value, decision.reason)
 
+    def _note_pid(self, task: str, pid: int | None) -> None:
+        """A heartbeat names the process that trains now (forked for each run): keep it in ``infos``."""
+        key = next((k for k in self.infos if str(k) == task), None)
+        if key is not None and pid and self.infos[key].pid != pid:
+            self.infos[key] = dataclasses.replace(self.infos[key], pid=pid)
+
     def _take_reports(self) -> None:
         if self.collector is None:
             return
         for record in self.collector.handle(self.group.drain_reports()):
             if record.get("kind") == "heartbeat":
                 self._last_seen[record["task"]] = self.clock()
+                self._note_pid(record["task"], record.get("pid"))
                 if record.get("notice") and record["task"] not in self._noticed:
                     self._noticed.add(record["task"])
                     log.warning("%s got a preemption notice (SIGTERM); it saves at its next step boundary",

@@ -19,9 +19,7 @@ from controller.tf_config import tf_configs
 def task_env(spec: JobSpec) -> dict[str, str]:
     """Every task's environment: the fixed TF settings, the strategy's, then the spec's own."""
     strategy_env = settings.PSS_TASK_ENV if spec.strategy is Strategy.PARAMETER_SERVER else {}
-    # A script's TF runs in a child process: importing TF in its actor would only cost memory.
-    preimport = {settings.PREIMPORT_ENV: "1"} if spec.entrypoint.kind == "function" else {}
-    return {**settings.TASK_ENV, **strategy_env, **preimport, **spec.env}
+    return {**settings.TASK_ENV, **strategy_env, **spec.env}
 
 
 def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey, str], env: dict[str, str], *,

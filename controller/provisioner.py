@@ -93,14 +93,12 @@ class RayTaskGroup:
         self.launches: dict[TaskKey, TaskLaunch] = {}
         self.running: dict[ray.ObjectRef, TaskKey] = {}
         self.env: dict[str, str] = {}
-        # A warm spare per task: an idle actor in the task's bundle that has imported TensorFlow,
-        # so a restart of the cluster starts in fresh processes without waiting for process start
-        # and TF import (GPU bundles get none: a 0-GPU spare would not see the GPU).
-        self.spares: dict[TaskKey, ray.actor.ActorHandle] = {}
-        self._spares_due = False  # set at launch: make spares at the group's first metrics report
+        # Actors whose process died: a restart replaces them. The others stay for the next run of
+        # the cluster, which forks fresh training processes from their warm launchers.
+        self.dead: set[TaskKey] = set()
 
     def provision(self, tasks: list[TaskSpec], placement: str, timeout_s: float) -> None:
-        self._kill_spares()  # they live in the old reservation's bundles
+        self._kill_actors()  # they live in the old reservation's bundles
         self._remove_pg()  # a restart on new capacity: the old reservation may hold a lost node's bundles
         self.tasks = list(tasks)
         bundles = [dict(t.bundle) for t in tasks]
@@ -129,20 +127,22 @@ class RayTaskGroup:
             # must not take every task's reports with it). Not "the driver's node": with several
             # Ray nodes on one IP a driver may attach to any of them.
             self.inbox = ray.remote(num_cpus=0)(ReportInbox).options(resources={HEAD_NODE_RESOURCE: 0.001}).remote()
-        pending, warm = {}, False
+        pending, reused = {}, False
         for task in self.tasks:
-            spare = self.spares.pop(task.key, None)
-            warm = warm or spare is not None
-            self.actors[task.key] = spare or self._create_actor(task)
+            if task.key in self.actors and task.key not in self.dead:
+                reused = True  # a restart: the actor and its launcher are warm
+            else:
+                self._kill(self.actors.pop(task.key, None))
+                self.actors[task.key] = self._create_actor(task)
             pending[self.actors[task.key].reserve_port.remote()] = task.key
+        self.dead.clear()
         try:
             self.infos.update(self._await_infos(pending, timeout_s))
         except TaskStartError as err:
-            if not warm:
+            if not reused:
                 raise
-            log.warning("a warm spare did not take over (%s); starting fresh actors", err)
-            self.stop_tasks()
-            self._kill_spares()
+            log.warning("a task actor kept for the restart did not answer (%s); starting fresh actors", err)
+            self._kill_actors()
             return self.start(env, timeout_s)
         return dict(self.infos)
 
@@ -156,15 +156,18 @@ class RayTaskGroup:
                 launch = dataclasses.replace(launch, restore_files=shipped[launch.restore_from])
             self.launches[key] = launch
             self.running[self.actors[key].run.remote(launch)] = key
-        # Spares are made once this group has reported (drain_reports): booting them beside the
-        # group's own start would slow that start on a small machine.
-        self._spares_due = settings.WARM_SPARES
 
     def replace(self, key: TaskKey, timeout_s: float) -> TaskInfo:
         old = self.infos[key]
         task = next(t for t in self.tasks if t.key == key)
-        self.kill_task(key)
-        actor = self.actors[key] = self._create_actor(task)
+        self.running = {ref: k for ref, k in self.running.items() if k != key}
+        actor = self.actors.get(key) if key not in self.dead else None
+        if actor is not None and not self._stop_runs({key: actor}):  # its process died, the actor did not
+            actor = None
+        if actor is None:
+            self.kill_task(key)
+            actor = self.actors[key] = self._create_actor(task)
+        self.dead.discard(key)
         port = int(old.address.rsplit(":", 1)[1])
         ref = actor.reserve_port.remote(port)
         # Ray may report the actor's death before it marks the node dead; a
@@ -193,11 +196,38 @@ class RayTaskGroup:
         return info
 
     def stop_tasks(self) -> None:
+        """End every task's run; the actors that are alive stay for the restart (warm launchers)."""
         if self.inbox is not None:
             self.inbox.clear_notices.remote()
+        alive = {key: actor for key, actor in self.actors.items() if key not in self.dead}
+        kept = self._stop_runs(alive)
+        for key in list(self.actors):
+            if key not in kept:
+                self._kill(self.actors.pop(key))
+        self.dead.clear()
+        self.running.clear()
+        self.infos.clear()
+
+    def _stop_runs(self, actors: dict) -> set:
+        """Have each actor kill its training process and wait for its run's end; the keys that did."""
+        if not actors:
+            return set()
+        pending = {actor.stop_run.remote(): key for key, actor in actors.items()}
+        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=settings.STOP_RUN_TIMEOUT_S + 5)
+        kept = set()
+        for ref in ready:
+            try:
+                if ray.get(ref):
+                    kept.add(pending[ref])
+            except RayError:  # the actor died meanwhile
+                pass
+        return kept
+
+    def _kill_actors(self) -> None:
         for actor in self.actors.values():
             self._kill(actor)
         self.actors.clear()
+        self.dead.clear()
         self.running.clear()
         self.infos.clear()
 
@@ -209,12 +239,14 @@ class RayTaskGroup:
         if self.inbox is not None:
             self.inbox.request_stop.remote()
 
-    def _create_actor(self, task: TaskSpec, spare: bool = False):
-        """The task's actor in its bundle; a spare holds none of the bundle's resources (the bundle
-        stays reserved for the job) and only warms up until a restart makes it the task."""
+    def _create_actor(self, task: TaskSpec):
+        """The task's actor in its bundle. No runtime_env: the environment goes to the actor, which
+        starts the task's launcher process with it (Ray starts a new worker process for an actor with
+        a runtime_env of its own: 0.5 s more per actor, bench/actor_start.py). Threaded, so that
+        ``stop_run`` can end a run in progress."""
         from workers.task_actor import TaskActor  # imports no TensorFlow
 
-        bundle = {} if spare else task.bundle
+        bundle = task.bundle
         return ray.remote(TaskActor).options(
             num_cpus=bundle.get("CPU", 0),
             num_gpus=bundle.get("GPU", 0),
@@ -223,9 +255,9 @@ class RayTaskGroup:
             scheduling_strategy=PlacementGroupSchedulingStrategy(
                 placement_group=self.pg, placement_group_bundle_index=self.tasks.index(task)
             ),
-            runtime_env={"env_vars": self.env},
             max_restarts=0,
-        ).remote(task.role, task.index, self.inbox, spare=spare)
+            max_concurrency=4,  # run, stop_run, and room for Ray's own calls
+        ).remote(task.role, task.index, self.inbox, self.env)
 
     @staticmethod
     def _await_infos(pending: dict, timeout_s: float) -> dict[TaskKey, TaskInfo]:
@@ -278,7 +310,8 @@ class RayTaskGroup:
                          "TaskPreempted": FailureCause.PREEMPTED,  # saved on a notice, then stopped
                          }.get(type(err.cause).__name__, FailureCause.USER_ERROR)
                 events.append(TaskEvent(key, TaskStatus.FAILED, error=str(err), cause=cause))
-            except RayActorError as err:  # the process died (killed, OOM, node lost)
+            except RayActorError as err:  # the actor's process died (killed, OOM, node lost)
+                self.dead.add(key)
                 cause = self._cause_of_death(key, err)
                 events.append(TaskEvent(key, TaskStatus.FAILED, error=f"the task process died: {err}", cause=cause))
         return events
@@ -313,25 +346,10 @@ class RayTaskGroup:
         except (GetTimeoutError, ActorUnavailableError) as err:  # transient: the reports wait for the next step
             log.warning("the report inbox did not answer (%s); trying again next step", type(err).__name__)
             return []
-        if self._spares_due and any(r.get("kind") == "metrics" for r in records):
-            self._make_spares()
         return records
 
-    def _make_spares(self) -> None:
-        """A warm spare for every CPU task that has none, now that the group trains."""
-        self._spares_due = False
-        for task in self.tasks:
-            if task.key not in self.spares and not task.bundle.get("GPU"):
-                self.spares[task.key] = self._create_actor(task, spare=True)
-
-    def _kill_spares(self) -> None:
-        for actor in self.spares.values():
-            self._kill(actor)
-        self.spares.clear()
-
     def shutdown(self) -> None:
-        self._kill_spares()
-        self.stop_tasks()
+        self._kill_actors()
         self._kill(self.inbox)
         self.inbox = None
         self._remove_pg()

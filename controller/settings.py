@@ -5,19 +5,16 @@ interval below, so there is one place to tune how quickly the controller
 notices an ended task versus how much it wakes up.
 """
 
-import os
-
 POLL_INTERVAL_S = 0.5  # how long one RUNNING step waits for a task to end
 NODE_DEATH_CONFIRM_S = 20.0  # a replacement that dies at once: how long to wait for Ray to call its node dead
 FAILURE_SETTLE_S = 2.0  # after a failure, how long to gather other ends that belong to it
 REPORT_DRAIN_TIMEOUT_S = 30.0  # bound on one fetch of the report inbox
-# Keep one idle actor per CPU task that has already imported TensorFlow, so a restart of the
-# cluster does not wait for process start and TF import (TFRAY_WARM_SPARES=0 turns it off).
-WARM_SPARES = os.environ.get("TFRAY_WARM_SPARES", "1") != "0"
-# Set for tasks whose TensorFlow code runs in the actor process (function entrypoints, PSS
-# servers): the actor imports TF in the background as soon as it starts, overlapping the
-# import with the other actors' start and the TF_CONFIG round trip.
+# Each task's launcher process (workers/zygote.py) imports TensorFlow as soon as its actor starts,
+# overlapping the import with the other actors' start and the TF_CONFIG round trip, and forks every
+# run's training process from there. A job whose code does not use TensorFlow can set this to "0"
+# in its spec's env to skip the import.
 PREIMPORT_ENV = "TFRAY_PREIMPORT_TF"
+STOP_RUN_TIMEOUT_S = 20.0  # bound on ending a task's run for a restart (kill its process, collect its end)
 DRAIN_POLL_S = 2.0  # how often the controller asks Ray which nodes are being drained (preemption notice)
 ELASTIC_PROBE_S = 5.0  # an elastic job waits this long for each smaller size once the full size did not fit
 STORAGE_SYNC_S = 10.0  # how often a job stored at a URI uploads its metrics and job state while it runs

@@ -25,11 +25,12 @@ from workers.preemption import install_notice_handler
 
 log = logging.getLogger("tfray.task")
 
-CONTEXT_ENV = "TFRAY_CONTEXT"  # JSON of the context's fields, for script entrypoints
-REPORT_FD_ENV = "TFRAY_REPORT_FD"  # the pipe a script's reports go through to its actor
-STOP_FILE_ENV = "TFRAY_STOP_FILE"  # appears when a side-car script should finish (training is over)
+CONTEXT_ENV = "TFRAY_CONTEXT"  # JSON of the context's fields, in the training process's environment
+STOP_FILE_ENV = "TFRAY_STOP_FILE"  # appears when a side-car task should finish (training is over)
 
 _current: "TaskContext | None" = None
+# Set by the launcher (workers/zygote.py) in the training process: where reports go (the actor's pipe).
+REPORT_SENDER: Callable[[dict], None] | None = None
 
 
 class TaskContext:
@@ -165,15 +166,6 @@ class TaskContext:
         return json.dumps(fields)
 
 
-def _pipe_sender(fd: int) -> Callable[[dict], None]:
-    stream = os.fdopen(fd, "w", buffering=1)
-
-    def send(record: dict) -> None:
-        stream.write(json.dumps(record, default=str) + "\n")
-
-    return send
-
-
 def _standalone_context() -> TaskContext:
     """A context for a script run outside this controller: identity from TF_CONFIG, reports logged."""
     task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {"type": "chief", "index": 0})
@@ -187,23 +179,30 @@ def _standalone_context() -> TaskContext:
     )
 
 
-def set_context(ctx: TaskContext | None) -> None:
+def context_from_env(send: Callable[[dict], None] | None) -> TaskContext:
+    """The context the task actor put into this process's environment, reporting through ``send``."""
+    stop_file = os.environ.get(STOP_FILE_ENV)
+    return TaskContext(**json.loads(os.environ[CONTEXT_ENV]), send=send,
+                       stop_requested=(lambda: os.path.exists(stop_file)) if stop_file else None)
+
+
+def attach(send: Callable[[dict], None] | None) -> TaskContext:
+    """Make this process the task's training process: its context, its faults armed, SIGTERM a notice."""
     global _current
-    _current = ctx
+    _current = context_from_env(send)
+    _current.arm_faults()
+    install_notice_handler(_current, _current.preemption_grace_s)
+    return _current
+
+
+def current() -> TaskContext | None:
+    """This process's context if it has one yet (no stand-alone one is made)."""
+    return _current
 
 
 def get_context() -> TaskContext:
-    """The running task's context: the actor's, the one in the environment, or a stand-alone one."""
+    """The running task's context: the one the controller sent, or a stand-alone one outside it."""
     global _current
     if _current is None:
-        raw = os.environ.get(CONTEXT_ENV)
-        if raw:
-            fd = os.environ.get(REPORT_FD_ENV)
-            stop_file = os.environ.get(STOP_FILE_ENV)
-            _current = TaskContext(**json.loads(raw), send=_pipe_sender(int(fd)) if fd else None,
-                                   stop_requested=(lambda: os.path.exists(stop_file)) if stop_file else None)
-            _current.arm_faults()
-            install_notice_handler(_current, _current.preemption_grace_s)
-        else:
-            _current = _standalone_context()
+        _current = attach(REPORT_SENDER) if os.environ.get(CONTEXT_ENV) else _standalone_context()
     return _current

@@ -1,0 +1,210 @@
+"""The task's launcher process: imports TensorFlow once, then forks a fresh process for every run.
+
+A restart of a MultiWorkerMirroredStrategy cluster needs fresh processes (TF
+cannot rebuild its collectives in a process that already joined a cluster),
+and a fresh process normally pays for Python, Ray and a 2-3 s TensorFlow
+import again. Instead each task actor starts one of these launchers (a plain
+single-threaded Python process, not a Ray worker, so forking it is safe)
+when the actor starts; it imports TensorFlow while the actor reserves its
+port, and forks the process that trains when the actor says ``run``. A
+restart kills that process and forks a new one from the same launcher:
+fresh TF runtime, no new interpreter, no import, and nothing running in the
+background while the job trains (Android's zygote, gunicorn's preload).
+
+Protocol, over a SOCK_SEQPACKET socket pair (fd in ``ZYGOTE_FD_ENV``):
+
+- the launcher sends ``{"ready": true}`` once its imports are done;
+- the actor sends ``{"request": PATH}`` with two file descriptors (the
+  report pipe's write end and the output pipe's write end); PATH is a JSON
+  file with the run's environment, sys.path, working folder and entrypoint;
+- the launcher forks and answers ``{"pid": N}``, then ``{"exit": CODE}``
+  when that process ends (negative: killed by that signal);
+- end of file on the socket (the actor is gone) ends the launcher.
+
+The child writes JSON lines on the report pipe: the context's reports,
+``{"kind": "alive"}`` every second from a thread (the actor passes on a
+heartbeat only while these come, so a stopped or wedged process is seen as
+hung), and at the end ``{"kind": "result", ...}`` or ``{"kind": "error", ...}``
+with the exception's type, message and traceback as text (no TensorFlow
+object ever travels to the driver).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+
+from controller.settings import PREIMPORT_ENV
+
+ZYGOTE_FD_ENV = "TFRAY_ZYGOTE_FD"
+ALIVE_INTERVAL_S = 1.0  # how often the training process says it is alive
+MAX_MESSAGE = 65536
+
+
+def die_with_parent() -> None:
+    """Get SIGKILL when the parent process dies, so no orphan keeps training."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the actor's own teardown still kills the child on a clean stop
+
+
+def _warm_imports() -> None:
+    """What every run would import first: TensorFlow (and tf-keras when the job uses it)."""
+    if os.environ.get(PREIMPORT_ENV) == "0":
+        return
+    try:
+        import tensorflow  # noqa: F401
+
+        if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
+            import tf_keras  # noqa: F401
+        import workers.keras  # noqa: F401
+    except Exception as err:  # the run imports it again and reports the error properly
+        print(f"[tfray] warm-up import of TensorFlow failed: {err}", flush=True)
+
+
+def main() -> None:
+    ctl = socket.socket(fileno=int(os.environ.pop(ZYGOTE_FD_ENV)))
+    _warm_imports()
+    ctl.send(json.dumps({"ready": True}).encode())
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(ctl, MAX_MESSAGE, 2)
+        except (ConnectionError, OSError):
+            return
+        if not message:
+            return  # the actor is gone
+        request = json.loads(message)["request"]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            ctl.close()
+            _child(request, *fds)  # never returns
+        for fd in fds:
+            os.close(fd)
+        ctl.send(json.dumps({"pid": pid}).encode())
+        _, status = os.waitpid(pid, 0)
+        try:
+            ctl.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
+        except OSError:
+            return
+
+
+class _Reports:
+    """The report pipe, shared by the context's reports and the alive thread (one line per write)."""
+
+    def __init__(self, fd: int):
+        self._stream = os.fdopen(fd, "w", buffering=1)
+        self._lock = threading.Lock()
+
+    def send(self, record: dict) -> None:
+        line = json.dumps(record, default=str) + "\n"
+        with self._lock:
+            self._stream.write(line)
+
+    def keep_alive(self) -> None:
+        from workers import context
+
+        def beat() -> None:
+            while True:
+                ctx = context.current()
+                try:
+                    self.send({"kind": "alive", "notice": ctx.preemption_notice if ctx is not None else None})
+                except (OSError, ValueError):
+                    return
+                time.sleep(ALIVE_INTERVAL_S)
+
+        threading.Thread(target=beat, name="tfray-alive", daemon=True).start()
+
+
+def _child(request_path: str, report_fd: int, out_fd: int) -> None:
+    """In the forked process: become the task's training process, run the entrypoint, exit."""
+    code = 1
+    try:
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        os.close(out_fd)
+        die_with_parent()
+        if os.getppid() == 1:  # the launcher died before the line above
+            os._exit(1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with open(request_path) as f:
+            request = json.load(f)
+        os.remove(request_path)
+        reports = _Reports(report_fd)
+        reports.keep_alive()
+        code = _run(request, reports)
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except BaseException as err:  # reported as text: the driver must never unpickle a TF exception
+        text = traceback.format_exc()
+        print(text, file=sys.stderr, flush=True)
+        try:
+            reports.send({"kind": "error", "type": type(err).__name__, "message": str(err), "traceback": text})
+        except Exception:
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)  # no atexit handlers: they belong to the launcher
+
+
+def _run(request: dict, reports: _Reports) -> int:
+    import runpy
+
+    from workers import context
+
+    os.environ.update(request["env"])
+    for path in reversed(request["sys_path"]):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    if request.get("cwd"):
+        os.chdir(request["cwd"])
+    kind, target = request["kind"], request["target"]
+    if kind == "serve":
+        _serve(context.context_from_env(reports.send))
+        return 0
+    if kind == "function":
+        ctx = context.attach(reports.send)
+        module_name, func_name = target.split(":")
+        import importlib
+
+        func = getattr(importlib.import_module(module_name), func_name)
+        value = func(ctx, **request["args"])
+        reports.send({"kind": "result", "value": value})
+        return 0
+    context.REPORT_SENDER = reports.send  # a script's get_context() reports through this pipe
+    sys.argv = [target, *request["argv"]]
+    if kind == "script":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
+        runpy.run_path(target, run_name="__main__")
+    else:
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
+    return 0
+
+
+def _serve(ctx) -> None:
+    """PSS ps/worker: serve a tf.distribute.Server on the reserved port until killed."""
+    import tensorflow as tf
+
+    ctx.arm_faults()
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type,
+                                  task_index=resolver.task_id, protocol="grpc", start=True)
+    ctx._send({"kind": "event", "event": "serving", "task": ctx.task, "target": server.target, "pid": os.getpid()})
+    print(f"{ctx.task} serving {server.target}", flush=True)
+    server.join()  # returns only when the process is killed at the end of the job
+
+
+if __name__ == "__main__":
+    main()
