@@ -137,6 +137,18 @@ def recovery_phases(events: list[dict], chief: str, fault_time: float) -> dict[s
     return phases
 
 
+def _owned(pid: int, memory: dict) -> list[int]:
+    """A training process and the processes that exist only for its task, summed as the task's memory:
+    ours, its launcher and its Ray actor (peaks added, shared pages counted in each); the others own none."""
+    owned = [pid]
+    parent = memory.get("parent_by_pid", {}).get(pid)
+    while parent is not None and memory.get("label_by_pid", {}).get(parent, "") in (
+            "tfray launcher/training", "ray::TaskActor", "ray::TaskActor.run"):
+        owned.append(parent)
+        parent = memory["parent_by_pid"].get(parent)
+    return owned
+
+
 def mwms_figures(way: str, run_dir: Path, memory: dict) -> dict:
     events = read_events(run_dir / "events.jsonl")
     result = json.loads((run_dir / "result.json").read_text()) if (run_dir / "result.json").exists() else {}
@@ -153,6 +165,7 @@ def mwms_figures(way: str, run_dir: Path, memory: dict) -> dict:
     init_begin, init_end = _first(events, "ray_init_begin"), _first(events, "ray_init_end")
     task_pids = {e["pid"] for e in events if e["event"] == "start"}
     task_peaks = [memory["peak_by_pid"].get(pid, 0) for pid in task_pids]
+    task_all = [sum(memory["peak_by_pid"].get(p, 0) for p in _owned(pid, memory)) for pid in task_pids]
     return {
         "way": way, "state": result.get("state", "SUCCEEDED" if _first(events, "done") else "FAILED"),
         "restarts": result.get("restarts"),
@@ -163,6 +176,7 @@ def mwms_figures(way: str, run_dir: Path, memory: dict) -> dict:
         "faults": faults,
         "ray_init_s": (init_end["time"] - init_begin["time"]) if init_begin and init_end else None,
         "task_peak_mb": max(task_peaks) / MB if task_peaks else None,
+        "task_all_peak_mb": max(task_all) / MB if task_all and memory.get("parent_by_pid") else None,
         "tree_peak_mb": memory["peak_tree"] / MB if memory.get("peak_tree") else None,
         "tree_parts_mb": {k: v / MB for k, v in sorted(memory.get("peak_tree_parts", {}).items(),
                                                          key=lambda kv: -kv[1])},

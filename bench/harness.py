@@ -108,7 +108,8 @@ def run_one(scenario: str, way: str, run_dir: Path, size: dict, args) -> dict:
     shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
     shutil.rmtree(env["HOME"], ignore_errors=True)
     memory = {"peak_by_pid": sampler.peak_by_pid, "peak_tree": sampler.peak_tree,
-              "peak_tree_parts": sampler.peak_tree_parts}
+              "peak_tree_parts": sampler.peak_tree_parts, "parent_by_pid": sampler.parent_by_pid,
+              "label_by_pid": sampler.label_by_pid}
     (run_dir / "memory.json").write_text(json.dumps(memory))
     run = {"exit_code": code, "wall_s": time.time() - began,
            "load_avg": (load_before, os.getloadavg()[0])}  # other work on the machine makes figures noisy
@@ -120,7 +121,8 @@ def read_run(scenario: str, way: str, run_dir: Path) -> dict:
     """A run's figures from what it left in its folder (also to re-read old runs with --from)."""
     run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     memory = json.loads((run_dir / "memory.json").read_text()) if (run_dir / "memory.json").exists() else {}
-    memory["peak_by_pid"] = {int(k): v for k, v in memory.get("peak_by_pid", {}).items()}
+    for key in ("peak_by_pid", "parent_by_pid", "label_by_pid"):
+        memory[key] = {int(k): v for k, v in memory.get(key, {}).items()}
     try:
         out = (figures.pss_figures if scenario == "pss" else figures.mwms_figures)(way, run_dir, memory)
     except Exception as err:  # a run that left nothing to read is reported, not fatal
@@ -206,6 +208,8 @@ def table(runs: list[dict], size: dict, args) -> tuple[str, list[dict]]:
         ("  (PSS: seconds the worker was gone)", "pss", lambda r: r["gone_s"], 1, None, "", None),
         ("peak RSS per task process (MB)", mwms, lambda r: r["task_peak_mb"], 0,
          "hand", "<= 1.15", lambda ratio, ours: ratio is not None and ratio <= 1.15),
+        ("  per task, with the processes it owns (MB)", mwms, lambda r: r.get("task_all_peak_mb"), 0, "hand", "",
+         None),
         ("peak RSS of the whole process tree (MB)", mwms, lambda r: r["tree_peak_mb"], 0, "hand", "", None),
         ("driver imports TensorFlow (runs that did / runs)", mwms, lambda r: int(bool(r["driver_imports_tf"])), 0,
          None, "ours: none", lambda ratio, ours: bool(ours) and max(ours) == 0),

@@ -26,6 +26,8 @@ def _label(proc: psutil.Process) -> str:
         return "?"
     if name.startswith("ray::"):  # a Ray worker names itself after its actor class
         return name
+    if "workers.zygote" in cmd:  # ours: a task's launcher and the training processes it forks
+        return "tfray launcher/training"
     for part in cmd:
         if part.startswith("bench.") or part.endswith((".py", "gcs_server", "raylet")):
             return part.rsplit("/", 1)[-1]
@@ -41,6 +43,7 @@ class TreeSampler:
         self.peak_by_pid: dict[int, int] = {}
         self.label_by_pid: dict[int, str] = {}
         self.created_by_pid: dict[int, float] = {}
+        self.parent_by_pid: dict[int, int] = {}
         self.peak_tree = 0
         self.peak_tree_parts: dict[str, int] = {}  # label -> RSS summed, at the tree's peak
         self._stop = threading.Event()
@@ -72,6 +75,7 @@ class TreeSampler:
                     continue
                 if proc.pid not in self.created_by_pid:
                     self.created_by_pid[proc.pid] = proc.create_time()
+                    self.parent_by_pid[proc.pid] = proc.ppid()
                 # A Ray worker renames itself when it becomes an actor: label it as it is now.
                 self.label_by_pid[proc.pid] = _label(proc)
                 self.peak_by_pid[proc.pid] = max(self.peak_by_pid.get(proc.pid, 0), rss)

@@ -105,22 +105,31 @@ class StepReportCallback(ControllerCallback):
 class PreemptionCallback(tf.keras.callbacks.Callback):
     """Saves at a step boundary when any task got a preemption notice, then stops with TaskPreempted.
 
-    Every ``check_every_n_steps`` batches the tasks all-reduce their notice
-    flags, so under MultiWorkerMirroredStrategy they all see the notice at
-    the same step and all take part in the save (it runs collectives). The
-    controller restarts from that checkpoint: no completed step is lost. A
-    mid-epoch checkpoint resumes at the start of its epoch with the
-    optimizer's step count intact (the rest of that epoch's data is seen
-    again). Batch-level: not for ParameterServerStrategy, where Keras refuses
-    batch hooks.
+    Every so many batches the tasks all-reduce their notice flags, so under
+    MultiWorkerMirroredStrategy they all see the notice at the same step and
+    all take part in the save (it runs collectives). The controller restarts
+    from that checkpoint: no completed step is lost. A mid-epoch checkpoint
+    resumes at the start of its epoch with the optimizer's step count intact
+    (the rest of that epoch's data is seen again). Batch-level: not for
+    ParameterServerStrategy, where Keras refuses batch hooks.
+
+    The first check comes after ``check_every_n_steps`` batches; each check
+    also all-reduces the seconds since the previous one, so every task
+    computes the same next interval: about ``check_every_s`` (capped at a
+    tenth of the notice's grace period). Training is not slowed by more than
+    one small all-reduce a second, and the batch hook never makes Keras wait
+    for a step's logs (``_supports_tf_logs``).
     """
 
-    def __init__(self, ctx: TaskContext, check_every_n_steps: int = 10):
+    def __init__(self, ctx: TaskContext, check_every_n_steps: int = 10, check_every_s: float = 1.0):
         super().__init__()
+        self._supports_tf_logs = True  # the logs are not read: Keras need not turn them into numbers every step
         self.ctx = ctx
         self.every = check_every_n_steps
+        self.target_s = min(check_every_s, ctx.preemption_grace_s / 10)
         self._epoch = 0
         self._batches = 0
+        self._checked_at = 0.0
 
     def on_train_begin(self, logs=None):
         from workers.preemption import install_notice_handler
@@ -128,13 +137,15 @@ class PreemptionCallback(tf.keras.callbacks.Callback):
         strategy = self.model.distribute_strategy
 
         @tf.function  # eager collectives are slow and warn on every call
-        def agree(flag):
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: flag), axis=None)
+        def agree(values):
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: values), axis=None)
 
         self._agree = agree
+        self._replicas = strategy.num_replicas_in_sync
+        self._checked_at = time.monotonic()
 
         # MultiWorkerMirroredStrategy's coordination service installs its own SIGTERM handler
-        # (TF's preemption notifier) when the strategy is built, after the task actor set ours.
+        # (TF's preemption notifier) when the strategy is built, after the task's own.
         install_notice_handler(self.ctx, self.ctx.preemption_grace_s)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -142,10 +153,17 @@ class PreemptionCallback(tf.keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches += 1
-        if self._batches % self.every:
+        if self._batches < self.every:
             return
+        now = time.monotonic()
         local = 1.0 if self.ctx.preemption_notice is not None else 0.0
-        if float(self._agree(tf.constant(local))) == 0:
+        notices, seconds = self._agree(tf.constant([local, now - self._checked_at])).numpy().tolist()
+        # Identical inputs on every task (the all-reduce's result), so the same next interval everywhere.
+        per_step = seconds / self._replicas / self._batches
+        self.every = max(1, min(10_000, int(self.target_s / per_step) if per_step > 0 else 10_000))
+        self._batches = 0
+        self._checked_at = now
+        if notices == 0:
             return
         from workers.preemption import TaskPreempted
 

@@ -29,6 +29,7 @@ ROWS = [
     "PSS: steps/s while the worker is gone / before",
     "  (PSS: seconds the worker was gone)",
     "peak RSS per task process (MB)",
+    "  per task, with the processes it owns (MB)",
     "peak RSS of the whole process tree (MB)",
     "driver imports TensorFlow (runs that did / runs)",
     "  (ray.init before the start, s)",
