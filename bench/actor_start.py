@@ -1,6 +1,7 @@
 """A probe for the start-up breakdown: how long Ray takes to start two actors, with and without a runtime_env.
 
-The controller creates its task actors with ``runtime_env={"env_vars": ...}``.
+The controller used to create its task actors with ``runtime_env={"env_vars": ...}``
+(it now passes the environment to the actor instead, for the reason measured here).
 Ray cannot hand an actor with its own runtime environment to one of the idle
 worker processes it keeps started, so each such actor waits for a new
 process (and Ray's runtime-env agent) to come up. This probe times both on an

@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="diagnostic: run ours without workers.keras.PreemptionCallback (SIGTERM is then "
                         "not turned into a save); shows what the per-step notice check costs")
     parser.add_argument("--ours-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="diagnostic: an environment variable for ours' driver, e.g. TFRAY_WARM_SPARES=0")
+                        help="diagnostic: an environment variable for ours' driver, e.g. TFRAY_PREIMPORT_TF=0")
     parser.add_argument("--grace-s", type=float, default=None,
                         help="SIGTERM notice before the SIGKILL (default 2; 1 with --quick)")
     parser.add_argument("--sample-s", type=float, default=0.25, help="memory sampling interval (default 0.25)")

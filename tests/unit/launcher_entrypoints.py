@@ -1,0 +1,29 @@
+"""Entrypoints for tests/unit/test_launcher.py: no TensorFlow, run in processes the launcher forks."""
+
+import json
+import os
+import sys
+import time
+
+
+def who(ctx, extra: int = 0) -> dict:
+    ctx.report({"x": 1.0}, step=1)
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    return {"task": ctx.task, "extra": extra, "pid": os.getpid(),
+            "tf_config_index": tf_config.get("task", {}).get("index")}
+
+
+def boom(ctx) -> None:
+    raise ValueError(f"boom from {ctx.task}")
+
+
+def sleep(ctx, seconds: float = 60) -> None:
+    time.sleep(seconds)
+
+
+if __name__ == "__main__":
+    from workers import get_context
+
+    get_context().report({"x": 2.0}, step=2)
+    print(f"main with {sys.argv[1:]}", flush=True)
+    sys.exit(int(sys.argv[sys.argv.index("--exit") + 1]))

@@ -1,0 +1,104 @@
+"""The task launcher (workers/zygote.py): real processes forked from a real launcher, no Ray.
+
+What the task actor relies on: each run is a fresh process with the run's
+environment and context; its result or error comes back as text; a killed
+run is told apart from one that failed; reports and alive beats come
+through the report pipe; and the launcher serves run after run.
+"""
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from workers.context import CONTEXT_ENV, TaskContext
+from workers.task_actor import _Launcher
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="module")
+def launcher():
+    env = {**os.environ, "TFRAY_PREIMPORT_TF": "0"}  # these entrypoints need no TensorFlow
+    launcher = _Launcher(env)
+    yield launcher
+    launcher.close()
+
+
+def _run(launcher, tmp_path, kind, target, args=None, argv=(), on_pid=None, env=None):
+    ctx = TaskContext(job_name="j", job_dir=str(tmp_path), attempt=1, strategy="multi_worker_mirrored",
+                      role="worker", index=1, is_chief=False, num_workers=2, args=args or {})
+    request = tmp_path / f"request-{time.monotonic_ns()}.json"
+    request.write_text(json.dumps({"env": {CONTEXT_ENV: ctx.to_env(), **(env or {})}, "sys_path": [REPO],
+                                   "kind": kind, "cwd": None, "target": target, "args": args or {},
+                                   "argv": list(argv)}))
+    report_r, report_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = launcher.fork(str(request), report_w, out_w)
+    os.close(report_w)
+    os.close(out_w)
+    records: list[dict] = []
+    reader = threading.Thread(target=lambda: records.extend(json.loads(line) for line in os.fdopen(report_r)))
+    reader.start()
+    if on_pid is not None:
+        on_pid(pid, records)
+    with os.fdopen(out_r) as out:
+        output = out.read()
+    code = launcher.wait_exit()
+    reader.join(10)
+    return pid, code, records, output
+
+
+def test_a_function_runs_in_a_fresh_process_with_its_context_and_returns_its_value(launcher, tmp_path):
+    pid, code, records, _ = _run(launcher, tmp_path, "function", "tests.unit.launcher_entrypoints:who",
+                                 args={"extra": 7}, env={"TF_CONFIG": '{"task": {"type": "worker", "index": 1}}'})
+    assert code == 0 and pid != os.getpid() and pid != launcher.proc.pid
+    result = next(r for r in records if r["kind"] == "result")["value"]
+    assert result == {"task": "worker-1", "extra": 7, "pid": pid, "tf_config_index": 1}
+    assert any(r["kind"] == "metrics" and r["step"] == 1 for r in records)  # ctx.report went through the pipe
+
+
+def test_an_exception_comes_back_as_text_with_its_type(launcher, tmp_path):
+    _, code, records, output = _run(launcher, tmp_path, "function", "tests.unit.launcher_entrypoints:boom")
+    assert code == 1
+    error = next(r for r in records if r["kind"] == "error")
+    assert error["type"] == "ValueError" and error["message"] == "boom from worker-1"
+    assert "Traceback" in error["traceback"] and "boom from worker-1" in output
+
+
+def test_a_killed_run_is_told_apart_and_the_launcher_serves_the_next_run(launcher, tmp_path):
+    def kill_when_alive(pid, records):
+        deadline = time.monotonic() + 30
+        while not any(r["kind"] == "alive" for r in records):  # alive beats come while it runs
+            assert time.monotonic() < deadline, "no alive beat within 30s"
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+    _, code, _, _ = _run(launcher, tmp_path, "function", "tests.unit.launcher_entrypoints:sleep",
+                         on_pid=kill_when_alive)
+    assert code == -signal.SIGKILL
+    _, code, records, _ = _run(launcher, tmp_path, "function", "tests.unit.launcher_entrypoints:who")
+    assert code == 0 and any(r["kind"] == "result" for r in records)
+
+
+def test_a_script_runs_as_main_with_its_argv_and_exit_code(launcher, tmp_path):
+    script = os.path.join(HERE, "launcher_entrypoints.py")
+    _, code, records, output = _run(launcher, tmp_path, "script", script, argv=["--exit", "3"])
+    assert code == 3
+    assert "main with ['--exit', '3']" in output
+    assert any(r["kind"] == "metrics" for r in records)  # get_context() reports through the pipe
+
+
+def test_a_launcher_that_dies_is_reported_not_waited_on(tmp_path):
+    dying = _Launcher({**os.environ, "TFRAY_PREIMPORT_TF": "0"})
+    dying.proc.kill()
+    dying.proc.wait()
+    with pytest.raises(RuntimeError, match="launcher process died"):
+        _run(dying, tmp_path, "function", "tests.unit.launcher_entrypoints:who")
+    dying.close()
+    assert sys.modules.get("tensorflow") is None  # nothing here needed TensorFlow
