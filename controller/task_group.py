@@ -100,11 +100,13 @@ class TaskGroup(Protocol):
         """Hand every task its TF_CONFIG and start the entrypoint (non-blocking)."""
 
     def replace(self, key: TaskKey, timeout_s: float) -> TaskInfo:
-        """Start a new actor for a dead task in its bundle, on the same node and port, and relaunch it.
+        """Run a dead task again in its bundle, on the same node and port (its actor if that is alive,
+        else a new one), and relaunch it.
         Raise TaskStartError when that cannot be done (e.g. the node is gone)."""
 
     def stop_tasks(self) -> None:
-        """Kill every task actor, keeping the placement group, for a restart of the cluster."""
+        """End every task's run (its training process is killed), keeping the placement group, for a
+        restart of the cluster; a Ray group keeps the actors that are alive and forks fresh processes."""
 
     def request_sidecar_stop(self) -> None:
         """Tell side-car tasks (the evaluator) that training is over."""
