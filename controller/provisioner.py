@@ -160,7 +160,6 @@ class RayTaskGroup:
     def replace(self, key: TaskKey, timeout_s: float) -> TaskInfo:
         old = self.infos[key]
         task = next(t for t in self.tasks if t.key == key)
-        self.running = {ref: k for ref, k in self.running.items() if k != key}
         actor = self.actors.get(key) if key not in self.dead else None
         if actor is not None and not self._stop_runs({key: actor}):  # its process died, the actor did not
             actor = None

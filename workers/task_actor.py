@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -188,12 +189,7 @@ class TaskActor:
         so this actor can run again for a restart. True when it did within the bound."""
         self._stopping.set()
         self._notice_pending = False  # a notice belongs to the run it was sent to
-        child = self._child
-        if child is not None:
-            try:
-                os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        self._signal_child(signal.SIGKILL)
         if not self._run_lock.acquire(timeout=STOP_RUN_TIMEOUT_S):
             return False
         self._run_lock.release()
@@ -206,10 +202,9 @@ class TaskActor:
             return self._run(launch)
 
     def _run(self, launch: TaskLaunch):
-        env = dict(launch.env)
+        env = dict(launch.env)  # for the training process (this actor has it since it started)
         if launch.tf_config is not None:
             env["TF_CONFIG"] = json.dumps(launch.tf_config)
-        os.environ.update(env)
         job_dir, restore_from = self._storage(launch)
         ctx = TaskContext(
             job_name=launch.job_name, job_dir=job_dir, attempt=launch.attempt, strategy=launch.strategy,
@@ -223,6 +218,13 @@ class TaskActor:
         if self._stopping.is_set():
             raise TaskProcessKilledError(f"{self.task}: the run was stopped before it began")
         work = tempfile.mkdtemp(prefix="tfray-run-")
+        try:
+            return self._run_in(launch, ctx, env, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _run_in(self, launch: TaskLaunch, ctx: TaskContext, env: dict, work: str):
+        """Fork the training process (its request and stop file in ``work``), stream it, return its outcome."""
         stop_file = os.path.join(work, "stop")
         env.update({CONTEXT_ENV: ctx.to_env(), STOP_FILE_ENV: stop_file,
                     "PYTHONPATH": os.pathsep.join([*launch.sys_path, *filter(None, [os.environ.get("PYTHONPATH")])])})
@@ -240,7 +242,7 @@ class TaskActor:
             os.close(report_w)
             os.close(out_w)
         if self._stopping.is_set():  # stop_run came while the process was being forked
-            os.kill(self._child, signal.SIGKILL)
+            self._signal_child(signal.SIGKILL)
         self._alive_count += 1  # a beat for the new process: it exists
         self._child_notice = None  # when the training process got a preemption notice (SIGTERM)
         if self._notice_pending:  # the node's drain notice came while no process trained
@@ -309,8 +311,6 @@ class TaskActor:
         import ray
 
         ray.get(self.inbox.report.remote({**record, "files": read_tree(record["path"])}), timeout=GATHER_TIMEOUT_S)
-        import shutil
-
         shutil.rmtree(record["path"], ignore_errors=True)  # the head's copy is the checkpoint now
 
     def _start_heartbeat(self) -> None:
@@ -341,10 +341,13 @@ class TaskActor:
 
     def _signal_notice(self) -> None:
         """Deliver a preemption notice the way a cloud does: SIGTERM to the process that trains."""
+        self._signal_child(signal.SIGTERM)
+
+    def _signal_child(self, sig: int) -> None:
         child = self._child
         if child is not None:
             try:
-                os.kill(child, signal.SIGTERM)
+                os.kill(child, sig)
             except ProcessLookupError:
                 pass
 

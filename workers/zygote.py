@@ -127,7 +127,7 @@ class _Reports:
 
 def _child(request_path: str, report_fd: int, out_fd: int) -> None:
     """In the forked process: become the task's training process, run the entrypoint, exit."""
-    code = 1
+    code, reports = 1, None
     try:
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
@@ -147,10 +147,8 @@ def _child(request_path: str, report_fd: int, out_fd: int) -> None:
     except BaseException as err:  # reported as text: the driver must never unpickle a TF exception
         text = traceback.format_exc()
         print(text, file=sys.stderr, flush=True)
-        try:
+        if reports is not None:
             reports.send({"kind": "error", "type": type(err).__name__, "message": str(err), "traceback": text})
-        except Exception:
-            pass
     finally:
         try:
             sys.stdout.flush()
@@ -171,11 +169,12 @@ def _run(request: dict, reports: _Reports) -> int:
     if request.get("cwd"):
         os.chdir(request["cwd"])
     kind, target = request["kind"], request["target"]
+    context.REPORT_SENDER = reports.send  # every context in this process reports through the actor's pipe
     if kind == "serve":
-        _serve(context.context_from_env(reports.send))
+        _serve(context.context_from_env(reports.send))  # a server keeps SIGTERM's default: nothing to save
         return 0
     if kind == "function":
-        ctx = context.attach(reports.send)
+        ctx = context.get_context()
         module_name, func_name = target.split(":")
         import importlib
 
@@ -183,7 +182,6 @@ def _run(request: dict, reports: _Reports) -> int:
         value = func(ctx, **request["args"])
         reports.send({"kind": "result", "value": value})
         return 0
-    context.REPORT_SENDER = reports.send  # a script's get_context() reports through this pipe
     sys.argv = [target, *request["argv"]]
     if kind == "script":
         sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
