@@ -1,4 +1,4 @@
-"""Benchmarks that print ratios measured in one run (DESIGN.md §8; results in BENCHMARKS.md).
+"""Benchmarks that print ratios measured in one run (docs/design.md §10; results in BENCHMARKS.md).
 
 ``python -m bench`` runs the digits job three ways (this project's controller
 on a local Ray, the same training launched by hand with hand-written

@@ -87,7 +87,7 @@ def _log_start(events: str, task: str, way: str) -> None:
 
 
 def _import_tf(events: str, task: str):
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf-keras (DESIGN.md §4); set by every launcher anyway
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf-keras (docs/design.md §4); set by every launcher anyway
     began = time.time()
     import tensorflow as tf
 

@@ -29,8 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def timed_group(events: str, name: str):
     """A RayTaskGroup that logs its edges to the event log (the bench's own wrapper, no controller change)."""
-    from controller.provisioner import RayTaskGroup
-    from controller.state import TaskStatus
+    from controller.ray_group import RayTaskGroup
 
     class TimedTaskGroup(RayTaskGroup):
         def provision(self, tasks, placement, timeout_s):
@@ -50,7 +49,7 @@ def timed_group(events: str, name: str):
 
         def poll(self, timeout_s):
             got = super().poll(timeout_s)
-            failed = [str(e.key) for e in got if e.status is TaskStatus.FAILED]
+            failed = [str(e.key) for e in got if not e.finished]
             if failed:
                 log_event(events, "failure_seen", task="driver", tasks=failed)
             return got
@@ -60,9 +59,9 @@ def timed_group(events: str, name: str):
             super().stop_tasks()
             log_event(events, "teardown_end", task="driver")
 
-        def replace(self, key, timeout_s):
+        def replace(self, key, launch, timeout_s):
             log_event(events, "replace_begin", task="driver", target=str(key))
-            info = super().replace(key, timeout_s)
+            info = super().replace(key, launch, timeout_s)
             log_event(events, "replace_end", task="driver", target=str(key), pid=info.pid)
             return info
 
@@ -158,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     while thread.is_alive():
         thread.join(0.05)
         if not killed and chief_step(args.events) >= args.kill_at:
-            info = next(i for k, i in controller.infos.items() if str(k) == "worker-1")
+            info = controller.tasks.info("worker-1")
             os.kill(info.pid, signal.SIGKILL)
             log_event(args.events, "fault", task="worker-1", action="kill", index=0)
             killed = True
@@ -167,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "way": "ours", "state": result.state.value if result else "ERROR",
         "message": result.message if result else outcome.get("error"), "restarts": result.restarts if result else None,
-        "job_dir": str(spec.job_dir), "events": result.events if result else [],
+        "job_dir": str(spec.job_dir), "events": [e.to_json() for e in result.events] if result else [],
         "driver_imports_tf": bool(loaded_tf), "driver_tf_modules": loaded_tf[:5],
         "driver_tf_imported_by": tf_watch.stack, "finished_at": time.time(),
     }

@@ -2,7 +2,7 @@
 
 Each run is one fresh process (a driver, or the hand launcher) with its own
 short ``RAY_TMPDIR``, a private ``HOME`` and ``RAY_AUTH_MODE=disabled``
-(DESIGN.md §6); a thread samples the memory of its process tree. Ways are
+(docs/design.md §6); a thread samples the memory of its process tree. Ways are
 run in a different order in each repetition so that drift in the machine's
 load does not always favour the same one. Each figure is the median of the
 repetitions with its spread (min-max); a ratio is the ratio of the medians,

@@ -2,13 +2,13 @@
 
 Only the chief's copy is the job's checkpoint. A checkpoint is a folder
 ``checkpoints/ckpt-<step>`` that the chief fills with TensorFlow's files and
-then seals by writing ``COMPLETE.json`` (step, epoch, metrics) atomically.
-A folder without that marker is a half-written checkpoint (the task died
-while saving) and is never restored. The controller lists sealed
-checkpoints in ``manifest.json`` (written atomically: temp file, fsync,
-rename), keeps the newest N and deletes the rest, along with the other
-workers' ``workertemp`` copies. The worker side imports the layout helpers
-from here, so both sides agree on one layout.
+then seals by writing ``COMPLETE.json`` (step, epoch, metrics) atomically
+(the layout is ``controller.layout``, shared with the tasks). A folder
+without that marker is a half-written checkpoint (the task died while
+saving) and is never restored. The controller lists sealed checkpoints in
+``manifest.json`` (written atomically: temp file, fsync, rename), keeps the
+newest N and deletes the rest, along with the other workers' ``workertemp``
+copies.
 """
 
 from __future__ import annotations
@@ -16,72 +16,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-COMPLETE_MARKER = "COMPLETE.json"
-CHECKPOINTS_DIR = "checkpoints"
-WORKERTEMP_DIR = "workertemp"
-MANIFEST = "manifest.json"
-
-
-def checkpoint_dir(job_dir: str | os.PathLike, step: int) -> Path:
-    """Where the chief writes the checkpoint of ``step``."""
-    return Path(job_dir) / CHECKPOINTS_DIR / f"ckpt-{step:09d}"
-
-
-def workertemp_dir(job_dir: str | os.PathLike, task: str, step: int) -> Path:
-    """Where a non-chief task writes its (discarded) copy of a checkpoint."""
-    return Path(job_dir) / CHECKPOINTS_DIR / WORKERTEMP_DIR / task / f"ckpt-{step:09d}"
-
-
-def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
-def seal(path: str | os.PathLike, step: int, epoch: int | None, metrics: dict) -> None:
-    """Mark a fully written checkpoint folder complete (called by the chief after saving)."""
-    write_json_atomic(
-        Path(path) / COMPLETE_MARKER, {"step": step, "epoch": epoch, "metrics": metrics, "time": time.time()}
-    )
-
-
-def read_seal(path: str | os.PathLike) -> dict | None:
-    """The seal of a checkpoint folder, or None when it is missing or unreadable (incomplete)."""
-    try:
-        return json.loads((Path(path) / COMPLETE_MARKER).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def sealed_checkpoints(job_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """Every complete checkpoint folder of a job on disk, as (step, path), oldest first."""
-    root = Path(job_dir) / CHECKPOINTS_DIR
-    found = []
-    for folder in root.glob("ckpt-*") if root.is_dir() else ():
-        sealed = read_seal(folder)
-        if sealed is not None:
-            found.append((int(sealed["step"]), folder))
-    return sorted(found)
+from controller.layout import CHECKPOINTS_DIR, MANIFEST, WORKERTEMP_DIR, read_seal, write_json_atomic
 
 
 @dataclass(frozen=True)

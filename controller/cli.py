@@ -15,14 +15,12 @@ import signal
 import sys
 from pathlib import Path
 
+from controller.cli_cluster import SUBMIT_EPILOG, add_address, cmd_stop, cmd_submit
+from controller.dry_run import render_plan
 from controller.entrypoint import check_entrypoint
-from controller.plan import describe_bundle, plan
+from controller.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
 from controller.spec import FaultSpec, SpecError, load_spec, parse_spec
 from controller.status import format_status, group_failures
-from controller.tf_config import placeholder_address, tf_configs
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
-EXIT_STILL_RUNNING = 124  # `submit --follow` gave up after --timeout; the job goes on (as GNU timeout)
 
 EPILOG = """\
 examples:
@@ -53,41 +51,6 @@ def _load_checked(spec_path: str):
     return spec
 
 
-def render_plan(spec) -> str:
-    """The dry-run text: every task's role, index, resources and TF_CONFIG (placeholder addresses)."""
-    tasks = plan(spec)
-    configs = tf_configs(spec.strategy, tasks, {t.key: placeholder_address(t.key) for t in tasks})
-    ep = spec.entrypoint
-    target = ep.function or ep.script or ep.module
-    lines = [
-        f"job: {spec.name}",
-        f"strategy: {spec.strategy.value}",
-        f"entrypoint: {ep.kind} {target}" + (f" args {json.dumps(ep.args, sort_keys=True)}" if ep.args else ""),
-        f"storage: {spec.storage_path}/{spec.name}"
-        + ("" if os.path.isabs(os.path.expanduser(spec.storage_path)) or "://" in spec.storage_path
-           else " (relative to the spec's folder)"),
-        f"placement: {spec.placement.value}, {len(tasks)} tasks in one placement group",
-        f"checkpoints: every {spec.checkpoint.every_n_epochs} epoch(s), keep {spec.checkpoint.keep}",
-        "failure budgets: " + ", ".join(f"{k}={v}" for k, v in spec.failure.limits().items())
-        + f", backoff {spec.failure.backoff_s:g}s doubling to {spec.failure.max_backoff_s:g}s",
-        "timeouts: " + ", ".join(f"{k}={v:g}s" for k, v in spec.timeouts.model_dump().items() if v is not None),
-    ]
-    for fault in spec.faults:
-        when = (f"step {fault.at_step}" if fault.at_step is not None
-                else f"the save of step {fault.at_save}" if fault.at_save is not None
-                else f"{fault.after_s:g}s after start")
-        lines.append(f"fault: {fault.action.value} {fault.task} at {when} (run {fault.restart} of the cluster)")
-    lines.append("")
-    for task in tasks:
-        notes = [n for n, on in (("chief", task.is_chief), ("serves tf.distribute.Server", task.runs_server),
-                                 ("side-car, outside the training cluster", task.sidecar)) if on]
-        lines.append(f"{task.key}{' (' + ', '.join(notes) + ')' if notes else ''}")
-        lines.append(f"  resources: {describe_bundle(task.bundle)}")
-        config = configs[task.key]
-        lines.append(f"  TF_CONFIG: {json.dumps(config, sort_keys=True) if config else '(none: single process)'}")
-    return "\n".join(lines) + "\n"
-
-
 def cmd_validate(args) -> int:
     spec = _load_checked(args.spec)
     counts = ", ".join(f"{n} {r.value}" for r, n in spec.counts().items() if n)
@@ -103,7 +66,7 @@ def cmd_dry_run(args) -> int:
 
 def cmd_status(args) -> int:
     spec = load_spec(args.spec)
-    print(format_status(spec.job_dir))
+    print(format_status(spec.job_dir, spec.name))
     return EXIT_OK
 
 
@@ -129,7 +92,7 @@ def _init_ray(address: str | None, num_cpus: float | None) -> None:
 def run_job(spec, search_path: list[str], on_progress=None):
     """Run one job on the Ray this process is connected to; returns the JobResult."""
     from controller.job import Controller
-    from controller.provisioner import RayTaskGroup
+    from controller.ray_group import RayTaskGroup
 
     controller = Controller(spec, RayTaskGroup(spec.name), sys_path=search_path, on_progress=on_progress)
     return controller.run()
@@ -166,7 +129,7 @@ def cmd_run(args) -> int:
           f"restart(s)): {result.message}")
     for line in group_failures(result.events):
         print(f"  {line}")
-    gone = [task for task, status in result.statuses.items() if status in ("FAILED", "PREEMPTED")]
+    gone = [task for task, status in result.statuses.items() if status in ("FAILED", "LOST")]
     if gone and result.state is JobState.SUCCEEDED:
         print(f"  finished without: {', '.join(gone)}")
     if isinstance(result.result, dict) and "val_accuracy" in result.result:
@@ -175,75 +138,6 @@ def cmd_run(args) -> int:
         print(f"latest checkpoint: step {result.latest_checkpoint.step} at {result.latest_checkpoint.path}")
     print(f"metrics: {Path(result.job_dir) / 'metrics.jsonl'}")
     return {JobState.SUCCEEDED: EXIT_OK, JobState.STOPPED: EXIT_STOPPED}.get(result.state, EXIT_FAILED)
-
-
-SUBMIT_EPILOG = """\
-the path from zero to a trained model on a cluster (docs/clusters.md):
-  ray up cluster_configs/aws.yaml                  start the cluster (after filling in its FILL IN values)
-  ray dashboard cluster_configs/aws.yaml           keep running: forwards the head's Jobs API to 127.0.0.1:8265
-  export RAY_AUTH_MODE=token                       the configs turn on Ray's token auth; the token is ~/.ray/auth_token
-  tfray submit cluster_configs/jobs/digits_mwms_cluster.yaml --follow
-  tfray stop raysubmit_XXXX                        or Ctrl-C to stop following and leave the job running
-  ray down cluster_configs/aws.yaml
-
-Run from the folder to ship (or give --working-dir): it becomes the job's working folder
-on the cluster, and the spec must be inside it. Same as
-`ray job submit --working-dir . -- python -m controller run JOB.yaml`.
-exit status with --follow: 0 succeeded, 1 failed, 130 stopped, 124 still running after --timeout;
-2 when the spec is invalid or the cluster cannot be reached or refuses the token.
-"""
-
-
-def _add_address(p) -> None:
-    p.add_argument("--address", help="the head's Jobs API URL; default $RAY_API_SERVER_ADDRESS, $RAY_ADDRESS, or "
-                   "http://127.0.0.1:8265, where `ray dashboard CLUSTER.yaml` forwards it over SSH")
-
-
-def cmd_submit(args) -> int:
-    from controller import submit as remote
-
-    spec = load_spec(args.spec)
-    check_entrypoint(spec, list(dict.fromkeys([str(Path(args.working_dir).resolve()),
-                                               str(Path(args.spec).resolve().parent)])))
-    if note := remote.relative_storage_note(spec):
-        print(note, file=sys.stderr)
-    submission_id = None
-    try:
-        client = remote.connect(args.address)
-        submission_id = remote.submit(client, spec, args.spec, args.working_dir, args.submission_id)
-        print(f"submitted job {spec.name} as {submission_id} to {remote.api_url(client)}\n"
-              f"  logs:   ray job logs --follow {submission_id}\n"
-              f"  status: ray job status {submission_id}\n"
-              f"  stop:   tfray stop {submission_id}", flush=True)
-        if not args.follow:
-            return EXIT_OK
-        status = remote.follow(client, submission_id, args.timeout)
-    except remote.SubmitError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        if submission_id is None:
-            return EXIT_STOPPED
-        print(f"\nstopped following; job {submission_id} goes on. Stop it with: tfray stop {submission_id}")
-        return EXIT_STOPPED
-    if status is None:
-        print(f"\njob {submission_id} is still running after --timeout {args.timeout:g}s; "
-              f"follow it with `ray job logs --follow {submission_id}`")
-        return EXIT_STILL_RUNNING
-    print(f"\njob {submission_id} {status.value}")
-    return {"SUCCEEDED": EXIT_OK, "STOPPED": EXIT_STOPPED}.get(status.value, EXIT_FAILED)
-
-
-def cmd_stop(args) -> int:
-    from controller import submit as remote
-
-    try:
-        status = remote.stop(remote.connect(args.address), args.submission_id, args.wait)
-    except remote.SubmitError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"job {args.submission_id} {status.value}")
-    return EXIT_OK if status.is_terminal() else EXIT_STILL_RUNNING
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "with the working folder shipped as the job's runtime_env. The spec is validated first.",
                        epilog=SUBMIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", help="job spec YAML, inside the working folder")
-    _add_address(p)
+    add_address(p)
     p.add_argument("--working-dir", default=".", help="the folder shipped to the cluster as the job's working "
                    "folder (default: the current one); .gitignore'd files, .git and .venv stay behind")
     p.add_argument("--follow", action="store_true", help="stream the job's logs until it ends, then exit with "
@@ -298,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stop", help="stop a submitted job: its controller tears every task down; waits for the end")
     p.add_argument("submission_id", help="the id `tfray submit` printed (raysubmit_...)")
-    _add_address(p)
+    add_address(p)
     p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
                    help="how long to wait for the job to end (default 60)")
     p.set_defaults(func=cmd_stop)

@@ -3,17 +3,19 @@
 Like the plan and TF_CONFIG, a launch is a request built by a pure function
 from the spec and the addresses the tasks reported, so tests can pin it
 without Ray. A replacement task gets its predecessor's launch, role and
-index included.
+index included, but not its faults: an injected fault fires once.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from controller import settings
 from controller.checkpoints import CheckpointRecord
-from controller.plan import TaskKey, TaskSpec
+from controller.plan import TaskSpec
 from controller.spec import JobSpec, Strategy
-from controller.task_group import TaskLaunch
 from controller.tf_config import tf_configs
+from controller.wire import ActorConfig, TaskKey, TaskLaunch
 
 
 def task_env(spec: JobSpec) -> dict[str, str]:
@@ -64,3 +66,21 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
         )
         for task in tasks
     }
+
+
+def replacement_launch(launch: TaskLaunch) -> TaskLaunch:
+    """The launch of a task replaced alone: its predecessor's, without the faults that already fired."""
+    return dataclasses.replace(launch, faults=())
+
+
+def actor_config(key: TaskKey, env: dict[str, str]) -> ActorConfig:
+    """What a task's actor is built with: its identity, the job's environment and its intervals."""
+    return ActorConfig(
+        role=key.role, index=key.index, env=dict(env),
+        heartbeat_interval_s=settings.HEARTBEAT_INTERVAL_S,
+        heartbeat_reply_timeout_s=settings.HEARTBEAT_REPLY_TIMEOUT_S,
+        alive_interval_s=settings.ALIVE_INTERVAL_S, sidecar_poll_s=settings.SIDECAR_POLL_S,
+        inbox_call_timeout_s=settings.INBOX_CALL_TIMEOUT_S, stop_run_timeout_s=settings.STOP_RUN_TIMEOUT_S,
+        gather_timeout_s=settings.GATHER_TIMEOUT_S, output_tail_lines=settings.OUTPUT_TAIL_LINES,
+        server_probe_max_s=settings.SERVER_PROBE_MAX_S,
+    )

@@ -4,7 +4,7 @@ Each task is a frozen :class:`TaskSpec` ``(role, index, resources)``. The
 plan decides who is the chief (the ``chief`` task, or ``worker 0`` when the
 spec has none, which is TensorFlow's own rule) and which tasks belong to the
 training cluster (all but the evaluator, which must stay out of TF_CONFIG's
-cluster: DESIGN.md §4). Under ParameterServerStrategy the ps and worker tasks
+cluster: docs/design.md §4). Under ParameterServerStrategy the ps and worker tasks
 serve a ``tf.distribute.Server`` and only the chief (the coordinator) runs
 user code, so the job ends when the chief does. A replacement task keeps its predecessor's role and
 index, so a plan never changes while a job runs.
@@ -15,17 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.spec import ROLE_ORDER, JobSpec, Role, Strategy
-
-
-@dataclass(frozen=True, order=True)
-class TaskKey:
-    """A task's identity: its role and index, e.g. ``worker-1``."""
-
-    role: str
-    index: int
-
-    def __str__(self) -> str:
-        return f"{self.role}-{self.index}"
+from controller.wire import TaskKey
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,50 @@
-"""Controller settings that are not part of a job spec: intervals and defaults.
+"""Every interval and bound that is not part of a job spec, and the one helper that polls.
 
-All polling goes through :meth:`controller.job.Controller.step` with the
-interval below, so there is one place to tune how quickly the controller
-notices an ended task versus how much it wakes up.
+The controller polls in one place, :meth:`controller.job.Controller.step`,
+with ``POLL_INTERVAL_S``; the task actors get their intervals from here too,
+through :class:`controller.wire.ActorConfig`, so there is one place to tune
+how quickly something is noticed against how often everything wakes up.
+Any other wait that has to poll goes through :func:`poll_until`, which is
+always bounded and says what it waited for when it gives up.
 """
 
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+# ---------------------------------------------------------------- the controller
 POLL_INTERVAL_S = 0.5  # how long one RUNNING step waits for a task to end
-NODE_DEATH_CONFIRM_S = 20.0  # a replacement that dies at once: how long to wait for Ray to call its node dead
-FAILURE_SETTLE_S = 2.0  # after a failure, how long to gather other ends that belong to it
-REPORT_DRAIN_TIMEOUT_S = 30.0  # bound on one fetch of the report inbox
-# Each task's launcher process (workers/zygote.py) imports TensorFlow as soon as its actor starts,
-# overlapping the import with the other actors' start and the TF_CONFIG round trip, and forks every
-# run's training process from there. A job whose code does not use TensorFlow can set this to "0"
-# in its spec's env to skip the import.
-PREIMPORT_ENV = "TFRAY_PREIMPORT_TF"
-STOP_RUN_TIMEOUT_S = 20.0  # bound on ending a task's run for a restart (kill its process, collect its end)
+FAILURE_SETTLE_S = 2.0  # after a bare error, how long to gather other ends that may be its cause
 DRAIN_POLL_S = 2.0  # how often the controller asks Ray which nodes are being drained (preemption notice)
 ELASTIC_PROBE_S = 5.0  # an elastic job waits this long for each smaller size once the full size did not fit
 STORAGE_SYNC_S = 10.0  # how often a job stored at a URI uploads its metrics and job state while it runs
+
+# ------------------------------------------------------------------ the Ray seam
+NODE_DEATH_CONFIRM_S = 20.0  # a replacement that dies at once: how long to wait for Ray to call its node dead
+NODE_POLL_S = 0.5  # how often node liveness is read while waiting on it
+REPLACE_POLL_S = 1.0  # how often a replacement's start is checked against its node's liveness
+REPORT_DRAIN_TIMEOUT_S = 30.0  # bound on one fetch of the report inbox
+STOP_RUN_TIMEOUT_S = 20.0  # bound on ending a task's run for a restart (kill its process, collect its end)
+STOP_RUN_SLACK_S = 5.0  # the driver's wait for stop_run beyond the actor's own bound
 GATHER_TIMEOUT_S = 300.0  # bound on sending one checkpoint's files to the head (storage without shared disk)
 
-# Set in every task process before TensorFlow is imported (DESIGN.md §4):
+# ------------------------------------------------------ a cluster's Jobs API (tfray submit)
+STATUS_POLL_S = 1.0  # how often a followed job's status is read
+STATUS_SETTLE_S = 30.0  # after the log stream ends, how long the job may take to report a terminal status
+AGENT_WAIT_S = 60.0  # how long a just-started head's job agent may take to accept submissions
+AGENT_RETRY_S = 2.0  # how often a submission is tried again meanwhile
+
+# ------------------------------------------------------------ the task actors
+HEARTBEAT_INTERVAL_S = 1.0  # how often a task tells the controller it is alive
+HEARTBEAT_REPLY_TIMEOUT_S = 5.0  # bound on waiting for the inbox's answer to a heartbeat
+ALIVE_INTERVAL_S = 1.0  # how often the training process tells its actor it is alive
+SIDECAR_POLL_S = 1.0  # how often a side-car's actor asks whether training is over
+INBOX_CALL_TIMEOUT_S = 30.0  # bound on one call from a task actor to the inbox
+OUTPUT_TAIL_LINES = 40  # lines of a failed task's output kept for its error
+SERVER_PROBE_MAX_S = 2.0  # one gRPC readiness probe of a PSS server waits at most this long
+
+# Set in every task process before TensorFlow is imported (docs/design.md §4):
 # tf-keras instead of Keras 3 (multi-worker fit needs it), and SO_REUSEPORT for
 # TF's gRPC server so it can bind the port the task actor keeps reserved.
 TASK_ENV = {
@@ -33,3 +57,18 @@ TASK_ENV = {
 # Every ParameterServerStrategy task needs this: a call to a lost server fails
 # at once instead of waiting, so the coordinator can re-queue it elsewhere.
 PSS_TASK_ENV = {"GRPC_FAIL_FAST": "use_caller"}
+
+
+class WaitTimeout(TimeoutError):
+    """A bounded wait ran out; the message says what was waited for and for how long."""
+
+
+def poll_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float, what: str, *,
+               sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+    """Call ``predicate`` every ``interval_s`` until it is true; raise :class:`WaitTimeout` after ``timeout_s``."""
+    deadline = clock() + timeout_s
+    while not predicate():
+        left = deadline - clock()
+        if left <= 0:
+            raise WaitTimeout(f"{what} did not happen within {timeout_s:g}s")
+        sleep(min(interval_s, left))

@@ -7,12 +7,12 @@ metrics.jsonl, job.json):
   write their checkpoints straight into it. This is all a one-machine run
   needs.
 * **Local disks only**: each task writes into a folder on its own node
-  (:func:`node_job_dir`); the chief's task actor reads the sealed checkpoint
+  (``controller.layout.node_job_dir``); the chief's task actor reads the sealed checkpoint
   and sends its files through Ray to the controller, which writes them into
-  the head node's storage path, seal last (:func:`write_tree`). A restart
+  the head node's storage path, seal last (``controller.layout.write_tree``). A restart
   sends the newest checkpoint's files back the same way. In ``auto`` mode a
   task finds out which case it is in by looking for the token the controller
-  wrote into the job folder (:data:`TOKEN_FILE`).
+  wrote into the job folder (``controller.layout.TOKEN_FILE``).
 * **Cloud storage** (``gs://``, ``s3://``, any URI ``pyarrow.fs`` reads):
   checkpoints are gathered to the head as above, into a local mirror of the
   job folder, and :class:`Mirror` uploads what changed (each checkpoint's
@@ -29,16 +29,13 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
-from controller.checkpoints import CHECKPOINTS_DIR, COMPLETE_MARKER
+from controller.layout import CHECKPOINTS_DIR, COMPLETE_MARKER
 
 log = logging.getLogger("tfray")
 
-TOKEN_FILE = ".tfray-storage-token"  # written by the controller; a task that reads it shares the file system
-NODE_DIR_ENV = "TFRAY_NODE_STORAGE"  # where tasks keep files on their own node (default: <tmp>/tfray-node)
 CACHE_DIR_ENV = "TFRAY_CACHE_DIR"  # the head's mirror of jobs stored at a URI (default: ~/.cache/tfray)
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -53,35 +50,6 @@ def mirror_dir(uri: str) -> Path:
     root = Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "tfray") / "storage"
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", uri)[:80]
     return root / f"{slug}-{hashlib.sha256(uri.encode()).hexdigest()[:10]}"
-
-
-def node_job_dir(node_id: str, job_name: str) -> Path:
-    """A task's own folder for the job on its node, when the storage path is not shared."""
-    root = Path(os.environ.get(NODE_DIR_ENV) or Path(tempfile.gettempdir()) / "tfray-node")
-    return root / node_id[:16] / job_name
-
-
-def read_tree(folder: str | os.PathLike) -> dict[str, bytes]:
-    """Every file under ``folder`` by relative path (a checkpoint, to send through Ray)."""
-    folder = Path(folder)
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def write_tree(folder: str | os.PathLike, files: dict[str, bytes]) -> Path:
-    """Write ``files`` under ``folder``, the checkpoint seal last, so a half-copied checkpoint is never sealed."""
-    folder = Path(folder)
-    if folder.exists():
-        shutil.rmtree(folder)
-    ordered = sorted(files, key=lambda name: name == COMPLETE_MARKER)
-    for name in ordered:
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise ValueError(f"refusing to write {name!r} outside {folder}")
-        target = folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(files[name])
-        os.replace(tmp, target)
-    return folder
 
 
 class Mirror:

@@ -24,13 +24,11 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from controller import settings
+
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"  # where `ray dashboard CLUSTER.yaml` forwards the head's Jobs API
 # Never shipped: the local virtualenv, results and VCS data (Ray also honours .gitignore and .rayignore).
 WORKING_DIR_EXCLUDES = [".git", ".venv", "runs", "__pycache__", "*.pyc"]
-STATUS_POLL_S = 1.0
-STATUS_SETTLE_S = 30.0  # after the log stream ends, how long the job may take to report a terminal status
-AGENT_WAIT_S = 60.0  # how long a just-started head's job agent may take to accept submissions
-AGENT_RETRY_S = 2.0
 
 AUTH_HINT = (
     "export RAY_AUTH_MODE=token and give this client the cluster's token: ~/.ray/auth_token (chmod 600), "
@@ -119,7 +117,7 @@ def submit(client, spec, spec_path: str, working_dir: str, submission_id: str | 
     Right after a head starts, its job agent may not be up yet and the Jobs API answers "No available
     agent to submit job, please try again later" (nothing was created): that is retried, bounded.
     """
-    deadline, told = time.monotonic() + AGENT_WAIT_S, False
+    deadline, told = time.monotonic() + settings.AGENT_WAIT_S, False
     while True:
         try:
             return _call(
@@ -133,10 +131,10 @@ def submit(client, spec, spec_path: str, working_dir: str, submission_id: str | 
             if "No available agent" not in str(err) or time.monotonic() > deadline:
                 raise
             if not told:
-                print(f"tfray: the head's job agent is not up yet; trying again for up to {AGENT_WAIT_S:g}s",
+                print(f"tfray: the head's job agent is not up yet; trying again for up to {settings.AGENT_WAIT_S:g}s",
                       file=sys.stderr, flush=True)
                 told = True
-            time.sleep(AGENT_RETRY_S)
+            time.sleep(settings.AGENT_RETRY_S)
 
 
 async def _tail(client, submission_id: str, out: TextIO) -> None:
@@ -156,7 +154,7 @@ def follow(client, submission_id: str, timeout_s: float, out: TextIO | None = No
     except Exception as err:  # noqa: BLE001 -- the log stream broke (a proxy, a restart): polling tells the end
         print(f"tfray: the log stream ended early ({err}); waiting for the job's status", file=sys.stderr)
     # The stream closes when the driver exits; the terminal status follows within moments.
-    status = _wait_terminal(client, submission_id, max(deadline, time.monotonic() + STATUS_SETTLE_S))
+    status = _wait_terminal(client, submission_id, max(deadline, time.monotonic() + settings.STATUS_SETTLE_S))
     return status if status.is_terminal() else None
 
 
@@ -173,7 +171,7 @@ def _wait_terminal(client, submission_id: str, deadline: float):
                        submission_id)
         if status.is_terminal() or time.monotonic() > deadline:
             return status
-        time.sleep(STATUS_POLL_S)
+        time.sleep(settings.STATUS_POLL_S)
 
 
 def relative_storage_note(spec) -> str | None:

@@ -2,18 +2,18 @@
 
 The controller drives a :class:`TaskGroup` and never touches Ray itself, so
 unit tests inject a fake group and step the state machine, while real runs
-use :class:`controller.provisioner.RayTaskGroup`. Errors that end a job
-before training starts are exception types, one per cause.
+use :class:`controller.ray_group.RayTaskGroup`. Errors that end a job
+before training starts are exception types, one per cause. What crosses to
+the tasks themselves (launches, ends, reports) is ``controller.wire``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
-from controller.plan import TaskKey, TaskSpec
-from controller.policy import FailureCause
-from controller.state import TaskStatus
+from controller.plan import TaskSpec
+from controller.wire import TaskEnd, TaskKey, TaskLaunch
 
 
 class SchedulingTimeoutError(RuntimeError):
@@ -38,54 +38,6 @@ class TaskInfo:
     pid: int
 
 
-@dataclass(frozen=True)
-class TaskLaunch:
-    """Everything one task needs to run the entrypoint (sent to the actor as is)."""
-
-    job_name: str
-    job_dir: str
-    attempt: int
-    strategy: str
-    role: str
-    index: int
-    is_chief: bool
-    num_workers: int  # tasks in the training cluster (chief + workers)
-    tf_config: dict | None
-    entrypoint_kind: str  # function | script | module
-    entrypoint_target: str  # 'pkg.mod:fn', a script path or a module name
-    args: dict = field(default_factory=dict)
-    argv: tuple = ()
-    env: dict = field(default_factory=dict)
-    sys_path: tuple = ()
-    checkpoint_every_n_epochs: int = 1
-    restore_from: str | None = None  # newest complete checkpoint folder
-    restore_step: int | None = None
-    restore_epoch: int | None = None
-    runs_server: bool = False  # PSS ps/worker: serve a tf.distribute.Server until torn down
-    servers: tuple = ()  # (task, host:port) the chief must reach before its code runs (PSS)
-    server_wait_s: float = 60.0  # bound on that wait
-    faults: tuple = ()  # faults to inject into this task (dicts of controller.spec.FaultSpec)
-    preemption_grace_s: float = 30.0  # after a SIGTERM notice, how long the task may take to save
-    storage_mode: str = "shared"  # shared | gather | auto (controller.spec.StorageMode; see controller/storage.py)
-    storage_token: str | None = None  # in job_dir/TOKEN_FILE when the task sees the head's storage (auto mode)
-    restore_files: Any = None  # [ObjectRef of the restore checkpoint's files] for tasks that gather (set by Ray group)
-
-    @property
-    def task(self) -> str:
-        return f"{self.role}-{self.index}"
-
-
-@dataclass(frozen=True)
-class TaskEvent:
-    """A task reached an end: it finished (with a result) or failed (with an error)."""
-
-    key: TaskKey
-    status: TaskStatus
-    error: str | None = None
-    result: Any = None
-    cause: FailureCause | None = None  # set when the task failed
-
-
 class TaskGroup(Protocol):
     """What the controller needs from the thing that runs tasks."""
 
@@ -99,10 +51,10 @@ class TaskGroup(Protocol):
     def launch(self, launches: dict[TaskKey, TaskLaunch]) -> None:
         """Hand every task its TF_CONFIG and start the entrypoint (non-blocking)."""
 
-    def replace(self, key: TaskKey, timeout_s: float) -> TaskInfo:
-        """Run a dead task again in its bundle, on the same node and port (its actor if that is alive,
-        else a new one), and relaunch it.
-        Raise TaskStartError when that cannot be done (e.g. the node is gone)."""
+    def replace(self, key: TaskKey, launch: TaskLaunch, timeout_s: float) -> TaskInfo:
+        """Run a failed task again with ``launch``, in its bundle, on the same node and port (its actor if
+        that is alive, else a new one); its previous run's end is never reported.
+        Raise NodeLostError when its node is gone, TaskStartError when it cannot be started otherwise."""
 
     def stop_tasks(self) -> None:
         """End every task's run (its training process is killed), keeping the placement group, for a
@@ -114,7 +66,7 @@ class TaskGroup(Protocol):
     def kill_task(self, key: TaskKey) -> None:
         """Kill one task now (a hung one); its end is not reported as an event."""
 
-    def poll(self, timeout_s: float) -> list[TaskEvent]:
+    def poll(self, timeout_s: float) -> list[TaskEnd]:
         """Wait up to ``timeout_s`` for any task to end; return the ends seen."""
 
     def drain_reports(self) -> list[dict]:

@@ -1,7 +1,7 @@
 """Shared test setup: Ray runs without token auth and with a private HOME.
 
 Since Ray 2.59 a plain local ``ray.init()`` writes ``~/.ray/auth_token`` and
-turns token auth on, which later breaks clients that lack it (DESIGN.md §6);
+turns token auth on, which later breaks clients that lack it (docs/design.md §6);
 tests set the mode explicitly and keep Ray's files out of the real HOME.
 """
 

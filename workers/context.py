@@ -16,10 +16,11 @@ import json
 import logging
 import os
 import shutil
-import time
 from typing import Any, Callable
 
-from controller.checkpoints import checkpoint_dir, seal, workertemp_dir
+from controller import wire
+from controller.layout import checkpoint_dir, seal, workertemp_dir
+from controller.wire import TaskIdentity
 from workers.faults import FaultInjector
 from workers.preemption import install_notice_handler
 
@@ -33,7 +34,7 @@ _current: "TaskContext | None" = None
 REPORT_SENDER: Callable[[dict], None] | None = None
 
 
-class TaskContext:
+class TaskContext(TaskIdentity):
     """The running task's identity, its checkpoint folders and its report channel."""
 
     def __init__(
@@ -77,18 +78,13 @@ class TaskContext:
         self._injector: FaultInjector | None = None
         self._notice: float | None = None
 
-    @property
-    def task(self) -> str:
-        return f"{self.role}-{self.index}"
-
     # ------------------------------------------------------------- reporting
 
     def report(self, values: dict[str, Any], step: int) -> None:
         """Send metrics for ``step`` to the job's collector (never blocks on the driver)."""
         clean = {k: (float(v) if hasattr(v, "__float__") and not isinstance(v, (bool, int)) else v)
                  for k, v in values.items()}
-        self._send({"kind": "metrics", "task": self.task, "role": self.role, "index": self.index,
-                    "step": int(step), "task_time": time.time(), "values": clean})
+        self._send(wire.metrics_report(self.key, int(step), clean))
         if self._injector is not None:
             self._injector.on_step(int(step))
 
@@ -135,7 +131,7 @@ class TaskContext:
             return
         clean = {k: float(v) for k, v in (metrics or {}).items() if hasattr(v, "__float__")}
         seal(path, step, epoch, clean)
-        self._send({"kind": "checkpoint", "task": self.task, "step": int(step), "path": path})
+        self._send(wire.checkpoint_report(self.key, step, path))
 
     # -------------------------------------------------------------- strategy
 

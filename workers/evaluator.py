@@ -1,6 +1,6 @@
 """Side-car evaluation: evaluate each new complete checkpoint while training runs.
 
-The evaluator task is outside the training cluster (DESIGN.md §4). It
+The evaluator task is outside the training cluster (docs/design.md §4). It
 watches the job's checkpoint folder, evaluates the newest sealed checkpoint
 it has not seen (skipping older ones when it falls behind, as TF's
 SidecarEvaluator does), reports the results to the central collector with
@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Callable
 
-from controller.checkpoints import sealed_checkpoints
+from controller.layout import sealed_checkpoints
 from workers.context import TaskContext
 
 log = logging.getLogger("tfray.evaluator")

@@ -3,7 +3,7 @@ and ``restore`` to resume a model from the job's newest complete checkpoint.
 
 Import this module only in task processes: it imports TensorFlow, so
 ``TF_USE_LEGACY_KERAS=1`` must already be set (the task actor sets it) for
-``tf.keras`` to be tf-keras, which multi-worker ``fit`` needs (DESIGN.md §4).
+``tf.keras`` to be tf-keras, which multi-worker ``fit`` needs (docs/design.md §4).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def save(ctx: TaskContext, model, step: int, epoch: int | None = None, metrics: 
 
 class ControllerCallback(tf.keras.callbacks.Callback):
     """Reports epoch metrics and writes checkpoints (epoch-level only, so it also works under
-    ParameterServerStrategy, which refuses batch-level callbacks; see ``StepReportCallback``).
+    ParameterServerStrategy, which refuses batch-level callbacks).
 
     ``step`` is the optimizer's iteration count, which a checkpoint restores,
     so steps keep counting across a resume. Every task must use the callback
@@ -86,20 +86,6 @@ class ControllerCallback(tf.keras.callbacks.Callback):
         self.ctx.report(values, step=step)
         if (epoch + 1) % self.every_n_epochs == 0:
             save(self.ctx, self.model, step, epoch=epoch + 1, metrics=logs)
-
-
-class StepReportCallback(ControllerCallback):
-    """``ControllerCallback`` that also reports every ``report_every_n_steps`` batches
-    (not under ParameterServerStrategy: Keras refuses batch-level callbacks there)."""
-
-    def __init__(self, ctx: TaskContext, report_every_n_steps: int, **kwargs):
-        super().__init__(ctx, **kwargs)
-        self.report_every_n_steps = report_every_n_steps
-
-    def on_train_batch_end(self, batch, logs=None):
-        if (batch + 1) % self.report_every_n_steps == 0:
-            step = self._step()
-            self.ctx.report({**(logs or {}), **self._throughput(step)}, step=step)
 
 
 class PreemptionCallback(tf.keras.callbacks.Callback):

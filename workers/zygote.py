@@ -16,13 +16,14 @@ Protocol, over a SOCK_SEQPACKET socket pair (fd in ``ZYGOTE_FD_ENV``):
 - the launcher sends ``{"ready": true}`` once its imports are done;
 - the actor sends ``{"request": PATH}`` with two file descriptors (the
   report pipe's write end and the output pipe's write end); PATH is a JSON
-  file with the run's environment, sys.path, working folder and entrypoint;
+  file with the run's environment, sys.path, working folder, entrypoint
+  and how often to say it is alive;
 - the launcher forks and answers ``{"pid": N}``, then ``{"exit": CODE}``
   when that process ends (negative: killed by that signal);
 - end of file on the socket (the actor is gone) ends the launcher.
 
 The child writes JSON lines on the report pipe: the context's reports,
-``{"kind": "alive"}`` every second from a thread (the actor passes on a
+``{"kind": "alive"}`` about every second from a thread (the actor passes on a
 heartbeat only while these come, so a stopped or wedged process is seen as
 hung), and at the end ``{"kind": "result", ...}`` or ``{"kind": "error", ...}``
 with the exception's type, message and traceback as text (no TensorFlow
@@ -41,10 +42,10 @@ import threading
 import time
 import traceback
 
-from controller.settings import PREIMPORT_ENV
+from controller import wire
+from controller.wire import PREIMPORT_ENV
 
 ZYGOTE_FD_ENV = "TFRAY_ZYGOTE_FD"
-ALIVE_INTERVAL_S = 1.0  # how often the training process says it is alive
 MAX_MESSAGE = 65536
 
 
@@ -110,17 +111,17 @@ class _Reports:
         with self._lock:
             self._stream.write(line)
 
-    def keep_alive(self) -> None:
+    def keep_alive(self, interval_s: float) -> None:
         from workers import context
 
         def beat() -> None:
             while True:
                 ctx = context.current()
                 try:
-                    self.send({"kind": "alive", "notice": ctx.preemption_notice if ctx is not None else None})
+                    self.send({"kind": wire.ALIVE, "notice": ctx.preemption_notice if ctx is not None else None})
                 except (OSError, ValueError):
                     return
-                time.sleep(ALIVE_INTERVAL_S)
+                time.sleep(interval_s)
 
         threading.Thread(target=beat, name="tfray-alive", daemon=True).start()
 
@@ -140,7 +141,7 @@ def _child(request_path: str, report_fd: int, out_fd: int) -> None:
             request = json.load(f)
         os.remove(request_path)
         reports = _Reports(report_fd)
-        reports.keep_alive()
+        reports.keep_alive(request["alive_interval_s"])
         code = _run(request, reports)
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
@@ -148,7 +149,7 @@ def _child(request_path: str, report_fd: int, out_fd: int) -> None:
         text = traceback.format_exc()
         print(text, file=sys.stderr, flush=True)
         if reports is not None:
-            reports.send({"kind": "error", "type": type(err).__name__, "message": str(err), "traceback": text})
+            reports.send({"kind": wire.ERROR, "type": type(err).__name__, "message": str(err), "traceback": text})
     finally:
         try:
             sys.stdout.flush()
@@ -180,7 +181,7 @@ def _run(request: dict, reports: _Reports) -> int:
 
         func = getattr(importlib.import_module(module_name), func_name)
         value = func(ctx, **request["args"])
-        reports.send({"kind": "result", "value": value})
+        reports.send({"kind": wire.RESULT, "value": value})
         return 0
     sys.argv = [target, *request["argv"]]
     if kind == "script":
@@ -199,7 +200,7 @@ def _serve(ctx) -> None:
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type,
                                   task_index=resolver.task_id, protocol="grpc", start=True)
-    ctx._send({"kind": "event", "event": "serving", "task": ctx.task, "target": server.target, "pid": os.getpid()})
+    ctx._send(wire.event_report(ctx.key, "serving", target=server.target, pid=os.getpid()))
     print(f"{ctx.task} serving {server.target}", flush=True)
     server.join()  # returns only when the process is killed at the end of the job
 

@@ -25,6 +25,15 @@ def short_tmpdir() -> str:
     return tempfile.mkdtemp(prefix="tfr", dir="/tmp")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ray_address_dir():
+    """``ray.cluster_utils.Cluster`` writes the head's address into Ray's default temp folder
+    (``/tmp/ray``) without creating it: on a machine where no Ray ran yet its start fails."""
+    from ray._common.utils import get_default_ray_temp_dir
+
+    os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray.init(num_cpus=4, include_dashboard=False, _temp_dir=short_tmpdir(), log_to_driver=True)
@@ -83,7 +92,7 @@ class BackgroundJob:
 
     def __init__(self, spec):
         from controller.job import Controller
-        from controller.provisioner import RayTaskGroup
+        from controller.ray_group import RayTaskGroup
 
         self.spec = spec
         self.controller = Controller(spec, RayTaskGroup(spec.name), sys_path=[str(REPO)])
@@ -99,12 +108,12 @@ class BackgroundJob:
             self.error = err
 
     def chief_step(self) -> int:
-        rows = [r for r in read_metrics(self.spec.job_dir) if r["task"] == str(self.controller.chief.key)]
+        rows = [r for r in read_metrics(self.spec.job_dir) if r["task"] == str(self.controller.tasks.chief.key)]
         return max((r["step"] for r in rows), default=0)
 
     def info(self, task: str):
         """Where a task (e.g. 'worker-1') runs now."""
-        return next(info for key, info in self.controller.infos.items() if str(key) == task)
+        return self.controller.tasks.info(task)
 
     def kill(self, task: str, sig: int = signal.SIGKILL):
         """Send a signal to a task's process (a real kill, no mock); return where the task was."""
@@ -123,7 +132,8 @@ class BackgroundJob:
         self.thread.join(timeout_s)
         if self.thread.is_alive():
             self.controller.group.shutdown()  # do not leave a stuck job's actors to the next test
-            raise AssertionError(f"the job did not end within {timeout_s:g}s (state {self.controller.state.value})")
+            state = self.controller.state.name.value
+            raise AssertionError(f"the job did not end within {timeout_s:g}s (state {state})")
         if self.error is not None:
             raise self.error
         return self.result

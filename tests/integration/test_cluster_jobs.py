@@ -6,8 +6,8 @@ free ports (Ray 2.60 still registers the node under the host's IP), with a fresh
 short temp dir (socket paths < 107 bytes) and token auth on through a token file
 in a private HOME, as the cluster configs do on every node. It is stopped by that
 PID, and whatever outlives it (fake nodes do) by the PIDs that name its temp
-dir; never with `ray stop`, which would stop every Ray on the machine (DESIGN.md
-§6). The session's own RAY_AUTH_MODE=disabled (tests/conftest.py) stays in this
+dir; never with `ray stop`, which would stop every Ray on the machine
+(docs/design.md §6). The session's own RAY_AUTH_MODE=disabled (tests/conftest.py) stays in this
 process; Ray runs only in subprocesses.
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.checkpoints import read_seal, sealed_checkpoints
+from controller.layout import read_seal, sealed_checkpoints
 from controller.metrics import read_metrics
 from controller.record import JobRecord
 
@@ -167,9 +167,9 @@ def http_status(url: str, token: str | None) -> int:
         return err.code
 
 
-def last_attempt(job_dir: Path) -> dict | None:
-    attempts = JobRecord(job_dir, job_dir.name).read()["attempts"]
-    return attempts[-1] if attempts else None
+def last_state(job_dir: Path) -> str | None:
+    attempts = JobRecord(job_dir, job_dir.name).attempts()
+    return attempts[-1].state if attempts else None
 
 
 @pytest.mark.timeout(300)
@@ -214,7 +214,7 @@ def test_a_job_submitted_through_the_jobs_api_with_token_auth_on(tmp_path):
         assert {row["task"] for row in read_metrics(job_dir)} == TASKS
         sealed = sealed_checkpoints(job_dir)
         assert sealed and read_seal(sealed[-1][1])["epoch"] == 2
-        assert last_attempt(job_dir)["state"] == "SUCCEEDED"
+        assert last_state(job_dir) == "SUCCEEDED"
 
         # A second submit with the same id is refused by Ray: a retried submit never runs a job twice.
         again = cli(["submit", spec.name, "--address", api, "--submission-id", "tfray-test-digits"],
@@ -227,11 +227,11 @@ def test_a_job_submitted_through_the_jobs_api_with_token_auth_on(tmp_path):
         submitted = cli(["submit", long_spec.name, "--address", api, "--submission-id", "tfray-test-stop"],
                         head.client_env(), work, 60)
         assert submitted.returncode == 0, submitted.stderr
-        wait_for(lambda: (last_attempt(runs / "digits-stop") or {}).get("state") in ("STARTING", "RUNNING"), 120,
+        wait_for(lambda: last_state(runs / "digits-stop") in ("STARTING", "RUNNING"), 120,
                  "the second job to start its tasks")
         stopped = cli(["stop", "tfray-test-stop", "--address", api, "--wait", "60"], head.client_env(), work, 90)
         assert stopped.returncode == 0 and "job tfray-test-stop STOPPED" in stopped.stdout, stopped.stdout
-        wait_for(lambda: last_attempt(runs / "digits-stop")["state"] == "STOPPED", 30,
+        wait_for(lambda: last_state(runs / "digits-stop") == "STOPPED", 30,
                  "the controller to record STOPPED")
     finally:
         head.stop()
@@ -297,7 +297,7 @@ def test_fake_multinode_adds_nodes_for_a_job_and_removes_them_when_idle(tmp_path
         run = cli(["run", str(spec), "--address", head.address], head.client_env(), REPO, 240)
         assert run.returncode == 0, f"{run.stdout[-4000:]}\n{run.stderr[-3000:]}"
         job_dir = tmp_path / "runs" / "digits-autoscale"
-        assert last_attempt(job_dir)["state"] == "SUCCEEDED"
+        assert last_state(job_dir) == "SUCCEEDED"
         assert {row["task"] for row in read_metrics(job_dir)} == {"chief-0", "worker-0"}
         assert sealed_checkpoints(job_dir)
 

@@ -12,6 +12,7 @@ import pytest
 import ray
 from ray.core.generated import autoscaler_pb2
 
+from controller.events import Decision, DrainNotice, Grow, Resize, Restart
 from controller.metrics import read_metrics
 from controller.state import JobState
 
@@ -38,13 +39,14 @@ def test_drained_node_notice_then_smaller_then_grow_back(cluster, tmp_path):
         placement="strict_spread", elastic={"min_workers": 1, "capacity_wait_s": 5}, failure={"backoff_s": 0},
     )
     job = BackgroundJob(spec)
-    job.wait_until(lambda: job.controller.manifest.latest() is not None and job.chief_step() >= 42, 120,
+    job.wait_until(lambda: job.controller.store.latest() is not None and job.chief_step() >= 42, 120,
                    "a checkpoint and chief step 42")
     head = cluster.head_node.node_id
     victim = next(t for t in ("worker-0", "worker-1") if job.info(t).node_id != head)
     node = next(n for n in cluster.worker_nodes if n.node_id == job.info(victim).node_id)
     drain(cluster, node.node_id, deadline_s=120)
-    job.wait_until(lambda: job.controller.workers == 1 and job.controller.state is JobState.RUNNING, 120,
+    job.wait_until(lambda: job.controller.tasks.count("worker") == 1 and job.controller.state.name is JobState.RUNNING,
+                   120,
                    "the job running with 1 worker")
     cluster.remove_node(node)  # the cloud takes the VM back, and the autoscaler starts another
     cluster.add_node(num_cpus=1)
@@ -52,14 +54,14 @@ def test_drained_node_notice_then_smaller_then_grow_back(cluster, tmp_path):
     assert result.state is JobState.SUCCEEDED, result.message
 
     events = result.events
-    assert [e["task"] for e in events if e.get("event") == "drain_notice"] == [victim]
-    assert [(e["event"], e["workers"]) for e in events if e.get("event") in ("resize", "grow")] == [
+    assert [e.task for e in events if isinstance(e, DrainNotice)] == [victim]
+    assert [(e.kind, e.workers) for e in events if isinstance(e, (Resize, Grow))] == [
         ("resize", 1), ("grow", 2), ("resize", 2)]
-    decided = [e for e in events if "action" in e]
-    assert decided and {e["cause"] for e in decided} == {"preempted"}
-    assert decided[-1]["spent"] == {"max_preemptions": 1, "max_task_failures": 0, "max_infrastructure_failures": 0}
-    first = next(e for e in events if e.get("event") == "restart")
+    decided = [e for e in events if isinstance(e, Decision)]
+    assert decided and {e.cause for e in decided} == {"stopped_on_notice"}
+    assert decided[-1].spent == {"max_preemptions": 1, "max_task_failures": 0, "max_infrastructure_failures": 0}
+    first = next(e for e in events if isinstance(e, Restart))
     before = [r["step"] for r in read_metrics(spec.job_dir) if r["restart"] == 0 and r["task"] == "chief-0"]
-    assert max(before) <= first["from_step"]  # saved on the notice: no completed step lost
+    assert max(before) <= first.from_step  # saved on the notice: no completed step lost
     assert result.restarts == 2 and result.result["replicas"] == 3  # it finished at full size
     assert_nothing_left()

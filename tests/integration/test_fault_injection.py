@@ -3,6 +3,7 @@
 import pytest
 
 from controller.cli import run_job
+from controller.events import Decision
 from controller.state import JobState
 
 from .conftest import REPO, assert_nothing_left, job_spec
@@ -18,16 +19,16 @@ def faulty_job(tmp_path, name, fault, **extra):
 
 
 @pytest.mark.parametrize("action, cause, budget", [("kill", "process_died", "max_task_failures"),
-                                                   ("sigterm", "preempted", "max_preemptions"),
+                                                   ("sigterm", "stopped_on_notice", "max_preemptions"),
                                                    ("hang", "hung", "max_task_failures")])
 def test_a_lost_task_restarts_the_group_and_the_job_ends_well(local_ray, tmp_path, action, cause, budget):
     spec = faulty_job(tmp_path, f"fault-{action}", {"task": "worker-1", "action": action, "at_step": 3})
     result = run_job(spec, [str(REPO)])
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 1 and result.result == 20
-    decided = [e for e in result.events if "action" in e]
-    assert [(e["task"], e["cause"], e["action"]) for e in decided] == [("worker-1", cause, "restart_cluster")]
-    assert decided[-1]["spent"][budget] == 1 and sum(decided[-1]["spent"].values()) == 1
+    decided = [e for e in result.events if isinstance(e, Decision)]
+    assert [(e.task, e.cause, e.action) for e in decided] == [("worker-1", cause, "restart_cluster")]
+    assert decided[-1].spent[budget] == 1 and sum(decided[-1].spent.values()) == 1
     assert_nothing_left()
 
 
@@ -36,8 +37,8 @@ def test_an_injected_exception_fails_fast_without_spending_a_retry(local_ray, tm
     result = run_job(spec, [str(REPO)])
     assert result.state is JobState.FAILED
     assert "InjectedFault: injected fault in chief-0" in result.message
-    decided = [e for e in result.events if "action" in e]
-    assert result.restarts == 0 and decided[-1]["spent"] == {
+    decided = [e for e in result.events if isinstance(e, Decision)]
+    assert result.restarts == 0 and decided[-1].spent == {
         "max_preemptions": 0, "max_task_failures": 0, "max_infrastructure_failures": 0}
     assert_nothing_left()
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.checkpoints import COMPLETE_MARKER, checkpoint_dir
 from controller.cli import run_job
+from controller.events import Decision, Restart
+from controller.layout import COMPLETE_MARKER, checkpoint_dir
 from controller.metrics import read_metrics
 from controller.state import JobState
 
@@ -55,8 +56,8 @@ def check(spec, result, fault: dict | None, label: str) -> None:
     if not restarted:
         return
     # The run after the restart resumed from the newest checkpoint complete at the restart...
-    restart = next(e for e in result.events if e.get("event") == "restart")
-    from_step = restart["from_step"] or 0  # None: no checkpoint yet, so from the beginning
+    restart = next(e for e in result.events if isinstance(e, Restart))
+    from_step = restart.from_step or 0  # None: no checkpoint yet, so from the beginning
     assert result.result["start"] == from_step, label
     # ...which is the newest the chief could have sealed before the fault: a step fault hits at a
     # report, before that step's save (a peer's fault may let the chief save that step first, as
@@ -64,7 +65,7 @@ def check(spec, result, fault: dict | None, label: str) -> None:
     hit = fault.get("at_step") or fault.get("at_save")
     if action == "sigterm":
         # A notice: every task saves the last completed step before it stops. Nothing is lost.
-        assert from_step == hit and restart_cause(result) == "preempted", label
+        assert from_step == hit and restart_cause(result) == "stopped_on_notice", label
     else:
         sealed_before = EVERY * ((hit - 1) // EVERY)
         chief_may_be_ahead = fault["task"] != "chief-0" and fault.get("at_step") and hit % EVERY == 0
@@ -78,7 +79,7 @@ def check(spec, result, fault: dict | None, label: str) -> None:
 
 
 def restart_cause(result) -> str:
-    return next(e["cause"] for e in result.events if e.get("action") == "restart_cluster")
+    return next(e.cause for e in result.events if isinstance(e, Decision) and e.action == "restart_cluster")
 
 
 CASES = [
@@ -99,7 +100,7 @@ def test_each_fault(local_ray, tmp_path, fault):
     spec, result = run_with(tmp_path, "suite", fault)
     check(spec, result, fault, str(fault))
     if fault["task"] == "evaluator-0":
-        assert [e["action"] for e in result.events if "action" in e] == ["replace_task"]
+        assert [e.action for e in result.events if isinstance(e, Decision)] == ["replace_task"]
     assert_nothing_left()
 
 

@@ -13,6 +13,7 @@ import ray
 
 from controller.checkpoints import CheckpointManifest
 from controller.cli import run_job
+from controller.events import DriverLost
 from controller.spec import load_spec
 from controller.state import JobState
 from controller.status import format_status
@@ -121,6 +122,6 @@ def test_a_job_whose_driver_died_resumes_with_its_counters(local_ray, tmp_path):
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.attempt == 2 and result.restarts == 1  # the counters of the lost attempt carry on
     assert result.result["start"] >= newest  # from the newest checkpoint (or one sealed after it was read)
-    assert any(e.get("event") == "driver_lost" for e in result.events)
-    assert "attempt 1: DRIVER_LOST" in format_status(spec.job_dir)
+    assert any(isinstance(e, DriverLost) for e in result.events)
+    assert "attempt 1: DRIVER_LOST" in format_status(spec.job_dir, spec.name)
     assert_nothing_left()

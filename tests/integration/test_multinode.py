@@ -2,8 +2,10 @@
 
 import pytest
 
-from controller.checkpoints import CheckpointManifest, read_seal, sealed_checkpoints
+from controller.checkpoints import CheckpointManifest
 from controller.cli import run_job
+from controller.events import Restart
+from controller.layout import read_seal, sealed_checkpoints
 from controller.metrics import read_metrics
 from controller.state import JobState
 
@@ -52,7 +54,7 @@ def test_checkpoints_gathered_to_the_head_without_shared_storage(three_nodes, tm
     result = run_job(spec, [str(REPO)])
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 1
-    restart = next(e for e in result.events if e.get("event") == "restart")
+    restart = next(e for e in result.events if isinstance(e, Restart))
     assert restart["from_step"] in (14, 28) and restart["from_checkpoint"].startswith(str(spec.job_dir))
     # Restored from the gathered checkpoint, sent back to every node through Ray.
     assert result.result["initial_epoch"] == restart["from_step"] // 14

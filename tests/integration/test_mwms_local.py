@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.checkpoints import COMPLETE_MARKER, WORKERTEMP_DIR, CheckpointManifest
+from controller.checkpoints import CheckpointManifest
 from controller.cli import run_job
+from controller.events import Decision, PreemptionNotice, Restart
+from controller.layout import COMPLETE_MARKER, WORKERTEMP_DIR
 from controller.metrics import read_metrics
 from controller.state import JobState
 
@@ -70,13 +72,14 @@ def test_script_mode_reads_tf_config_from_its_environment(local_ray, tmp_path):
 def test_a_killed_worker_restarts_the_group_from_the_newest_checkpoint(local_ray, tmp_path):
     spec = job_spec(tmp_path, "digits-kill", {"function": "examples.digits:train", "args": {"epochs": 15}})
     job = BackgroundJob(spec)
-    job.wait_until(lambda: job.controller.manifest.latest() is not None and job.chief_step() >= 42, 180,
+    job.wait_until(lambda: job.controller.store.latest() is not None and job.chief_step() >= 42, 180,
                    "a checkpoint and chief step 42")
     job.kill("worker-1")
     result = job.wait(300)
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 1
-    assert [e["task"] for e in result.events if e.get("action") == "restart_cluster"] == ["worker-1"]
+    assert [e.task for e in result.events if isinstance(e, Decision) and e.action == "restart_cluster"] == [
+        "worker-1"]
     assert result.result["initial_epoch"] >= 3 and result.result["val_accuracy"] >= ACCURACY_THRESHOLD
     restored_step = result.result["initial_epoch"] * (result.result["step"] // 15)
     after = [r["step"] for r in read_metrics(spec.job_dir) if r["restart"] == 1]
@@ -90,14 +93,14 @@ def test_a_preemption_notice_saves_the_last_step_and_resumes_from_it(local_ray, 
     result = run(spec)
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 1
-    decided = [e for e in result.events if "action" in e]
-    assert {e["cause"] for e in decided} == {"preempted"} and decided[-1]["spent"]["max_preemptions"] == 1
+    decided = [e for e in result.events if isinstance(e, Decision)]
+    assert {e.cause for e in decided} == {"stopped_on_notice"} and decided[-1].spent["max_preemptions"] == 1
     # Who got the notice: its own failure says so, or its heartbeat did (on a loaded machine the
     # group may restart before the noticed task's own end is in).
-    noticed = {e["task"] for e in decided if "on this task's preemption notice" in e["error"]}
-    noticed |= {e["task"] for e in result.events if e.get("event") == "preemption_notice"}
+    noticed = {e.task for e in decided if "on this task's preemption notice" in e.error}
+    noticed |= {e.task for e in result.events if isinstance(e, PreemptionNotice)}
     assert noticed == {"worker-1"}
-    restart = next(e for e in result.events if e.get("event") == "restart")
+    restart = next(e for e in result.events if isinstance(e, Restart))
     # Every task saw the notice at the same check (about once a second) and saved that step, after
     # the notice's step and well within the grace period (the job was not killed by the deadline).
     assert restart["from_step"] > 28

@@ -3,6 +3,7 @@
 import pytest
 
 from controller.cli import run_job
+from controller.events import Decision, TaskReported
 from controller.metrics import read_metrics
 from controller.state import JobState
 
@@ -53,12 +54,13 @@ def test_a_killed_worker_is_absorbed_and_replaced_at_the_same_address(local_ray,
     # worker may have updated the ps before the worker died and then been
     # re-run elsewhere (PSS closures run at least once), hence a few extra.
     assert 20 * 150 <= result.result["step"] <= 20 * 150 + 5
-    replaced = [e for e in result.events if e.get("action") == "replace_task"]
-    assert [e["task"] for e in replaced] == ["worker-1"]
+    replaced = [e for e in result.events if isinstance(e, Decision) and e.action == "replace_task"]
+    assert [e.task for e in replaced] == ["worker-1"]
     new = result.tasks["worker-1"]
     assert new.address == victim.address and new.pid != victim.pid
-    serving = [e for e in result.events if e.get("event") == "serving" and e["task"] == "worker-1"]
-    assert serving and serving[-1]["pid"] == new.pid  # the replacement served again
+    serving = [e for e in result.events if isinstance(e, TaskReported) and e.what == "serving"
+               and e.task == "worker-1"]
+    assert serving and serving[-1].details["pid"] == new.pid  # the replacement served again
     assert_nothing_left()
 
 
@@ -66,13 +68,13 @@ def test_a_killed_ps_restarts_the_cluster_from_the_newest_checkpoint(local_ray, 
     spec = pss_spec(tmp_path, "pss-ps-kill", "fit", roles={k: v for k, v in PSS_ROLES.items() if k != "evaluator"},
                     epochs=12, steps_per_epoch=100)
     job = BackgroundJob(spec)
-    job.wait_until(lambda: job.controller.manifest.latest() is not None and job.chief_step() >= 300, 180,
+    job.wait_until(lambda: job.controller.store.latest() is not None and job.chief_step() >= 300, 180,
                    "a checkpoint and chief step 300")
     job.kill("ps-0")
     result = job.wait(300)
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 1
-    assert [e["task"] for e in result.events if e.get("action") == "restart_cluster"][0] == "ps-0"
+    assert [e.task for e in result.events if isinstance(e, Decision) and e.action == "restart_cluster"][0] == "ps-0"
     assert result.result["step"] == 12 * 100
     restored_epoch = result.result["initial_epoch"]
     assert restored_epoch >= 1  # resumed from a checkpoint, not from zero

@@ -4,6 +4,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from controller.events import Decision
 from controller.state import JobState
 
 from .conftest import BackgroundJob, assert_nothing_left, job_spec, short_tmpdir
@@ -16,7 +17,7 @@ def worker_nodes():
     """A head for the chief and ps, and one node per worker (custom resource 'trainer_node')."""
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 2, "resources": {"main_node": 4}, "include_dashboard": False, "temp_dir": short_tmpdir(),
-        # Find a dead node in ~3 s instead of ~30 s (DESIGN.md §6).
+        # Find a dead node in ~3 s instead of ~30 s (docs/design.md §6).
         "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
     })
     nodes = [cluster.add_node(num_cpus=1, resources={"trainer_node": 1}) for _ in range(2)]
@@ -49,9 +50,9 @@ def test_losing_a_workers_node_goes_on_with_fewer_workers(worker_nodes, tmp_path
     result = job.wait(300)
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 0
-    assert result.statuses["worker-1"] == "PREEMPTED" and result.statuses["chief-0"] == "FINISHED"
+    assert result.statuses["worker-1"] == "LOST" and result.statuses["chief-0"] == "FINISHED"
     # Ray may report the actor dead before its node: either way the end is "go on without it".
-    lost = [e for e in result.events if e.get("task") == "worker-1" and "cause" in e]
-    assert lost[-1]["cause"] == "node_lost" and lost[-1]["action"] == "continue_without", lost
+    lost = [e for e in result.events if isinstance(e, Decision) and e.task == "worker-1"]
+    assert lost[-1].cause == "node_lost" and lost[-1].action == "continue_without", lost
     assert result.result["step"] >= 4 * 500
     assert_nothing_left()

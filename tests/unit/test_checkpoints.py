@@ -2,15 +2,8 @@
 
 import json
 
-from controller.checkpoints import (
-    COMPLETE_MARKER,
-    CheckpointManifest,
-    checkpoint_dir,
-    read_seal,
-    seal,
-    workertemp_dir,
-    write_json_atomic,
-)
+from controller.checkpoints import CheckpointManifest
+from controller.layout import COMPLETE_MARKER, checkpoint_dir, read_seal, seal, workertemp_dir, write_json_atomic
 
 
 def make_checkpoint(job_dir, step, sealed=True):

@@ -1,6 +1,6 @@
 """Every `ray up` config in cluster_configs/ is valid the way `ray up` reads it, and locked down.
 
-Ray's own offline path (DESIGN.md §6): ``prepare_config`` merges the provider's
+Ray's own offline path (docs/design.md §6): ``prepare_config`` merges the provider's
 ``defaults.yaml`` in (no cloud call) and ``validate_config`` checks the result
 against ``ray-schema.json``, which rejects unknown keys. Both are private Ray
 APIs, which is one reason Ray is pinned. The lock-down checks read the prepared
@@ -32,7 +32,7 @@ CLOUDS = ("aws", "gcp", "azure")
 DOCS = REPO / "docs" / "clusters.md"
 COMMAND_KEYS = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
                 "head_start_ray_commands", "worker_start_ray_commands")
-# How each cloud marks a node as spot/preemptible (DESIGN.md §6).
+# How each cloud marks a node as spot/preemptible (docs/design.md §6).
 SPOT = {
     "aws": lambda nc: nc.get("InstanceMarketOptions", {}).get("MarketType") == "spot",
     "gcp": lambda nc: nc.get("scheduling", {}).get("provisioningModel") == "SPOT",

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from workers.context import CONTEXT_ENV, TaskContext
-from workers.task_actor import _Launcher
+from workers.launcher_client import LauncherClient, LauncherDied
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 @pytest.fixture(scope="module")
 def launcher():
     env = {**os.environ, "TFRAY_PREIMPORT_TF": "0"}  # these entrypoints need no TensorFlow
-    launcher = _Launcher(env)
+    launcher = LauncherClient(env)
     yield launcher
     launcher.close()
 
@@ -36,7 +36,7 @@ def _run(launcher, tmp_path, kind, target, args=None, argv=(), on_pid=None, env=
     request = tmp_path / f"request-{time.monotonic_ns()}.json"
     request.write_text(json.dumps({"env": {CONTEXT_ENV: ctx.to_env(), **(env or {})}, "sys_path": [REPO],
                                    "kind": kind, "cwd": None, "target": target, "args": args or {},
-                                   "argv": list(argv)}))
+                                   "argv": list(argv), "alive_interval_s": 1.0}))
     report_r, report_w = os.pipe()
     out_r, out_w = os.pipe()
     pid = launcher.fork(str(request), report_w, out_w)
@@ -95,10 +95,10 @@ def test_a_script_runs_as_main_with_its_argv_and_exit_code(launcher, tmp_path):
 
 
 def test_a_launcher_that_dies_is_reported_not_waited_on(tmp_path):
-    dying = _Launcher({**os.environ, "TFRAY_PREIMPORT_TF": "0"})
+    dying = LauncherClient({**os.environ, "TFRAY_PREIMPORT_TF": "0"})
     dying.proc.kill()
     dying.proc.wait()
-    with pytest.raises(RuntimeError, match="launcher process died"):
+    with pytest.raises(LauncherDied, match="launcher process died"):
         _run(dying, tmp_path, "function", "tests.unit.launcher_entrypoints:who")
     dying.close()
     assert sys.modules.get("tensorflow") is None  # nothing here needed TensorFlow

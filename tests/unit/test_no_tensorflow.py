@@ -10,9 +10,10 @@ PROBE = """
 import sys
 for name in ("tensorflow", "tf_keras", "keras"):
     sys.modules[name] = None  # any import of these now raises ImportError
-import controller, controller.cli, controller.job, controller.spec, controller.plan, controller.tf_config
-import controller.state, controller.checkpoints, controller.metrics, controller.provisioner, controller.launch
-import controller.entrypoint, controller.policy, controller.record, controller.status, controller.submit
+import pkgutil, importlib, controller
+for module in pkgutil.iter_modules(controller.__path__):
+    if module.name != "__main__":
+        importlib.import_module(f"controller.{module.name}")  # every module of the controller
 import workers.task_actor, workers.context  # what the driver imports of the actor side
 rc = controller.cli.main(["dry-run", "cluster_configs/jobs/digits_mwms.yaml"])
 assert rc == 0, rc

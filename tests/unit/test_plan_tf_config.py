@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli import render_plan
+from controller.dry_run import render_plan
 from controller.plan import TaskKey, chief_of, plan
 from controller.spec import Strategy, load_spec, parse_spec
 from controller.tf_config import cluster_spec, tf_config, tf_configs

@@ -85,7 +85,7 @@ def test_every_field_is_described():
         ({k: v for k, v in GOOD.items() if k != "entrypoint"}, "entrypoint: required field is missing"),
         (with_(faults=[{"task": "worker-5", "action": "kill", "at_step": 1}]), "the job has no task worker-5"),
         (with_(faults=[{"task": "worker-1", "action": "kill"}]), "set exactly one of at_step, at_save or after_s"),
-        (with_(faults=[{"task": "boss-1", "action": "kill", "at_step": 1}]), "must be role-index"),
+        (with_(faults=[{"task": "boss-1", "action": "kill", "at_step": 1}]), "use role-index, e.g. worker-1"),
         (with_(faults=[{"task": "worker-1", "action": "explode", "at_step": 1}]), "faults.0.action"),
     ],
 )

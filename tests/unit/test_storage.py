@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.checkpoints import COMPLETE_MARKER, checkpoint_dir, read_seal, seal
+from controller.layout import COMPLETE_MARKER, checkpoint_dir, node_job_dir, read_seal, read_tree, seal, write_tree
 from controller.spec import StorageMode, parse_spec
-from controller.storage import Mirror, is_uri, mirror_dir, node_job_dir, read_tree, write_tree
+from controller.storage import Mirror, is_uri, mirror_dir
 
 SPEC = "name: j\nstrategy: multi_worker_mirrored\nroles: {worker: {count: 2}}\nentrypoint: {script: train.py}\n"
 

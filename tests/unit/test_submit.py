@@ -13,15 +13,10 @@ import pytest
 from ray.exceptions import AuthenticationError
 from ray.job_submission import JobStatus
 
+from controller import settings
 from controller import submit as remote
-from controller.cli import (
-    EXIT_BAD_INPUT,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_STILL_RUNNING,
-    EXIT_STOPPED,
-    main,
-)
+from controller.cli import main
+from controller.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STILL_RUNNING, EXIT_STOPPED
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = "cluster_configs/jobs/digits_mwms_cluster.yaml"
@@ -62,7 +57,7 @@ class FakeClient:
 def fake(monkeypatch):
     client = FakeClient()
     monkeypatch.setattr(remote, "connect", lambda address: client)
-    monkeypatch.setattr(remote, "STATUS_POLL_S", 0.01)
+    monkeypatch.setattr(settings, "STATUS_POLL_S", 0.01)
     monkeypatch.chdir(REPO)
     return client
 
@@ -162,7 +157,7 @@ def test_submit_help_teaches_the_path_from_ray_up(capsys):
 
 
 def test_a_head_whose_job_agent_is_not_up_yet_is_tried_again(fake, monkeypatch, capsys):
-    monkeypatch.setattr(remote, "AGENT_RETRY_S", 0.01)
+    monkeypatch.setattr(settings, "AGENT_RETRY_S", 0.01)
     submit_job, calls = fake.submit_job, []
 
     def not_yet(**kwargs):

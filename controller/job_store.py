@@ -1,0 +1,86 @@
+"""The job's folder on the head: prepared before a run, kept in step while it runs.
+
+It holds the checkpoint manifest, ``job.json`` and the storage token, and,
+when the storage path is a URI, the mirror that downloads the folder before
+a run and uploads what changed. A checkpoint a task could not write into
+the storage path arrives with its files and is written here, seal last.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from controller.checkpoints import CheckpointManifest, CheckpointRecord
+from controller.layout import TOKEN_FILE, checkpoint_dir, write_tree
+from controller.record import AttemptRecord, JobRecord
+from controller.spec import JobSpec
+from controller.storage import Mirror
+
+log = logging.getLogger("tfray")
+
+
+class StorageError(RuntimeError):
+    """The job's storage cannot be prepared (the message says which path and why)."""
+
+
+class JobStore:
+    def __init__(self, spec: JobSpec):
+        self.spec = spec
+        self.job_dir = spec.job_dir
+        self.manifest = CheckpointManifest(self.job_dir, keep=spec.checkpoint.keep)
+        self.record = JobRecord(self.job_dir, spec.name)
+        self.mirror: Mirror | None = None  # uploads the job folder when storage_path is a URI
+        self.token = uuid.uuid4().hex  # tasks that can read it in the job folder share its file system
+
+    def prepare(self) -> None:
+        """Make the folder (downloading it from the URI first) and clear half-written checkpoints."""
+        self.job_dir.mkdir(parents=True, exist_ok=True)
+        if self.spec.storage_uri is not None:
+            try:
+                self.mirror = Mirror(self.spec.storage_uri, self.job_dir)
+                self.mirror.download()  # a re-run resumes from what the URI holds
+            except Exception as err:
+                raise StorageError(f"storage_path {self.spec.storage_path}: cannot read {self.spec.storage_uri}: "
+                                   f"{type(err).__name__}: {err}") from None
+            self.manifest = CheckpointManifest(self.job_dir, keep=self.spec.checkpoint.keep)
+        (self.job_dir / TOKEN_FILE).write_text(self.token)
+        self.manifest.reconcile()  # nothing runs yet: half-written checkpoints can go
+
+    def latest(self) -> CheckpointRecord | None:
+        return self.manifest.latest()
+
+    def reconcile(self) -> None:
+        """Between runs of the cluster (no task writes): half-written checkpoints go."""
+        self.manifest.reconcile()
+
+    def register(self, report: dict) -> CheckpointRecord | None:
+        """A checkpoint a task reported; None when it is not complete."""
+        path = report["path"]
+        if "files" in report:  # gathered from a task that cannot write into the storage path
+            path = write_tree(checkpoint_dir(self.job_dir, report["step"]), report["files"])
+        registered = self.manifest.register(path)
+        if registered is None:
+            log.warning("checkpoint %s reported by %s is not complete; ignored", report["path"], report["task"])
+        else:
+            log.info("checkpoint at step %d: %s", registered.step, registered.path)
+            self.sync()
+        return registered
+
+    def write(self, entry: AttemptRecord) -> None:
+        self.record.write_attempt(entry)
+
+    def sync(self, min_interval_s: float = 0.0) -> None:
+        """Upload the folder's changes to the storage URI (if any); a failed upload is retried later."""
+        if self.mirror is None:
+            return
+        try:
+            self.mirror.sync(min_interval_s)
+        except Exception as err:
+            log.warning("could not upload to %s (%s: %s); trying again later", self.spec.storage_uri,
+                        type(err).__name__, err)
+
+    def close(self) -> None:
+        """The job ended: the other tasks' checkpoint copies go, the rest is uploaded."""
+        self.manifest.remove_workertemp()
+        self.sync()

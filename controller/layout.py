@@ -1,0 +1,114 @@
+"""Where a job's files live: the layout the controller and the tasks agree on.
+
+A job folder ``<storage>/<job>/`` holds ``checkpoints/ckpt-<step>/`` (the
+chief's checkpoints, each sealed by ``COMPLETE.json`` once its files are
+written), ``checkpoints/workertemp/<task>/`` (the other tasks' discarded
+copies), ``manifest.json``, ``metrics.jsonl`` and ``job.json``. A task
+that cannot see the head's storage path writes into a folder on its own
+node (:func:`node_job_dir`) and its checkpoint's files travel as
+:func:`read_tree` / :func:`write_tree` maps. Both sides import this module;
+it has no Ray and no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+COMPLETE_MARKER = "COMPLETE.json"
+CHECKPOINTS_DIR = "checkpoints"
+WORKERTEMP_DIR = "workertemp"
+MANIFEST = "manifest.json"
+TOKEN_FILE = ".tfray-storage-token"  # written by the controller; a task that reads it shares the file system
+NODE_DIR_ENV = "TFRAY_NODE_STORAGE"  # where tasks keep files on their own node (default: <tmp>/tfray-node)
+
+
+def checkpoint_dir(job_dir: str | os.PathLike, step: int) -> Path:
+    """Where the chief writes the checkpoint of ``step``."""
+    return Path(job_dir) / CHECKPOINTS_DIR / f"ckpt-{step:09d}"
+
+
+def workertemp_dir(job_dir: str | os.PathLike, task: str, step: int) -> Path:
+    """Where a non-chief task writes its (discarded) copy of a checkpoint."""
+    return Path(job_dir) / CHECKPOINTS_DIR / WORKERTEMP_DIR / task / f"ckpt-{step:09d}"
+
+
+def node_job_dir(node_id: str, job_name: str) -> Path:
+    """A task's own folder for the job on its node, when the storage path is not shared."""
+    root = Path(os.environ.get(NODE_DIR_ENV) or Path(tempfile.gettempdir()) / "tfray-node")
+    return root / node_id[:16] / job_name
+
+
+def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def seal(path: str | os.PathLike, step: int, epoch: int | None, metrics: dict) -> None:
+    """Mark a fully written checkpoint folder complete (called by the chief after saving)."""
+    write_json_atomic(
+        Path(path) / COMPLETE_MARKER, {"step": step, "epoch": epoch, "metrics": metrics, "time": time.time()}
+    )
+
+
+def read_seal(path: str | os.PathLike) -> dict | None:
+    """The seal of a checkpoint folder, or None when it is missing or unreadable (incomplete)."""
+    try:
+        sealed = json.loads((Path(path) / COMPLETE_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return sealed if isinstance(sealed, dict) and isinstance(sealed.get("step"), int) else None
+
+
+def sealed_checkpoints(job_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Every complete checkpoint folder of a job on disk, as (step, path), oldest first."""
+    root = Path(job_dir) / CHECKPOINTS_DIR
+    found = []
+    for folder in root.glob("ckpt-*") if root.is_dir() else ():
+        sealed = read_seal(folder)
+        if sealed is not None:
+            found.append((int(sealed["step"]), folder))
+    return sorted(found)
+
+
+def read_tree(folder: str | os.PathLike) -> dict[str, bytes]:
+    """Every file under ``folder`` by relative path (a checkpoint, to send through Ray)."""
+    folder = Path(folder)
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def write_tree(folder: str | os.PathLike, files: dict[str, bytes]) -> Path:
+    """Write ``files`` under ``folder``, the checkpoint seal last, so a half-copied checkpoint is never sealed."""
+    folder = Path(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+    ordered = sorted(files, key=lambda name: name == COMPLETE_MARKER)
+    for name in ordered:
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ValueError(f"refusing to write {name!r} outside {folder}")
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(files[name])
+        os.replace(tmp, target)
+    return folder

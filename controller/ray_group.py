@@ -1,0 +1,288 @@
+"""The Ray task group: one placement group per job, one actor per task.
+
+Gang scheduling: every task's bundle is in one placement group, so either
+all tasks get resources or none does, and the wait is bounded by the
+scheduling timeout, after which the error names what was asked and what the
+cluster has. Each task actor (``workers/task_actor.py``) reserves its TF
+port on its own node and keeps it bound until TensorFlow binds it (the race
+of Ray issue #34271). A restart keeps the actors that are alive: their
+launchers fork fresh training processes. Reports go through the job's inbox
+(``controller/ray_inbox.py``); node liveness, drains and free room come
+from ``controller/ray_nodes.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import ray
+from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from controller import ray_nodes, settings
+from controller.launch import actor_config
+from controller.layout import read_tree
+from controller.plan import TaskSpec, describe_bundle
+from controller.ray_inbox import Inbox
+from controller.task_group import NodeLostError, SchedulingTimeoutError, TaskInfo, TaskStartError
+from controller.wire import FailureCause, TaskEnd, TaskKey, TaskLaunch
+
+log = logging.getLogger("tfray")
+
+
+def scheduling_timeout_message(tasks: list[TaskSpec], placement: str, timeout_s: float, cluster: dict,
+                               free: dict) -> str:
+    """What was asked, per task and in all, against what the cluster has, and what to do."""
+    total: dict[str, float] = {}
+    for task in tasks:
+        for k, v in task.bundle.items():
+            total[k] = total.get(k, 0) + v
+    return (f"the cluster did not provide the job's resources within timeouts.scheduling_s={timeout_s:g}s: "
+            f"asked for {len(tasks)} tasks ({placement}) needing {describe_bundle(total)} "
+            f"[per task: {'; '.join(f'{t.key}: {describe_bundle(t.bundle)}' for t in tasks)}]; "
+            f"the cluster has {describe_bundle(cluster)} in all, {describe_bundle(free)} free now. "
+            "Lower the per-role resources, add nodes, or raise the timeout.")
+
+
+class RayTaskGroup:
+    """Runs a job's tasks as Ray actors inside one placement group."""
+
+    def __init__(self, job_name: str):
+        self.job_name = job_name
+        self.tasks: list[TaskSpec] = []
+        self.pg = None
+        self.inbox: Inbox | None = None
+        self.actors: dict[TaskKey, ray.actor.ActorHandle] = {}
+        self.infos: dict[TaskKey, TaskInfo] = {}
+        self.running: dict[ray.ObjectRef, TaskKey] = {}
+        self.env: dict[str, str] = {}
+        # Actors whose process died: a restart replaces them. The others stay for the next run of
+        # the cluster, which forks fresh training processes from their warm launchers.
+        self.dead: set[TaskKey] = set()
+
+    def provision(self, tasks: list[TaskSpec], placement: str, timeout_s: float) -> None:
+        self._kill_actors()  # they live in the old reservation's bundles
+        self._remove_pg()  # a restart on new capacity: the old reservation may hold a lost node's bundles
+        self.tasks = list(tasks)
+        self.pg = placement_group([dict(t.bundle) for t in tasks], strategy=placement.upper(),
+                                  name=f"tfray-{self.job_name}")
+        ready, _ = ray.wait([self.pg.ready()], timeout=timeout_s)
+        if ready:
+            return
+        self._remove_pg()
+        raise SchedulingTimeoutError(scheduling_timeout_message(tasks, placement, timeout_s, ray.cluster_resources(),
+                                                                ray.available_resources()))
+
+    def start(self, env: dict[str, str], timeout_s: float) -> dict[TaskKey, TaskInfo]:
+        self.env = dict(env)
+        if self.inbox is None:
+            self.inbox = Inbox()
+        pending, reused = {}, False
+        for task in self.tasks:
+            if task.key in self.actors and task.key not in self.dead:
+                reused = True  # a restart: the actor and its launcher are warm
+            else:
+                self._kill(self.actors.pop(task.key, None))
+                self.actors[task.key] = self._create_actor(task)
+            pending[self.actors[task.key].reserve_port.remote()] = task.key
+        self.dead.clear()
+        try:
+            self.infos.update(self._await_infos(pending, timeout_s))
+        except TaskStartError as err:
+            if not reused:
+                raise
+            log.warning("a task actor kept for the restart did not answer (%s); starting fresh actors", err)
+            self._kill_actors()
+            return self.start(env, timeout_s)
+        return dict(self.infos)
+
+    def launch(self, launches: dict[TaskKey, TaskLaunch]) -> None:
+        shipped: dict[str, list] = {}
+        for key, launch in launches.items():
+            self._run(key, self._with_restore_files(launch, shipped))
+
+    def replace(self, key: TaskKey, launch: TaskLaunch, timeout_s: float) -> TaskInfo:
+        self.running = {ref: k for ref, k in self.running.items() if k != key}  # its last run's end is not news
+        old = self.infos[key]
+        actor = self.actors.get(key) if key not in self.dead else None
+        if actor is not None and not self._stop_runs({key: actor}):  # its process died, the actor did not
+            actor = None
+        if actor is None:
+            self.kill_task(key)
+            actor = self.actors[key] = self._create_actor(next(t for t in self.tasks if t.key == key))
+        self.dead.discard(key)
+        ref = actor.reserve_port.remote(int(old.address.rsplit(":", 1)[1]))
+        # Ray may report the actor's death before it marks the node dead; a
+        # replacement that waits on a dead node would wait the whole timeout.
+        deadline = time.monotonic() + timeout_s
+        while not ray.wait([ref], timeout=settings.REPLACE_POLL_S)[0]:
+            if not ray_nodes.node_alive(old.node_id):
+                self._kill(self.actors.pop(key, None))
+                raise NodeLostError(f"the node of {key} ({old.node_id[:12]}) is gone")
+            if time.monotonic() > deadline:
+                raise TaskStartError(f"the replacement of {key} did not start within timeouts.startup_s="
+                                     f"{timeout_s:g}s")
+        try:
+            info = self._await_infos({ref: key}, 0)[key]
+        except TaskStartError:
+            # The replacement died at once: most likely its node is dying and Ray has not said so yet.
+            if ray_nodes.node_dies_within(old.node_id, settings.NODE_DEATH_CONFIRM_S):
+                raise NodeLostError(f"the node of {key} ({old.node_id[:12]}) is gone") from None
+            raise
+        if info.node_id != old.node_id:
+            raise TaskStartError(f"the replacement of {key} landed on another node ({info.node_id[:12]})")
+        self.infos[key] = info
+        self._run(key, self._with_restore_files(launch, {}))
+        return info
+
+    def stop_tasks(self) -> None:
+        """End every task's run; the actors that are alive stay for the restart (warm launchers)."""
+        if self.inbox is not None:
+            self.inbox.clear_notices()
+        kept = self._stop_runs({key: actor for key, actor in self.actors.items() if key not in self.dead})
+        for key in list(self.actors):
+            if key not in kept:
+                self._kill(self.actors.pop(key))
+        self.dead.clear()
+        self.running.clear()
+        self.infos.clear()
+
+    def kill_task(self, key: TaskKey) -> None:
+        self._kill(self.actors.pop(key, None))
+        self.running = {ref: k for ref, k in self.running.items() if k != key}
+
+    def request_sidecar_stop(self) -> None:
+        if self.inbox is not None:
+            self.inbox.request_sidecar_stop()
+
+    def poll(self, timeout_s: float) -> list[TaskEnd]:
+        if not self.running:
+            return []
+        ready, _ = ray.wait(list(self.running), num_returns=1, timeout=timeout_s)
+        if ready:  # pick up every other end that is already in
+            ready, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
+        ends = []
+        for ref in ready:
+            key = self.running.pop(ref)
+            try:
+                ends.append(ray.get(ref))  # the actor's TaskEnd: finished, or failed with its cause
+            except RayActorError as err:  # the actor's process died (killed, OOM, node lost)
+                self.dead.add(key)
+                info = self.infos.get(key)
+                alive = info is None or ray_nodes.node_alive(info.node_id)
+                ends.append(TaskEnd.failed(key, ray_nodes.cause_of_death(str(err), alive),
+                                           f"the task process died: {err}"))
+            except RayTaskError as err:  # a bug in the task actor itself
+                ends.append(TaskEnd.failed(key, FailureCause.USER_ERROR, str(err)))
+        return ends
+
+    def drain_reports(self) -> list[dict]:
+        return self.inbox.drain() if self.inbox is not None else []
+
+    def draining_nodes(self) -> dict[str, float]:
+        return ray_nodes.draining_nodes()
+
+    def give_notice(self, key: TaskKey) -> None:
+        if self.inbox is not None:
+            self.inbox.give_notice(str(key))
+
+    def has_capacity(self, bundles: list[dict]) -> bool:
+        draining = set(self.draining_nodes())  # a node being drained takes no new work
+        return ray_nodes.first_fit(bundles, ray_nodes.free_per_node(leave_out=draining))
+
+    def shutdown(self) -> None:
+        self._kill_actors()
+        if self.inbox is not None:
+            self.inbox.close()
+        self.inbox = None
+        self._remove_pg()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _run(self, key: TaskKey, launch: TaskLaunch) -> None:
+        self.running[self.actors[key].run.remote(launch)] = key
+
+    @staticmethod
+    def _with_restore_files(launch: TaskLaunch, shipped: dict[str, list]) -> TaskLaunch:
+        """Tasks that may not see the head's storage get the restore checkpoint's files through Ray (put once)."""
+        if not launch.restore_from or launch.storage_mode == "shared":
+            return launch
+        if launch.restore_from not in shipped:
+            shipped[launch.restore_from] = [ray.put(read_tree(launch.restore_from))]
+        return dataclasses.replace(launch, restore_files=shipped[launch.restore_from])
+
+    def _create_actor(self, task: TaskSpec):
+        """The task's actor in its bundle. No runtime_env: the environment goes to the actor, which
+        starts the task's launcher process with it (Ray starts a new worker process for an actor with
+        a runtime_env of its own: 0.5 s more per actor, bench/actor_start.py). Threaded, so that
+        ``stop_run`` can end a run in progress."""
+        from workers.task_actor import TaskActor  # imports no TensorFlow
+
+        bundle = task.bundle
+        return ray.remote(TaskActor).options(
+            num_cpus=bundle.get("CPU", 0), num_gpus=bundle.get("GPU", 0), memory=bundle.get("memory"),
+            resources={k: v for k, v in bundle.items() if k not in ("CPU", "GPU", "memory")},
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                placement_group=self.pg, placement_group_bundle_index=self.tasks.index(task)),
+            max_restarts=0,
+            max_concurrency=4,  # run, stop_run, and room for Ray's own calls
+        ).remote(actor_config(task.key, self.env), self.inbox.actor)
+
+    def _stop_runs(self, actors: dict) -> set:
+        """Have each actor kill its training process and wait for its run's end; the keys that did."""
+        if not actors:
+            return set()
+        pending = {actor.stop_run.remote(): key for key, actor in actors.items()}
+        ready, _ = ray.wait(list(pending), num_returns=len(pending),
+                            timeout=settings.STOP_RUN_TIMEOUT_S + settings.STOP_RUN_SLACK_S)
+        kept = set()
+        for ref in ready:
+            try:
+                if ray.get(ref):
+                    kept.add(pending[ref])
+            except RayError:  # the actor died meanwhile
+                pass
+        return kept
+
+    @staticmethod
+    def _await_infos(pending: dict, timeout_s: float) -> dict[TaskKey, TaskInfo]:
+        ready, not_ready = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
+        if not_ready:
+            late = ", ".join(str(pending[r]) for r in not_ready)
+            raise TaskStartError(f"tasks {late} did not start within timeouts.startup_s={timeout_s:g}s "
+                                 "(actor process start and port reservation); check the Ray logs of those actors")
+        infos = {}
+        for ref in ready:
+            try:
+                infos[pending[ref]] = TaskInfo(**ray.get(ref))
+            except RayError as err:
+                raise TaskStartError(f"task {pending[ref]} failed to start: {err}") from None
+        return infos
+
+    def _kill_actors(self) -> None:
+        for actor in self.actors.values():
+            self._kill(actor)
+        self.actors.clear()
+        self.dead.clear()
+        self.running.clear()
+        self.infos.clear()
+
+    @staticmethod
+    def _kill(actor) -> None:
+        if actor is None:
+            return
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception as err:  # already dead is fine
+            log.debug("kill: %s", err)
+
+    def _remove_pg(self) -> None:
+        if self.pg is not None:
+            try:
+                remove_placement_group(self.pg)
+            except Exception as err:
+                log.debug("remove placement group: %s", err)
+            self.pg = None

@@ -1,0 +1,144 @@
+"""The job spec, part one: what to train (strategy, roles with their resources, entrypoint).
+
+Pydantic v2 models that reject unknown keys (``extra="forbid"``) and carry a
+description on every field, so ``tfray schema`` prints a JSON Schema and
+every error names the field path and what to do. How a job is run (timeouts,
+budgets, elasticity, placement, storage, faults) is ``controller.spec_running``;
+``controller.spec`` puts both together under the YAML keys users write.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from controller.wire import ROLES
+
+
+class Strategy(str, enum.Enum):
+    """The ``tf.distribute`` strategy a job trains with."""
+
+    MULTI_WORKER_MIRRORED = "multi_worker_mirrored"
+    PARAMETER_SERVER = "parameter_server"
+    MIRRORED = "mirrored"
+    ONE_DEVICE = "one_device"
+
+    @property
+    def is_multi_task(self) -> bool:
+        """True when the strategy spans several task processes (needs TF_CONFIG)."""
+        return self in (Strategy.MULTI_WORKER_MIRRORED, Strategy.PARAMETER_SERVER)
+
+
+
+class Role(str, enum.Enum):
+    """A TensorFlow task type, as it appears in TF_CONFIG."""
+
+    CHIEF = "chief"
+    WORKER = "worker"
+    PS = "ps"
+    EVALUATOR = "evaluator"
+
+
+ROLE_ORDER = tuple(Role(name) for name in ROLES)  # the wire protocol's order: chief, worker, ps, evaluator
+
+
+class SpecModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(SpecModel):
+    """Resources of one task of a role; they become one placement-group bundle."""
+
+    cpu: float = Field(1.0, ge=0, description="CPU cores reserved for the task (Ray `num_cpus`).")
+    gpu: float = Field(0.0, ge=0, description="GPUs reserved for the task (Ray `num_gpus`).")
+    memory_mb: int | None = Field(
+        None, ge=1, description="Memory reserved for the task in MiB (Ray `memory`); unset reserves none."
+    )
+    custom: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources, e.g. {'spot': 1} or {'node:10.0.0.5': 0.01}.",
+    )
+
+    @field_validator("custom")
+    @classmethod
+    def _no_builtin_names(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if name in ("CPU", "GPU", "memory"):
+                raise ValueError(f"'{name}' is a built-in resource: set it with cpu/gpu/memory_mb instead of custom")
+            if amount < 0:
+                raise ValueError(f"custom resource '{name}' is negative ({amount}): use a value >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _reserves_something(self) -> "Resources":
+        if not (self.cpu or self.gpu or self.memory_mb or any(self.custom.values())):
+            raise ValueError("a task must reserve some resource (Ray rejects empty bundles): set cpu > 0, e.g. 0.5")
+        return self
+
+    def as_bundle(self) -> dict[str, float]:
+        """The Ray placement-group bundle for one task (zero amounts left out)."""
+        bundle: dict[str, float] = {}
+        if self.cpu:
+            bundle["CPU"] = self.cpu
+        if self.gpu:
+            bundle["GPU"] = self.gpu
+        if self.memory_mb:
+            bundle["memory"] = float(self.memory_mb * 1024 * 1024)
+        bundle.update({k: v for k, v in self.custom.items() if v})
+        return bundle
+
+
+class RoleSpec(SpecModel):
+    """How many tasks of one role, and what each gets."""
+
+    count: int = Field(1, ge=0, description="Number of tasks of this role (chief and evaluator: 0 or 1).")
+    resources: Resources = Field(default_factory=Resources, description="Resources of each task of this role.")
+
+
+class Entrypoint(SpecModel):
+    """What each task runs: exactly one of ``function``, ``script`` or ``module``."""
+
+    function: str | None = Field(
+        None,
+        description="A Python function 'package.module:function' called with a TaskContext and the args as keywords.",
+    )
+    script: str | None = Field(
+        None,
+        description="A TF script path (relative to the spec file's folder or absolute), run as a subprocess "
+        "with TF_CONFIG in its environment, as under Kubeflow TFJob or Vertex AI.",
+    )
+    module: str | None = Field(
+        None, description="A Python module run as `python -m MODULE` in a subprocess with TF_CONFIG set."
+    )
+    args: dict[str, Union[str, int, float, bool]] = Field(
+        default_factory=dict,
+        description="Arguments: keywords for a function; `--key=value` flags for a script or module.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Entrypoint":
+        given = [k for k in ("function", "script", "module") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "set exactly one of function ('pkg.mod:fn'), script ('train.py') or module ('pkg.train'); "
+                f"got {', '.join(given) or 'none'}"
+            )
+        if self.function and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", self.function):
+            raise ValueError(f"function '{self.function}' must look like 'package.module:function'")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "function" if self.function else "script" if self.script else "module"
+
+    def argv(self) -> list[str]:
+        """The args as command-line flags for a script or module."""
+        out = []
+        for key, value in self.args.items():
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            out.append(f"--{key}={value}")
+        return out

@@ -1,0 +1,162 @@
+"""Stand-ins for Ray in controller unit tests: a task group that implements the whole TaskGroup protocol
+(controller/task_group.py), a clock, and helpers to step a controller. Tests script what the group
+reports; the fake records what it was asked."""
+
+from __future__ import annotations
+
+from controller.job import Controller
+from controller.layout import checkpoint_dir, seal
+from controller.plan import TaskSpec
+from controller.spec import parse_spec
+from controller.state import JobState
+from controller.task_group import TaskInfo
+from controller.wire import FailureCause, TaskEnd, TaskKey, TaskLaunch
+
+CHIEF, W0, W1 = TaskKey("chief", 0), TaskKey("worker", 0), TaskKey("worker", 1)
+PS0, EVAL = TaskKey("ps", 0), TaskKey("evaluator", 0)
+
+
+class FakeTaskGroup:
+    """Does what it is told. ``provision_error`` may be a callable of the task list (to fit some sizes)."""
+
+    def __init__(self, *, provision_error=None, start_error=None, replace_error=None, capacity: bool = False):
+        self.provision_error = provision_error
+        self.start_error = start_error
+        self.replace_error = replace_error
+        self.capacity = capacity
+        self.ends: list[TaskEnd] = []  # what the next poll returns
+        self.reports: list[dict] = []  # what the next drain returns
+        self.draining: dict[str, float] = {}
+        self.poll_error: BaseException | None = None
+        # What it was asked:
+        self.provisions: list[tuple[int, float]] = []  # (tasks, timeout_s)
+        self.tasks: list[TaskSpec] = []
+        self.env: dict[str, str] = {}
+        self.launches: dict[TaskKey, TaskLaunch] = {}
+        self.replaced: list[TaskKey] = []
+        self.killed: list[TaskKey] = []
+        self.notices: list[TaskKey] = []
+        self.stops = self.sidecar_stops = self.shutdowns = 0
+
+    def provision(self, tasks, placement, timeout_s):
+        self.provisions.append((len(tasks), timeout_s))
+        error = self.provision_error(tasks) if callable(self.provision_error) else self.provision_error
+        if error:
+            raise error
+        self.tasks = list(tasks)
+
+    def start(self, env, timeout_s):
+        self.env = dict(env)
+        if self.start_error:
+            raise self.start_error
+        return {t.key: info(i) for i, t in enumerate(self.tasks)}
+
+    def launch(self, launches):
+        self.launches = dict(launches)
+
+    def replace(self, key, launch, timeout_s):
+        if self.replace_error:
+            raise self.replace_error
+        self.replaced.append(key)
+        self.launches[key] = launch
+        return TaskInfo("10.0.0.1:2221", "node000000000001", "host1", 999)
+
+    def stop_tasks(self):
+        self.stops += 1
+
+    def request_sidecar_stop(self):
+        self.sidecar_stops += 1
+
+    def kill_task(self, key):
+        self.killed.append(key)
+
+    def poll(self, timeout_s):
+        if self.poll_error:
+            raise self.poll_error
+        ends, self.ends = self.ends, []
+        return ends
+
+    def drain_reports(self):
+        reports, self.reports = self.reports, []
+        return reports
+
+    def draining_nodes(self):
+        return dict(self.draining)
+
+    def give_notice(self, key):
+        self.notices.append(key)
+
+    def has_capacity(self, bundles):
+        return self.capacity
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+def info(i: int) -> TaskInfo:
+    """Where the i-th planned task runs in the fake: node ``node00000000000<i>``, host ``host<i>``."""
+    return TaskInfo(f"10.0.0.{i}:{2220 + i}", f"node{i:0>12}", f"host{i}", 100 + i)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def make_spec(tmp_path, **changes):
+    data = {
+        "name": "job",
+        "strategy": "multi_worker_mirrored",
+        "roles": {"chief": {"count": 1}, "worker": {"count": 2}},
+        "entrypoint": {"function": "m:f", "args": {"epochs": 2}},
+        "storage_path": str(tmp_path),
+        "timeouts": {"finish_grace_s": 10, "job_s": 100, "heartbeat_s": 1000},
+        **changes,
+    }
+    return parse_spec(data)
+
+
+def pss_spec(tmp_path, **changes):
+    roles = {"chief": {"count": 1}, "worker": {"count": 2}, "ps": {"count": 1}, "evaluator": {"count": 1}}
+    return make_spec(tmp_path, strategy="parameter_server", roles=roles, **changes)
+
+
+def controller_for(spec, group=None, **kwargs) -> Controller:
+    kwargs.setdefault("sleep", lambda s: None)
+    return Controller(spec, group or FakeTaskGroup(), **kwargs)
+
+
+def states(controller: Controller, n: int) -> list[JobState]:
+    """The names of the next ``n`` states the controller steps to."""
+    return [controller.step().name for _ in range(n)]
+
+
+def start_running(controller: Controller) -> None:
+    assert states(controller, 3) == [JobState.PROVISIONING, JobState.STARTING, JobState.RUNNING]
+
+
+def running(spec, group: FakeTaskGroup | None = None, **kwargs) -> tuple[Controller, FakeTaskGroup]:
+    """A controller on ``spec`` stepped to RUNNING with a fake group (a new one unless given)."""
+    group = group or FakeTaskGroup()
+    controller = controller_for(spec, group, **kwargs)
+    start_running(controller)
+    return controller, group
+
+
+def died(key: TaskKey, cause: FailureCause = FailureCause.PROCESS_DIED, error: str = "killed") -> TaskEnd:
+    return TaskEnd.failed(key, cause, error)
+
+
+def checkpoint_report(spec, step: int, epoch: int = 1) -> dict:
+    """A sealed checkpoint of ``step`` on disk, and the chief's report of it."""
+    path = checkpoint_dir(spec.job_dir, step)
+    path.mkdir(parents=True)
+    seal(path, step, epoch, {})
+    return {"kind": "checkpoint", "task": "chief-0", "step": step, "path": str(path)}
+
+
+def heartbeats(*tasks: str) -> list[dict]:
+    return [{"kind": "heartbeat", "task": t, "pid": 1, "notice": None} for t in tasks]

@@ -1,0 +1,149 @@
+"""The failure policy (docs/design.md §5): one task's table, then the batch rules and
+backoff. Pure: no Ray, no clock."""
+
+import pytest
+
+from controller.failure_policy import FailureAction, FailurePolicy, classify, decide_task
+from controller.spec_running import FailurePolicySpec
+from controller.state import RecoveryReason
+from controller.wire import FailureCause, TaskEnd, TaskKey
+
+A, C = FailureAction, FailureCause
+PSS, MWMS = "parameter_server", "multi_worker_mirrored"
+LIMITS = {"max_preemptions": 10, "max_task_failures": 3, "max_infrastructure_failures": 3}
+NONE_SPENT = {k: 0 for k in LIMITS}
+CHIEF, W0, W1, PS0 = TaskKey("chief", 0), TaskKey("worker", 0), TaskKey("worker", 1), TaskKey("ps", 0)
+
+
+def policy(strategy=MWMS, **failure) -> FailurePolicy:
+    return FailurePolicy(strategy, FailurePolicySpec(**failure), settle_s=2.0, notice_grace_s=30.0)
+
+
+@pytest.mark.parametrize(
+    "strategy, role, cause, error, action, budget",
+    [
+        (PSS, "worker", C.PROCESS_DIED, None, A.REPLACE_TASK, "max_task_failures"),
+        (PSS, "worker", C.HUNG, None, A.REPLACE_TASK, "max_task_failures"),
+        (PSS, "worker", C.NODE_LOST, None, A.CONTINUE_WITHOUT, None),
+        (PSS, "worker", C.START_FAILED, None, A.CONTINUE_WITHOUT, None),
+        (PSS, "ps", C.PROCESS_DIED, None, A.RESTART_CLUSTER, "max_task_failures"),
+        (PSS, "ps", C.NODE_LOST, None, A.RESTART_CLUSTER, "max_preemptions"),
+        (PSS, "chief", C.PROCESS_DIED, None, A.RESTART_CLUSTER, "max_task_failures"),
+        (PSS, "chief", C.USER_ERROR, "tensorflow.python.framework.errors_impl.UnavailableError: ps gone",
+         A.RESTART_CLUSTER, "max_infrastructure_failures"),
+        (PSS, "chief", C.USER_ERROR, "ValueError: bad shape", A.FAIL, None),
+        (PSS, "evaluator", C.PROCESS_DIED, None, A.REPLACE_TASK, "max_task_failures"),
+        (PSS, "evaluator", C.USER_ERROR, "KeyError", A.CONTINUE_WITHOUT, None),
+        (MWMS, "worker", C.PROCESS_DIED, None, A.RESTART_CLUSTER, "max_task_failures"),
+        (MWMS, "worker", C.HUNG, None, A.RESTART_CLUSTER, "max_task_failures"),
+        (MWMS, "worker", C.STOPPED_ON_NOTICE, "saved at step 40", A.RESTART_CLUSTER, "max_preemptions"),
+        (PSS, "worker", C.STOPPED_ON_NOTICE, None, A.REPLACE_TASK, "max_preemptions"),
+        (MWMS, "chief", C.NODE_LOST, None, A.RESTART_CLUSTER, "max_preemptions"),
+        (MWMS, "worker", C.USER_ERROR, "ValueError", A.FAIL, None),
+        (MWMS, "worker", C.INFRASTRUCTURE, None, A.RESTART_CLUSTER, "max_infrastructure_failures"),
+        (MWMS, "evaluator", C.PROCESS_DIED, None, A.REPLACE_TASK, "max_task_failures"),
+    ],
+)
+def test_one_task(strategy, role, cause, error, action, budget):
+    decided, _, spends = decide_task(strategy, role, classify(strategy, role, cause, error), NONE_SPENT, LIMITS)
+    assert (decided, spends) == (action, budget)
+
+
+def test_a_spent_budget_fails_the_job_and_names_the_counter():
+    action, reason, _ = decide_task(MWMS, "worker", C.PROCESS_DIED, {**NONE_SPENT, "max_task_failures": 3}, LIMITS)
+    assert action is A.FAIL and "max_task_failures 3/3" in reason
+
+
+def test_preemptions_never_spend_the_error_budget():
+    action, _, budget = decide_task(MWMS, "worker", C.NODE_LOST, {**NONE_SPENT, "max_task_failures": 3}, LIMITS)
+    assert action is A.RESTART_CLUSTER and budget == "max_preemptions"
+
+
+def test_an_expendable_task_is_left_out_when_its_budget_is_spent():
+    spent = {**NONE_SPENT, "max_task_failures": 3}
+    assert decide_task(PSS, "worker", C.PROCESS_DIED, spent, LIMITS)[0] is A.CONTINUE_WITHOUT
+
+
+def test_classify_keeps_plain_user_errors():
+    assert classify(PSS, "chief", C.USER_ERROR, "KeyError: 'x'") is C.USER_ERROR
+    assert classify(MWMS, "chief", C.USER_ERROR, "UnavailableError") is C.USER_ERROR
+
+
+# ------------------------------------------------------------------ batches
+
+def test_user_errors_spend_nothing_and_fail():
+    batch = policy().decide((TaskEnd.failed(CHIEF, C.USER_ERROR, "ZeroDivisionError"),), NONE_SPENT, restarts=0)
+    assert batch.action is A.FAIL and batch.spent == NONE_SPENT and batch.recovery is None
+
+
+def test_a_restart_spends_one_unit_however_many_tasks_it_answers():
+    ends = (TaskEnd.failed(W0, C.PROCESS_DIED, "x"), TaskEnd.failed(W1, C.PROCESS_DIED, "y"))
+    batch = policy().decide(ends, NONE_SPENT, restarts=0)
+    assert batch.action is A.RESTART_CLUSTER and batch.spent["max_task_failures"] == 1
+    assert [d.task for d in batch.decisions] == [W0, W1] and batch.recovery is RecoveryReason.FAILURE
+
+
+def test_each_replacement_spends_its_own_unit():
+    ends = (TaskEnd.failed(W0, C.PROCESS_DIED, "x"), TaskEnd.failed(W1, C.HUNG, "y"))
+    batch = policy(PSS).decide(ends, NONE_SPENT, restarts=0)
+    assert batch.action is A.REPLACE_TASK and batch.spent["max_task_failures"] == 2
+
+
+def test_symptoms_beside_a_lost_task_are_dropped():
+    ends = (TaskEnd.failed(CHIEF, C.USER_ERROR, "CollectiveOpsAborted"), TaskEnd.failed(W1, C.PROCESS_DIED, "kill"))
+    batch = policy().decide(ends, NONE_SPENT, restarts=0)
+    assert [d.task for d in batch.decisions] == [W1] and batch.symptoms == (CHIEF,)
+
+
+def test_the_worst_action_wins():
+    ends = (TaskEnd.failed(W0, C.PROCESS_DIED, "x"), TaskEnd.failed(PS0, C.PROCESS_DIED, "y"))
+    assert policy(PSS).decide(ends, NONE_SPENT, restarts=0).action is A.RESTART_CLUSTER
+
+
+def test_the_decision_carries_the_classified_cause():
+    end = TaskEnd.failed(CHIEF, C.USER_ERROR, "UnavailableError: ps-0")
+    (decision,) = policy(PSS).decide((end,), NONE_SPENT, restarts=0).decisions
+    assert (decision.cause, decision.budget) == (C.INFRASTRUCTURE, "max_infrastructure_failures")
+
+
+@pytest.mark.parametrize("cause, drained, recovery", [
+    (C.PROCESS_DIED, False, RecoveryReason.FAILURE),
+    (C.NODE_LOST, False, RecoveryReason.CAPACITY_LOST),
+    (C.STOPPED_ON_NOTICE, False, RecoveryReason.CAPACITY_LOST),
+    (C.PROCESS_DIED, True, RecoveryReason.CAPACITY_LOST),  # it died while its node was being drained
+])
+def test_a_restart_asks_for_capacity_again_when_it_went_with_the_task(cause, drained, recovery):
+    batch = policy().decide((TaskEnd.failed(W1, cause, "x"),), NONE_SPENT, restarts=0,
+                            drained=frozenset({W1}) if drained else frozenset())
+    assert batch.recovery is recovery
+
+
+@pytest.mark.parametrize("restart, wait", [(1, 0.0), (2, 1.5), (3, 3.0), (4, 4.0), (9, 4.0)])
+def test_backoff_first_restart_at_once_then_doubling_to_the_cap(restart, wait):
+    assert policy(backoff_s=1.5, max_backoff_s=4).backoff_s(restart) == wait
+
+
+def test_a_batch_decision_says_its_restarts_backoff():
+    batch = policy(backoff_s=1.5).decide((TaskEnd.failed(W0, C.PROCESS_DIED, "x"),), NONE_SPENT, restarts=2)
+    assert batch.backoff_s == 3.0
+
+
+@pytest.mark.parametrize("ends, running, settled", [
+    ((TaskEnd.failed(CHIEF, C.USER_ERROR, "e"),), {CHIEF, W0}, False),  # a bare error: its cause may follow
+    ((TaskEnd.failed(CHIEF, C.USER_ERROR, "e"),), {CHIEF}, True),  # every running task's end is in
+    ((TaskEnd.failed(W0, C.PROCESS_DIED, "k"),), {CHIEF, W0}, True),  # a lost task is a cause in itself
+    ((TaskEnd.failed(W0, C.STOPPED_ON_NOTICE, "s"),), {CHIEF, W0}, False),  # peers are still saving
+])
+def test_settling(ends, running, settled):
+    assert FailurePolicy.settled(ends, running) is settled
+
+
+def test_settling_on_a_notice_waits_for_the_grace():
+    p = policy()
+    assert p.settle_deadline((TaskEnd.failed(W0, C.STOPPED_ON_NOTICE, "s"),), now=100) == 130
+    assert p.settle_deadline((TaskEnd.failed(W0, C.USER_ERROR, "e"),), now=100) == 102
+
+
+def test_an_unreplaced_task_is_gone_on_without():
+    batch = policy(PSS).decide_unreplaced(W0, C.START_FAILED, "did not start", NONE_SPENT)
+    assert batch.action is A.CONTINUE_WITHOUT and batch.decisions[0].cause is C.START_FAILED

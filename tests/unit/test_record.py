@@ -1,0 +1,46 @@
+"""The job record (job.json) and its typed events: written, read back, taken over after a lost driver."""
+
+import json
+
+from controller.events import Decision, DrainNotice, Restart, TaskReported, from_json, task_reported
+from controller.record import AttemptRecord, JobRecord
+
+
+def test_every_event_kind_reads_back_as_itself():
+    events = [Decision(task="worker-1", cause="hung", action="restart_cluster", reason="r", node="n",
+                       budget="max_task_failures", spent={"max_task_failures": 1}, error="e", time=1.0),
+              Restart(restart=1, reason="failure", from_step=40, from_checkpoint="/c", time=2.0),
+              DrainNotice(task="worker-0", node="n", deadline=None, time=3.0),
+              task_reported({"kind": "event", "task": "ps-0", "event": "serving", "target": "grpc://x", "pid": 7})]
+    assert [from_json(json.loads(json.dumps(e.to_json()))) for e in events[:3]] == events[:3]
+    read = from_json(json.loads(json.dumps(events[3].to_json())))
+    assert isinstance(read, TaskReported) and read.what == "serving" and read.details == {"target": "grpc://x",
+                                                                                         "pid": 7}
+
+
+def test_old_decisions_without_a_kind_still_read_and_unknown_kinds_are_skipped():
+    old = {"time": 0, "task": "worker-1", "cause": "process_died", "action": "restart_cluster", "reason": "r"}
+    assert isinstance(from_json(old), Decision)
+    assert from_json({"event": "from_the_future", "time": 0}) is None
+    assert from_json({"event": "restart", "time": 0}) is None  # a required field missing
+
+
+def test_attempts_are_written_in_order_and_replaced_by_number(tmp_path):
+    record = JobRecord(tmp_path, "j")
+    assert record.attempts() == [] and record.next_attempt() == 1
+    record.write_attempt(AttemptRecord(attempt=2, state="RUNNING"))
+    record.write_attempt(AttemptRecord(attempt=1, state="FAILED"))
+    record.write_attempt(AttemptRecord(attempt=2, state="SUCCEEDED", events=(Restart(restart=1, reason="grow"),)))
+    attempts = record.attempts()
+    assert [(a.attempt, a.state) for a in attempts] == [(1, "FAILED"), (2, "SUCCEEDED")]
+    assert attempts[1].events[0].reason == "grow" and record.next_attempt() == 3
+
+
+def test_an_attempt_that_never_ended_is_taken_over_and_marked(tmp_path):
+    record = JobRecord(tmp_path, "j")
+    record.write_attempt(AttemptRecord(attempt=1, state="RUNNING", restarts=2, spent={"max_task_failures": 2}))
+    lost = record.take_over_lost_attempt(2)
+    assert lost.restarts == 2 and lost.spent == {"max_task_failures": 2}
+    (marked,) = record.attempts()
+    assert marked.state == "DRIVER_LOST" and "attempt 2 carried on" in marked.message
+    assert record.take_over_lost_attempt(3) is None  # it ended now

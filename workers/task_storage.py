@@ -1,0 +1,65 @@
+"""Where a task's checkpoints go: the head's storage path if its node sees it, else a folder on its node.
+
+A task that cannot see the head's storage path (local disks on a multi-node
+cluster, or a URI) writes into its node's folder; the chief's sealed
+checkpoints are then sent to the head through Ray with their files, and a
+restart's checkpoint comes back the same way. In ``auto`` mode a task finds
+out by reading the token the controller wrote into the job folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from controller import wire
+from controller.layout import TOKEN_FILE, node_job_dir, read_tree, write_tree
+from controller.wire import TaskLaunch
+
+
+def _read_token(job_dir: str) -> str | None:
+    try:
+        with open(os.path.join(job_dir, TOKEN_FILE)) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+class TaskStorage:
+    def __init__(self, inbox, gather_timeout_s: float):
+        self.inbox = inbox
+        self.gather_timeout_s = gather_timeout_s
+        self.gather = False  # True when this task cannot write into the job's storage path
+
+    def prepare(self, launch: TaskLaunch) -> tuple[str, str | None]:
+        """This run's job folder and restore checkpoint, fetching the checkpoint through Ray if need be."""
+        import ray
+
+        sees_storage = launch.storage_mode == "shared" or (launch.storage_mode == "auto" and (
+            launch.storage_token is None or _read_token(launch.job_dir) == launch.storage_token))
+        self.gather = not sees_storage
+        if sees_storage:
+            return launch.job_dir, launch.restore_from
+        local = node_job_dir(ray.get_runtime_context().get_node_id(), launch.job_name)
+        local.mkdir(parents=True, exist_ok=True)
+        print(f"[tfray] {launch.task}: {launch.job_dir} is not shared with this node; checkpoints go through "
+              f"{local} and are gathered to the head", flush=True)
+        if not launch.restore_from:
+            return str(local), None
+        if not launch.restore_files:
+            raise RuntimeError(f"{launch.task} cannot see {launch.restore_from} and was sent no copy of it")
+        files = ray.get(launch.restore_files[0], timeout=self.gather_timeout_s)
+        restore = write_tree(local / "restore" / launch.task / os.path.basename(launch.restore_from), files)
+        return str(local), str(restore)
+
+    def forward(self, record: dict) -> None:
+        """Pass a report on to the inbox (fire and forget). A checkpoint of a task that gathers travels
+        with its files; the run ends only once the head has them."""
+        if not (self.gather and record.get("kind") == wire.CHECKPOINT):
+            self.inbox.report.remote(record)
+            return
+        import ray
+
+        ray.get(self.inbox.report.remote({**record, "files": read_tree(record["path"])}),
+                timeout=self.gather_timeout_s)
+        shutil.rmtree(record["path"], ignore_errors=True)  # the head's copy is the checkpoint now
