@@ -16,6 +16,7 @@ from controller.failure_policy import BatchDecision
 from controller.record import AttemptRecord, JobRecord
 from controller.state import JobState
 from controller.task_table import TaskTable
+from controller.text import compact
 
 log = logging.getLogger("tfray")
 
@@ -55,10 +56,10 @@ class Attempt:
                         ", ".join(str(d.task) for d in batch.decisions))
         for decision in batch.decisions:
             info = table.infos.get(decision.task)
-            self.failures.append(f"{table.describe(decision.task)} failed: {decision.error}")
+            self.failures.append(f"{table.describe(decision.task)} failed: {compact(decision.error)}")
             self.add(Decision(task=str(decision.task), cause=decision.cause.value, action=decision.action.value,
                               reason=decision.reason, node=info.node_id if info else None, budget=decision.budget,
-                              spent=dict(self.spent), error=decision.error[-ERROR_CHARS:]))
+                              spent=dict(self.spent), error=compact(decision.error, ERROR_CHARS)))
             log.warning("%s: %s -> %s (%s)", decision.task, decision.cause.value, decision.action.value,
                         decision.reason)
 

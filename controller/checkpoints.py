@@ -14,12 +14,16 @@ copies.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from controller.layout import CHECKPOINTS_DIR, MANIFEST, WORKERTEMP_DIR, read_seal, write_json_atomic
+from controller.layout import CHECKPOINTS_DIR, MANIFEST, QUARANTINE_DIR, WORKERTEMP_DIR, read_seal, write_json_atomic
+
+log = logging.getLogger("tfray")
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,16 @@ class CheckpointManifest:
         self.keep = keep
         self.path = self.job_dir / MANIFEST
         self.records: list[CheckpointRecord] = []
+        self.protected: set[int] = set()  # steps a restart is restoring: never pruned
+        self.torn = False  # manifest.json could not be read; reconcile() rebuilds it from the sealed folders
         if self.path.exists():
-            data = json.loads(self.path.read_text())
-            self.records = [CheckpointRecord(**r) for r in data.get("checkpoints", [])]
+            try:
+                data = json.loads(self.path.read_text())
+                self.records = [CheckpointRecord(**r) for r in data["checkpoints"]]
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+                log.warning("%s cannot be read (%s: %s); rebuilding it from the sealed checkpoint folders",
+                            self.path, type(err).__name__, err)
+                self.records, self.torn = [], True
 
     def latest(self) -> CheckpointRecord | None:
         """The newest checkpoint that is still complete on disk."""
@@ -90,13 +101,29 @@ class CheckpointManifest:
         if self.records or self.path.exists():
             self._save()
 
+    def quarantine(self, record: CheckpointRecord, reason: str) -> Path:
+        """Set a checkpoint aside (never restored, never deleted): out of the manifest, into the job's
+        quarantine folder with a note of why. Where it went."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.job_dir / QUARANTINE_DIR / f"{Path(record.path).name}-{stamp}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        if Path(record.path).exists():
+            shutil.move(record.path, aside)
+        aside.mkdir(parents=True, exist_ok=True)
+        (aside / "QUARANTINED.txt").write_text(f"set aside {time.ctime()}: {reason}\n")
+        self.records = [r for r in self.records if r.path != record.path]
+        self._save()
+        return aside
+
     def remove_workertemp(self) -> None:
         """Delete the non-chief tasks' checkpoint copies."""
         shutil.rmtree(self.job_dir / CHECKPOINTS_DIR / WORKERTEMP_DIR, ignore_errors=True)
 
     def _prune(self) -> None:
-        while len(self.records) > self.keep:
-            old = self.records.pop(0)
+        prunable = [r for r in self.records if r.step not in self.protected]
+        while len(self.records) > self.keep and prunable:
+            old = prunable.pop(0)
+            self.records.remove(old)
             shutil.rmtree(old.path, ignore_errors=True)
 
     def _save(self) -> None:

@@ -15,12 +15,17 @@ import signal
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from controller.cli_cluster import SUBMIT_EPILOG, add_address, cmd_stop, cmd_submit
 from controller.dry_run import render_plan
 from controller.entrypoint import check_entrypoint
 from controller.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
-from controller.spec import FaultSpec, SpecError, load_spec, parse_spec
-from controller.status import format_status, group_failures
+from controller.lease import FileLease, JobRunningError, running_message
+from controller.preflight import check_storage
+from controller.record import TornRecordError
+from controller.spec import FaultSpec, SpecError, format_validation_error, load_spec, parse_spec
+from controller.status import format_status
 
 EPILOG = """\
 examples:
@@ -45,28 +50,38 @@ def _search_path(spec_path: str) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-def _load_checked(spec_path: str):
-    spec = load_spec(spec_path)
-    check_entrypoint(spec, _search_path(spec_path))
+def _load_checked(spec_path: str, faults: list[str] = ()):
+    """The spec with its --fault options, its entrypoint and storage checked (warnings to stderr)."""
+    spec = with_faults(load_spec(spec_path), faults)
+    for warning in check_entrypoint(spec, _search_path(spec_path)):
+        print(f"warning: {warning}", file=sys.stderr)
+    check_storage(spec)
     return spec
 
 
 def cmd_validate(args) -> int:
-    spec = _load_checked(args.spec)
+    spec = _load_checked(args.spec, args.fault)
     counts = ", ".join(f"{n} {r.value}" for r, n in spec.counts().items() if n)
     print(f"{args.spec}: valid ({spec.strategy.value}: {counts})")
     return EXIT_OK
 
 
 def cmd_dry_run(args) -> int:
-    spec = _load_checked(args.spec)
+    spec = _load_checked(args.spec, args.fault)
     sys.stdout.write(render_plan(spec))
     return EXIT_OK
 
 
 def cmd_status(args) -> int:
     spec = load_spec(args.spec)
-    print(format_status(spec.job_dir, spec.name))
+    try:
+        text = format_status(spec.job_dir, spec.name)
+    except TornRecordError as err:
+        print(f"error: {err}; the next `tfray run` sets it aside and starts a new record (the checkpoints are "
+              "kept)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    holder = FileLease(spec.job_dir).holder()
+    print(text + (f"\nrunning now: {holder.describe()}" if holder else ""))
     return EXIT_OK
 
 
@@ -104,6 +119,8 @@ def with_faults(spec, faults: list[str]):
         return spec
     try:
         parsed = [FaultSpec.parse(text).model_dump(mode="json") for text in faults]
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err, "--fault")) from None
     except ValueError as err:
         raise SpecError(f"--fault: {err}") from None
     data = spec.model_dump(mode="json")
@@ -112,8 +129,13 @@ def with_faults(spec, faults: list[str]):
 
 
 def cmd_run(args) -> int:
-    spec = with_faults(_load_checked(args.spec), args.fault)
+    spec = _load_checked(args.spec, args.fault)
     from controller.state import JobState
+    from controller.summary import summary_lines
+
+    holder = FileLease(spec.job_dir).holder()
+    if holder is not None:  # before Ray starts: the controller takes the lease for real
+        raise JobRunningError(running_message(spec.name, holder, args.spec))
 
     def on_progress(progress) -> None:
         print(f"progress {progress.line()}", flush=True)
@@ -125,19 +147,15 @@ def cmd_run(args) -> int:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     result = run_job(spec, _search_path(args.spec), on_progress=on_progress)
-    print(f"\njob {spec.name} {result.state.value} (attempt {result.attempt}, {result.restarts} cluster "
-          f"restart(s)): {result.message}")
-    for line in group_failures(result.events):
-        print(f"  {line}")
-    gone = [task for task, status in result.statuses.items() if status in ("FAILED", "LOST")]
-    if gone and result.state is JobState.SUCCEEDED:
-        print(f"  finished without: {', '.join(gone)}")
-    if isinstance(result.result, dict) and "val_accuracy" in result.result:
-        print(f"final validation accuracy: {result.result['val_accuracy']:.4f} at step {result.result.get('step')}")
-    if result.latest_checkpoint:
-        print(f"latest checkpoint: step {result.latest_checkpoint.step} at {result.latest_checkpoint.path}")
-    print(f"metrics: {Path(result.job_dir) / 'metrics.jsonl'}")
+    print("\n" + "\n".join(summary_lines(spec, result)))
     return {JobState.SUCCEEDED: EXIT_OK, JobState.STOPPED: EXIT_STOPPED}.get(result.state, EXIT_FAILED)
+
+
+def _add_fault(p) -> None:
+    p.add_argument("--fault", action="append", default=[], metavar="TASK:ACTION@WHEN",
+                   help="inject a fault to see the job survive it, e.g. worker-1:kill@step=50, ps-0:hang@after=10, "
+                   "chief-0:raise@step=100, worker-0:sigterm@step=20@restart=1 (repeatable; ACTION is kill, "
+                   "sigterm, raise or hang; WHEN is @step=N, @save=N or @after=SECONDS, then @restart=R)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,17 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address ('auto' for a local `ray start`); default: $RAY_ADDRESS "
                    "or a new local Ray")
     p.add_argument("--num-cpus", type=float, help="CPUs of a new local Ray (default: this machine's)")
-    p.add_argument("--fault", action="append", default=[], metavar="TASK:ACTION@WHEN",
-                   help="inject a fault to see the job survive it, e.g. worker-1:kill@step=50, ps-0:hang@after=10, "
-                   "chief-0:raise@step=100, worker-0:sigterm@step=20@restart=1 (repeatable)")
+    _add_fault(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("dry-run", help="print every task's role, index, resources and TF_CONFIG; start nothing")
+    p = sub.add_parser("dry-run", help="print every task's role, index, resources and TF_CONFIG; start nothing "
+                       "and run no user code")
     p.add_argument("spec", help="job spec YAML")
+    _add_fault(p)
     p.set_defaults(func=cmd_dry_run)
 
-    p = sub.add_parser("validate", help="check a job spec and its entrypoint; start nothing")
+    p = sub.add_parser("validate", help="check a job spec, its entrypoint (by reading it, never running it) and "
+                       "its storage path; start nothing")
     p.add_argument("spec", help="job spec YAML")
+    _add_fault(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("status", help="a job's attempts, budgets and failures with the decisions taken")
@@ -207,6 +227,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="tfray: %(message)s", stream=sys.stderr)
     try:
         return args.func(args)
-    except SpecError as err:
+    except (SpecError, JobRunningError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,71 +1,146 @@
-"""Entrypoint checks: does what the spec names exist? Found without running it.
+"""Does the entrypoint exist? Found by reading its source, never by running it.
 
-A function entrypoint is located with ``importlib.util.find_spec`` and its
-source parsed with ``ast`` for a top-level definition; running the module
-would import TensorFlow into the driver, which the controller never does.
-A spec can so be checked before anything is scheduled.
+``validate`` and ``dry-run`` must not execute user code (a package's
+``__init__`` can do anything), and the driver must not import TensorFlow. So
+a module is located the way the import system would find it, one dotted part
+at a time, with the finders' ``find_spec`` only (a parent package is never
+executed); a function is looked for in the module's syntax tree, following
+simple re-exports (``from .train import train``). What cannot be decided by
+reading (a name made at import time, a ``*`` import) is a warning, not an
+error: the job will look it up when it runs. Source that does not parse, or
+is not text, is an error that names the file and the line.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import sys
 from pathlib import Path
 
 from controller.spec import JobSpec, SpecError
 
+MAX_REEXPORTS = 8  # how many `from x import name` hops are followed
 
-def _find_module_file(module: str, search_path: list[str]) -> str | None:
-    """Locate a module's source file without executing it (only parent packages' __init__ run)."""
-    saved = list(sys.path)
-    sys.path[:0] = [p for p in search_path if p not in sys.path]
+
+def find_module(module: str, search_path: list[str]) -> Path | None:
+    """The source file of a dotted module (a package's ``__init__.py``), None when there is none to read.
+    Raises SpecError when the module cannot be found."""
+    paths: list[str] | None = [*search_path, *(p for p in sys.path if p)]
+    spec = None
+    for depth, part in enumerate(module.split(".")):
+        name = ".".join(module.split(".")[:depth + 1])
+        spec = _find_spec(name, paths)
+        if spec is None:
+            raise SpecError(f"cannot find module '{name}' on the path ({', '.join(search_path)}); run from the "
+                            "folder that holds it or install its package")
+        paths = list(spec.submodule_search_locations or [])
+    origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and origin.endswith(".py") else None
+
+
+def _find_spec(name: str, paths: list[str]):
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is None:
+            continue
+        try:
+            spec = find(name, paths)
+        except (ImportError, ValueError, TypeError):
+            continue
+        if spec is not None:
+            return spec
+    return None
+
+
+def parse_source(path: Path, field: str) -> ast.Module:
+    """A Python file's syntax tree, or SpecError naming the file and line (or that it is not text)."""
     try:
-        found = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        found = None
-    finally:
-        sys.path[:] = saved
-    if found is None:
-        return None
-    return found.origin or "namespace"
+        raw = path.read_bytes()
+    except OSError as err:
+        raise SpecError(f"{field}: cannot read {path} ({err.strerror})") from None
+    try:
+        return ast.parse(raw, filename=str(path))  # bytes: honours a PEP 263 coding line, else UTF-8
+    except SyntaxError as err:
+        raise SpecError(f"{field}: {path} line {err.lineno}: {err.msg}; fix the file (it would fail when the "
+                        "job runs)") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise SpecError(f"{field}: {path} is not Python source ({err})") from None
 
 
-def check_entrypoint(spec: JobSpec, search_path: list[str]) -> None:
-    """Check the entrypoint exists, without importing user code or TensorFlow.
+def _defines(tree: ast.Module, name: str) -> ast.stmt | None:
+    """The top-level statement that binds ``name``: a def, a class, an assignment or an import."""
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return node
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return node
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
+            return node
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any((alias.asname or alias.name.split(".")[0]) == name for alias in node.names):
+                return node
+    return None
 
-    A function entrypoint is found with ``importlib.util.find_spec`` and its
-    source parsed with ``ast`` for a top-level ``def``; running the module
-    would import TensorFlow into the driver, which the controller never does.
-    """
+
+def _dynamic(tree: ast.Module) -> bool:
+    """Whether the module may make names in ways reading cannot follow (``*`` imports, ``__getattr__``)."""
+    return any((isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names))
+               or (isinstance(node, ast.FunctionDef) and node.name == "__getattr__") for node in tree.body)
+
+
+def find_function(module: str, func: str, search_path: list[str], field: str) -> list[str]:
+    """Check ``module:func`` exists by reading source; the warnings where reading cannot tell."""
+    for _ in range(MAX_REEXPORTS):
+        path = find_module(module, search_path)
+        if path is None:
+            return [f"{field}: '{module}' has no Python source to read; '{func}' is looked up when the job runs"]
+        tree = parse_source(path, field)
+        found = _defines(tree, func)
+        if isinstance(found, ast.ImportFrom):
+            alias = next(a for a in found.names if (a.asname or a.name) == func)
+            base = module if path.name == "__init__.py" else module.rpartition(".")[0]
+            for _ in range(found.level - 1):
+                base = base.rpartition(".")[0]
+            module = ".".join(p for p in (base if found.level else "", found.module or "") if p)
+            func = alias.name
+            continue
+        if found is not None:
+            return []
+        if _dynamic(tree):
+            return [f"{field}: {path} may define '{func}' at import time (a * import or __getattr__); it is "
+                    "looked up when the job runs"]
+        raise SpecError(f"{field}: module '{module}' ({path}) defines no top-level '{func}'")
+    return [f"{field}: '{func}' is re-exported more than {MAX_REEXPORTS} times; it is looked up when the job runs"]
+
+
+def check_entrypoint(spec: JobSpec, search_path: list[str]) -> list[str]:
+    """Check the entrypoint exists and parses, without running it; returns warnings (raises SpecError)."""
     ep = spec.entrypoint
     if ep.script:
         script = spec.resolve(ep.script)
         if not script.is_file():
             raise SpecError(f"entrypoint.script: '{ep.script}' does not exist (looked at {script})")
-        return
-    module = ep.module or ep.function.split(":")[0]
-    field = "entrypoint.module" if ep.module else "entrypoint.function"
-    origin = _find_module_file(module, search_path)
-    if origin is None:
-        raise SpecError(
-            f"{field}: cannot find module '{module}' on the path ({', '.join(search_path)}); "
-            "run from the folder that holds it or install its package"
-        )
-    if ep.function:
-        func = ep.function.split(":")[1]
-        if origin.endswith(".py"):
-            tree = ast.parse(Path(origin).read_text(), filename=origin)
-            names = {
-                node.name
-                for node in tree.body
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            } | {
-                target.id
-                for node in tree.body
-                if isinstance(node, ast.Assign)
-                for target in node.targets
-                if isinstance(target, ast.Name)
-            }
-            if func not in names:
-                raise SpecError(f"{field}: module '{module}' ({origin}) defines no top-level '{func}'")
+        tree = parse_source(script, "entrypoint.script")
+        return _fault_warnings(spec, tree)
+    if ep.module:
+        try:
+            path = find_module(ep.module, search_path)
+        except SpecError as err:
+            raise SpecError(f"entrypoint.module: {err}") from None
+        return _fault_warnings(spec, parse_source(path, "entrypoint.module")) if path else []
+    module, func = ep.function.split(":")
+    try:
+        return find_function(module, func, search_path, "entrypoint.function")
+    except SpecError as err:
+        message = str(err)
+        raise SpecError(message if message.startswith("entrypoint.") else f"entrypoint.function: {message}") from None
+
+
+def _fault_warnings(spec: JobSpec, tree: ast.Module) -> list[str]:
+    """A step or save fault needs the task to report; a script that never asks for its context does not."""
+    if any(isinstance(node, (ast.Name, ast.Attribute)) and "get_context" in ast.unparse(node)
+           for node in ast.walk(tree)):
+        return []
+    return [f"faults.{i}: {f.task} fires at a reported step or save, but the script never calls "
+            "workers.get_context(), so it reports none: this fault will not fire (use @after=SECONDS)"
+            for i, f in enumerate(spec.faults) if f.at_step is not None or f.at_save is not None]

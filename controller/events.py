@@ -58,6 +58,17 @@ class Restart(JobEvent):
 
 
 @dataclass(frozen=True)
+class CheckpointQuarantined(JobEvent):
+    """A checkpoint failed its check or its restore: set aside (``to``), and the job fell back."""
+
+    step: int
+    path: str
+    to: str
+    reason: str
+    spent: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Resize(JobEvent):
     """An elastic job runs with ``workers`` of its ``full`` worker count from now on."""
 
@@ -84,9 +95,11 @@ class DrainNotice(JobEvent):
 
 @dataclass(frozen=True)
 class PreemptionNotice(JobEvent):
-    """A task got a SIGTERM (a cloud's notice); it saves at its next step boundary."""
+    """A task got a preemption notice (a SIGTERM, or ``via`` a PSS server that got one or whose node is
+    drained); it saves at its next step boundary."""
 
     task: str
+    via: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,8 +119,8 @@ class TaskReported(JobEvent):
 
 
 KINDS: dict[str, type[JobEvent]] = {cls.kind: cls for cls in
-                                    (Decision, Restart, Resize, Grow, DrainNotice, PreemptionNotice, DriverLost,
-                                     TaskReported)}
+                                    (Decision, Restart, CheckpointQuarantined, Resize, Grow, DrainNotice,
+                                     PreemptionNotice, DriverLost, TaskReported)}
 
 
 def from_json(data: dict) -> JobEvent | None:

@@ -52,8 +52,10 @@ BUDGET_OF = {
     C.PROCESS_DIED: "max_task_failures",
     C.HUNG: "max_task_failures",
     C.INFRASTRUCTURE: "max_infrastructure_failures",
+    C.CHECKPOINT_UNREADABLE: "max_corrupt_checkpoints",
 }
-ROOT_CAUSES = {C.PROCESS_DIED, C.NODE_LOST, C.HUNG, C.INFRASTRUCTURE, C.START_FAILED}  # decide at once
+ROOT_CAUSES = {C.PROCESS_DIED, C.NODE_LOST, C.HUNG, C.INFRASTRUCTURE, C.START_FAILED,  # decide at once
+               C.CHECKPOINT_UNREADABLE}
 CAPACITY_CAUSES = {C.NODE_LOST, C.STOPPED_ON_NOTICE}  # the task's capacity is going away with it
 
 # A chief under ParameterServerStrategy raises these when a ps or worker it
@@ -95,6 +97,7 @@ class BatchDecision:
     spent: dict  # every budget's count after this batch
     recovery: RecoveryReason | None = None  # set for a restart
     backoff_s: float = 0.0  # wait before that restart
+    quarantine: bool = False  # the checkpoint this run restored is unreadable: set it aside first
 
 
 def looks_like_lost_server(error: str | None) -> bool:
@@ -130,6 +133,9 @@ def decide_task(strategy: str, role: str, cause: FailureCause, spent: dict[str, 
     spend = f"{budget} {used + 1}/{limit}"
     if expendable:
         return FailureAction.REPLACE_TASK, f"replaced alone at the same host:port ({spend})", budget
+    if cause is C.CHECKPOINT_UNREADABLE:
+        return (FailureAction.RESTART_CLUSTER, f"its restore checkpoint cannot be read: it is set aside and the "
+                f"cluster restarts from the one before ({spend})", budget)
     scope = "the cluster" if pss else "the group (collectives cannot be rebuilt in place)"
     return (FailureAction.RESTART_CLUSTER,
             f"{role} lost ({cause.value}); {scope} restarts from the newest checkpoint ({spend})", budget)
@@ -186,7 +192,14 @@ class FailurePolicy:
         capacity_lost = any(d.cause in CAPACITY_CAUSES or d.task in drained for d in decisions)
         return BatchDecision(worst, tuple(decisions), symptoms, spent,
                              RecoveryReason.CAPACITY_LOST if capacity_lost else RecoveryReason.FAILURE,
-                             self.backoff_s(restarts + 1))
+                             self.backoff_s(restarts + 1),
+                             quarantine=any(d.cause is C.CHECKPOINT_UNREADABLE for d in decisions))
+
+    def may_quarantine(self, spent: dict[str, int]) -> tuple[bool, str]:
+        """Whether one more corrupt checkpoint may be set aside (the job then falls back to the one before),
+        and the counter to show."""
+        used, limit = spent.get("max_corrupt_checkpoints", 0), self.limits.get("max_corrupt_checkpoints", 0)
+        return used < limit, f"max_corrupt_checkpoints {used + (used < limit)}/{limit}"
 
     def decide_unreplaced(self, key: TaskKey, cause: FailureCause, error: str,
                           spent: dict[str, int]) -> BatchDecision:

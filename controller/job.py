@@ -21,9 +21,12 @@ from typing import Any, Callable
 from controller import settings
 from controller.attempt import Attempt
 from controller.checkpoints import CheckpointRecord
-from controller.events import JobEvent, Resize, Restart
+from controller.events import CheckpointQuarantined, JobEvent, Resize, Restart
+from controller.failure_policy import FailurePolicy
 from controller.job_store import JobStore, StorageError
 from controller.launch import build_launches, task_env
+from controller.layout import verify_checkpoint
+from controller.lease import Holder, JobRunningError
 from controller.metrics import MetricsCollector, Progress
 from controller.observer import Observer
 from controller.plan import TaskSpec, plan
@@ -80,6 +83,8 @@ class Controller:
         self.tasks = TaskTable(plan(spec))
         self.store = JobStore(spec)
         self.attempt = Attempt(spec.failure.limits())
+        self.failure_policy = FailurePolicy(spec.strategy.value, spec.failure, settle_s=settings.FAILURE_SETTLE_S,
+                                            notice_grace_s=spec.timeouts.preemption_grace_s)
         self.scaling = ScalingPolicy(spec.counts()[Role.WORKER], spec.elastic, spec.timeouts.scheduling_s,
                                      settings.ELASTIC_PROBE_S)
         self.state: State = Pending()
@@ -139,8 +144,11 @@ class Controller:
     def _prepare(self, _: Pending) -> State:
         try:
             self.store.prepare()
-        except (StorageError, OSError) as err:
+            self.group.claim(Holder.me())
+        except (StorageError, JobRunningError) as err:
             return Failed(str(err))
+        except OSError as err:
+            return Failed(f"storage_path {self.spec.storage_path}: cannot prepare {self.spec.job_dir}: {err}")
         self.attempt.begin(self.store.record)
         self.collector = MetricsCollector(self.spec.job_dir, self.spec.name, self.attempt.number,
                                           chief=str(self.tasks.chief.key), on_progress=self.on_progress)
@@ -148,7 +156,7 @@ class Controller:
         observer = Observer(self.group, self.collector, self.tasks, clock=self.clock,
                             heartbeat_s=self.spec.timeouts.heartbeat_s, drain_poll_s=settings.DRAIN_POLL_S)
         self.watch = Watch(self.spec, self.group, self.tasks, self.store, self.attempt, observer, self.scaling,
-                           self.clock, started_at=self.clock())
+                           self.failure_policy, self.clock, started_at=self.clock())
         latest = self.store.latest()
         log.info("job %s attempt %d: %d tasks; %s", self.spec.name, self.attempt.number, len(self.tasks.tasks),
                  f"resuming from step {latest.step} ({latest.path})" if latest else "starting fresh")
@@ -167,6 +175,9 @@ class Controller:
         return Starting()
 
     def _start(self, _: Starting) -> State:
+        restore = self._verified_restore()
+        if isinstance(restore, Failed):
+            return restore
         env = task_env(self.spec)
         try:
             infos = self.group.start(env, self.spec.timeouts.startup_s)
@@ -174,11 +185,36 @@ class Controller:
             return Failed(str(err))
         launches = build_launches(
             self.spec, self.tasks.tasks, {key: info.address for key, info in infos.items()}, env,
-            attempt=self.attempt.number, restarts=self.attempt.restarts, restore=self.store.latest(),
+            attempt=self.attempt.number, restarts=self.attempt.restarts, restore=restore,
             sys_path=self.sys_path, storage_token=self.store.token)
+        self.store.manifest.protected = {restore.step} if restore else set()  # pruning never takes it meanwhile
         self.group.launch(launches)
         self.tasks.started(infos)
-        return self.watch.begin(launches)
+        return self.watch.begin(launches, restore.path if restore else None)
+
+    def _verified_restore(self) -> CheckpointRecord | Failed | None:
+        """The newest complete checkpoint whose files are as sealed; the others are set aside on the
+        max_corrupt_checkpoints budget. Failed when that is spent, or when every checkpoint was set aside."""
+        while (latest := self.store.latest()) is not None:
+            problem = verify_checkpoint(latest.path)
+            if problem is None:
+                return latest
+            allowed, counter = self.failure_policy.may_quarantine(self.attempt.spent)
+            if not allowed:
+                return Failed(f"the checkpoint of step {latest.step} is corrupt ({problem}) and the budget is spent "
+                              f"({counter}); its folder is {latest.path}")
+            self.attempt.spent["max_corrupt_checkpoints"] += 1
+            self._quarantine(latest, problem)
+        if any(isinstance(e, CheckpointQuarantined) for e in self.attempt.events):
+            return Failed(f"no complete checkpoint of job {self.spec.name} is left: every one was set aside in "
+                          f"{self.spec.job_dir / 'quarantine'}; to start over, move {self.spec.job_dir} aside "
+                          "(or give the job a new name)")
+        return None
+
+    def _quarantine(self, record: CheckpointRecord, reason: str) -> None:
+        aside = self.store.quarantine(record, reason)
+        self.attempt.add(CheckpointQuarantined(step=record.step, path=record.path, to=str(aside), reason=reason,
+                                               spent=dict(self.attempt.spent)))
 
     def _watch(self, state: Running) -> State:
         return self.watch.step(state)
@@ -186,6 +222,9 @@ class Controller:
     def _recover(self, state: Recovering) -> State:
         """Tear every task down (the placement group stays) and start again from the newest checkpoint."""
         self.group.stop_tasks()
+        quarantined = next((r for r in self.store.manifest.records if r.path == state.quarantine), None)
+        if quarantined is not None:
+            self._quarantine(quarantined, "its restore failed in the tasks with a data error")
         if state.backoff_s > 0:
             log.info("waiting %.1fs before restart %d (failure.backoff_s)", state.backoff_s, self.attempt.restarts)
             self.sleep(state.backoff_s)
@@ -247,3 +286,4 @@ class Controller:
             if self.attempt.number:
                 self.store.write(self.attempt.snapshot(self.state.name, self.message, self.tasks))
                 self.store.close()
+            self.store.lease.release()

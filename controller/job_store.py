@@ -1,19 +1,24 @@
 """The job's folder on the head: prepared before a run, kept in step while it runs.
 
-It holds the checkpoint manifest, ``job.json`` and the storage token, and,
-when the storage path is a URI, the mirror that downloads the folder before
-a run and uploads what changed. A checkpoint a task could not write into
-the storage path arrives with its files and is written here, seal last.
+It holds the driver's lease (one driver per job), the checkpoint manifest,
+``job.json`` and the storage token, and, when the storage path is a URI, the
+mirror that downloads the folder before a run and uploads what changed. A
+checkpoint a task could not write into the storage path arrives with its
+files and is written here, seal last. A torn ``job.json`` is set aside and
+the record starts anew; a torn manifest is rebuilt from the sealed folders;
+the checkpoints are kept either way.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 
 from controller.checkpoints import CheckpointManifest, CheckpointRecord
 from controller.layout import TOKEN_FILE, checkpoint_dir, write_tree
-from controller.record import AttemptRecord, JobRecord
+from controller.lease import FileLease
+from controller.record import AttemptRecord, JobRecord, TornRecordError
 from controller.spec import JobSpec
 from controller.storage import Mirror
 
@@ -30,12 +35,15 @@ class JobStore:
         self.job_dir = spec.job_dir
         self.manifest = CheckpointManifest(self.job_dir, keep=spec.checkpoint.keep)
         self.record = JobRecord(self.job_dir, spec.name)
+        self.lease = FileLease(self.job_dir)
         self.mirror: Mirror | None = None  # uploads the job folder when storage_path is a URI
         self.token = uuid.uuid4().hex  # tasks that can read it in the job folder share its file system
 
     def prepare(self) -> None:
-        """Make the folder (downloading it from the URI first) and clear half-written checkpoints."""
+        """Take the job's lease (JobRunningError when another driver has it), make the folder (downloading it
+        from the URI first), set a torn record aside and clear half-written checkpoints."""
         self.job_dir.mkdir(parents=True, exist_ok=True)
+        self.lease.acquire(self.spec.name)
         if self.spec.storage_uri is not None:
             try:
                 self.mirror = Mirror(self.spec.storage_uri, self.job_dir)
@@ -45,7 +53,18 @@ class JobStore:
                                    f"{type(err).__name__}: {err}") from None
             self.manifest = CheckpointManifest(self.job_dir, keep=self.spec.checkpoint.keep)
         (self.job_dir / TOKEN_FILE).write_text(self.token)
+        try:
+            self.record.attempts()
+        except TornRecordError as err:
+            log.warning("%s; it is set aside as %s and the record starts anew (the checkpoints are kept)", err,
+                        self.record.set_aside())
         self.manifest.reconcile()  # nothing runs yet: half-written checkpoints can go
+
+    def quarantine(self, record: CheckpointRecord, reason: str) -> Path:
+        aside = self.manifest.quarantine(record, reason)
+        log.warning("checkpoint of step %d set aside as %s: %s", record.step, aside, reason)
+        self.sync()
+        return aside
 
     def latest(self) -> CheckpointRecord | None:
         return self.manifest.latest()
@@ -81,6 +100,9 @@ class JobStore:
                         type(err).__name__, err)
 
     def close(self) -> None:
-        """The job ended: the other tasks' checkpoint copies go, the rest is uploaded."""
-        self.manifest.remove_workertemp()
-        self.sync()
+        """The job ended: the other tasks' checkpoint copies go, the rest is uploaded, the lease is released."""
+        try:
+            self.manifest.remove_workertemp()
+            self.sync()
+        finally:
+            self.lease.release()

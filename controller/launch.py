@@ -82,5 +82,5 @@ def actor_config(key: TaskKey, env: dict[str, str]) -> ActorConfig:
         alive_interval_s=settings.ALIVE_INTERVAL_S, sidecar_poll_s=settings.SIDECAR_POLL_S,
         inbox_call_timeout_s=settings.INBOX_CALL_TIMEOUT_S, stop_run_timeout_s=settings.STOP_RUN_TIMEOUT_S,
         gather_timeout_s=settings.GATHER_TIMEOUT_S, output_tail_lines=settings.OUTPUT_TAIL_LINES,
-        server_probe_max_s=settings.SERVER_PROBE_MAX_S,
+        server_probe_max_s=settings.SERVER_PROBE_MAX_S, exit_handlers_s=settings.EXIT_HANDLERS_S,
     )

@@ -2,7 +2,10 @@
 
 A job folder ``<storage>/<job>/`` holds ``checkpoints/ckpt-<step>/`` (the
 chief's checkpoints, each sealed by ``COMPLETE.json`` once its files are
-written), ``checkpoints/workertemp/<task>/`` (the other tasks' discarded
+written; the seal lists every file with its size and CRC-32, so a restore
+can tell a truncated or altered checkpoint from a good one), ``quarantine/``
+(checkpoints set aside because they failed that check or their restore),
+``checkpoints/workertemp/<task>/`` (the other tasks' discarded
 copies), ``manifest.json``, ``metrics.jsonl`` and ``job.json``. A task
 that cannot see the head's storage path writes into a folder on its own
 node (:func:`node_job_dir`) and its checkpoint's files travel as
@@ -17,12 +20,15 @@ import os
 import shutil
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 COMPLETE_MARKER = "COMPLETE.json"
 CHECKPOINTS_DIR = "checkpoints"
 WORKERTEMP_DIR = "workertemp"
 MANIFEST = "manifest.json"
+QUARANTINE_DIR = "quarantine"
+CHUNK_BYTES = 1 << 20  # files are read in pieces this size, never whole
 TOKEN_FILE = ".tfray-storage-token"  # written by the controller; a task that reads it shares the file system
 NODE_DIR_ENV = "TFRAY_NODE_STORAGE"  # where tasks keep files on their own node (default: <tmp>/tfray-node)
 
@@ -64,11 +70,46 @@ def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
         os.close(dir_fd)
 
 
+def file_digest(path: str | os.PathLike) -> dict:
+    """A file's size and CRC-32 (fast enough to seal and check large checkpoints; it guards against torn
+    and altered files, not against an adversary)."""
+    crc, size = 0, 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+    return {"size": size, "crc32": f"{crc:08x}"}
+
+
 def seal(path: str | os.PathLike, step: int, epoch: int | None, metrics: dict) -> None:
-    """Mark a fully written checkpoint folder complete (called by the chief after saving)."""
-    write_json_atomic(
-        Path(path) / COMPLETE_MARKER, {"step": step, "epoch": epoch, "metrics": metrics, "time": time.time()}
-    )
+    """Mark a fully written checkpoint folder complete (called by the chief after saving): the seal lists
+    every file with its size and CRC-32."""
+    folder = Path(path)
+    files = {str(p.relative_to(folder)): file_digest(p) for p in sorted(folder.rglob("*"))
+             if p.is_file() and p.name != COMPLETE_MARKER}
+    write_json_atomic(folder / COMPLETE_MARKER, {"step": step, "epoch": epoch, "metrics": metrics,
+                                                 "time": time.time(), "files": files})
+
+
+def verify_checkpoint(path: str | os.PathLike) -> str | None:
+    """What is wrong with a sealed checkpoint's files (missing, cut short, altered), or None when they are
+    as sealed. A seal from before file lists were kept can only be checked for presence."""
+    folder = Path(path)
+    sealed = read_seal(folder)
+    if sealed is None:
+        return "it has no readable seal (COMPLETE.json)"
+    for name, want in (sealed.get("files") or {}).items():
+        file = folder / name
+        if not file.is_file():
+            return f"{name} is missing"
+        try:
+            got = file_digest(file)
+        except OSError as err:
+            return f"{name} cannot be read ({err.strerror or err})"
+        if got["size"] != want.get("size"):
+            return f"{name} has {got['size']} bytes, {want.get('size')} when sealed"
+        if got["crc32"] != want.get("crc32"):
+            return f"{name} has changed since it was sealed (CRC-32 {got['crc32']}, sealed {want.get('crc32')})"
+    return None
 
 
 def read_seal(path: str | os.PathLike) -> dict | None:

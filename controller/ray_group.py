@@ -25,6 +25,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from controller import ray_nodes, settings
 from controller.launch import actor_config
 from controller.layout import read_tree
+from controller.lease import Holder
 from controller.plan import TaskSpec, describe_bundle
 from controller.ray_inbox import Inbox
 from controller.task_group import NodeLostError, SchedulingTimeoutError, TaskInfo, TaskStartError
@@ -76,10 +77,13 @@ class RayTaskGroup:
         raise SchedulingTimeoutError(scheduling_timeout_message(tasks, placement, timeout_s, ray.cluster_resources(),
                                                                 ray.available_resources()))
 
+    def claim(self, holder: Holder) -> None:
+        if self.inbox is None:
+            self.inbox = Inbox(self.job_name, holder)
+
     def start(self, env: dict[str, str], timeout_s: float) -> dict[TaskKey, TaskInfo]:
         self.env = dict(env)
-        if self.inbox is None:
-            self.inbox = Inbox()
+        self.claim(Holder.me())
         pending, reused = {}, False
         for task in self.tasks:
             if task.key in self.actors and task.key not in self.dead:

@@ -25,6 +25,10 @@ DRIVER_LOST = "DRIVER_LOST"  # the state of an attempt whose driver died before 
 ENDED = {s.value for s in JobState if s.is_terminal} | {DRIVER_LOST}
 
 
+class TornRecordError(RuntimeError):
+    """``job.json`` cannot be read as a job record (cut short, not JSON, a folder...): the message says why."""
+
+
 @dataclass(frozen=True)
 class AttemptRecord:
     """What ``job.json`` keeps of one attempt."""
@@ -68,9 +72,24 @@ class JobRecord:
         self.job_name = job_name
 
     def attempts(self) -> list[AttemptRecord]:
+        """Every attempt recorded; TornRecordError when the file is not a job record."""
         if not self.path.exists():
             return []
-        return [AttemptRecord.from_json(a) for a in json.loads(self.path.read_text())["attempts"]]
+        try:
+            data = json.loads(self.path.read_text())
+            attempts = data["attempts"]
+            if not isinstance(attempts, list):
+                raise TypeError("'attempts' is not a list")
+            return [AttemptRecord.from_json(a) for a in attempts]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+            why = err.strerror if isinstance(err, OSError) and err.strerror else f"{type(err).__name__}: {err}"
+            raise TornRecordError(f"{self.path} is not a job record ({why})") from None
+
+    def set_aside(self) -> Path:
+        """Move a torn record out of the way (kept for whoever wants to look); where it went."""
+        aside = self.path.with_name(f"{self.path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.path.rename(aside)
+        return aside
 
     def next_attempt(self) -> int:
         return max((a.attempt for a in self.attempts()), default=0) + 1

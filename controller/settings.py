@@ -42,6 +42,7 @@ ALIVE_INTERVAL_S = 1.0  # how often the training process tells its actor it is a
 SIDECAR_POLL_S = 1.0  # how often a side-car's actor asks whether training is over
 INBOX_CALL_TIMEOUT_S = 30.0  # bound on one call from a task actor to the inbox
 OUTPUT_TAIL_LINES = 40  # lines of a failed task's output kept for its error
+EXIT_HANDLERS_S = 30.0  # bound on a training process's own atexit handlers once its entrypoint ended
 SERVER_PROBE_MAX_S = 2.0  # one gRPC readiness probe of a PSS server waits at most this long
 
 # Set in every task process before TensorFlow is imported (docs/design.md §4):

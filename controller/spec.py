@@ -2,212 +2,28 @@
 
 A job spec is a YAML file loaded into pydantic v2 models that reject unknown
 keys and describe every field (``tfray schema`` prints the JSON Schema).
-The parts live by concept: what to train in ``controller.spec_training``,
-how to run it in ``controller.spec_running``; :class:`JobSpec` puts them
-together under the keys users write, and checks the rules that join them.
-Checks that need the file system (does the entrypoint exist?) live in
-``controller.entrypoint``.
+The parts live by concept: what to train in ``controller.spec_training``, how
+to run it in ``controller.spec_running``, the whole job in
+``controller.job_spec``, reading a file in ``controller.spec_file``; this
+module is the one place callers import them from. Checks that need the file
+system (does the entrypoint exist, can the storage path be written) live in
+``controller.entrypoint`` and ``controller.preflight``.
 """
 
-from __future__ import annotations
-
-import os
-import re
-from pathlib import Path
-from typing import Any
-
-import yaml
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
-
+from controller.job_spec import JobSpec, SpecError
+from controller.spec_file import format_validation_error, load_spec, parse_spec
 from controller.spec_running import (
-    CheckpointPolicy,
-    Elastic,
-    FailurePolicySpec,
-    FaultAction,
-    FaultSpec,
-    Placement,
-    StorageMode,
-    Timeouts,
+                                     CheckpointPolicy,
+                                     Elastic,
+                                     FailurePolicySpec,
+                                     FaultAction,
+                                     FaultSpec,
+                                     Placement,
+                                     StorageMode,
+                                     Timeouts,
 )
-from controller.spec_training import (
-    ROLE_ORDER,
-    Entrypoint,
-    Resources,
-    Role,
-    RoleSpec,
-    SpecModel,
-    Strategy,
-)
+from controller.spec_training import ROLE_ORDER, Entrypoint, Resources, Role, RoleSpec, SpecModel, Strategy
 
-# The spec's whole vocabulary, re-exported: callers import it from here.
 __all__ = ["CheckpointPolicy", "Elastic", "Entrypoint", "FailurePolicySpec", "FaultAction", "FaultSpec", "JobSpec",
            "Placement", "ROLE_ORDER", "Resources", "Role", "RoleSpec", "SpecError", "SpecModel", "StorageMode",
-           "Strategy", "Timeouts", "load_spec", "parse_spec"]
-
-
-NAME_RULE = "1-64 letters, digits, '_', '.' or '-' (it names a folder), starting with a letter or digit"
-
-
-class SpecError(ValueError):
-    """A job spec that cannot be run: the message names the field and the fix."""
-
-
-class JobSpec(SpecModel):
-    """One training job: what to train (name, strategy, roles, entrypoint, env), then how to run it."""
-
-    # ------------------------------------------------ what to train (controller/spec_training.py)
-    name: str = Field(
-        description="Job name: names the storage folder; a re-run of the same name resumes from its newest checkpoint."
-    )
-    strategy: Strategy = Field(description="tf.distribute strategy: " + ", ".join(s.value for s in Strategy) + ".")
-    roles: dict[Role, RoleSpec] = Field(description="Task roles with counts and resources, e.g. chief, worker.")
-    entrypoint: Entrypoint = Field(description="What every task runs.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for every task.")
-    # ------------------------------------------------ how to run it (controller/spec_running.py)
-    storage_path: str = Field(
-        "runs",
-        description="Where checkpoints, metrics and job state go: a folder (relative to the spec file's folder, "
-        "or absolute) on the head node or a shared file system, or a URI such as gs://bucket/runs or "
-        "s3://bucket/runs (the head keeps a local mirror and uploads it).",
-    )
-    storage_mode: StorageMode = Field(
-        StorageMode.AUTO,
-        description="auto: tasks that cannot see storage_path (local disks on a multi-node cluster) write on "
-        "their own node and the chief's checkpoints are gathered to the head through Ray; shared: always write "
-        "into storage_path; gather: always gather. A URI storage_path always gathers.",
-    )
-    checkpoint: CheckpointPolicy = Field(default_factory=CheckpointPolicy, description="Checkpoint policy.")
-    failure: FailurePolicySpec = Field(default_factory=FailurePolicySpec, description="Failure handling.")
-    placement: Placement = Field(Placement.PACK, description="How task bundles are placed on nodes.")
-    elastic: Elastic | None = Field(
-        None, description="Let a multi_worker_mirrored job run with fewer workers while capacity is short.")
-    timeouts: Timeouts = Field(default_factory=Timeouts, description="Timeouts in seconds.")
-    faults: list[FaultSpec] = Field(
-        default_factory=list, description="Faults to inject, for testing how the job survives them "
-        "(also `tfray run --fault worker-1:kill@step=50`).",
-    )
-    # The spec file's folder, against which relative paths resolve (set by the loader).
-    _base_dir: str = PrivateAttr(".")
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_a_folder_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
-            raise ValueError(f"name '{value}' must be {NAME_RULE}")
-        return value
-
-    @model_validator(mode="after")
-    def _roles_fit_strategy(self) -> "JobSpec":
-        counts = self.counts()
-        for role in (Role.CHIEF, Role.EVALUATOR):
-            if counts[role] > 1:
-                raise ValueError(f"roles.{role.value}.count is {counts[role]}: a job has at most one {role.value}")
-        if self.strategy is Strategy.MULTI_WORKER_MIRRORED:
-            if counts[Role.PS]:
-                raise ValueError("roles.ps: multi_worker_mirrored has no parameter servers; remove the ps role")
-            if counts[Role.CHIEF] + counts[Role.WORKER] == 0:
-                raise ValueError("roles: multi_worker_mirrored needs at least one chief or worker task")
-        elif self.strategy is Strategy.PARAMETER_SERVER:
-            if counts[Role.CHIEF] != 1:
-                raise ValueError("roles.chief: parameter_server needs exactly one chief (the coordinator); set count: 1")
-            if counts[Role.PS] < 1:
-                raise ValueError("roles.ps: parameter_server needs at least one ps task; add roles.ps.count >= 1")
-            if counts[Role.WORKER] < 1:
-                raise ValueError("roles.worker: parameter_server needs at least one worker; add roles.worker.count >= 1")
-        elif counts[Role.CHIEF] + counts[Role.WORKER] != 1 or counts[Role.PS] or counts[Role.EVALUATOR]:
-            raise ValueError(
-                f"roles: {self.strategy.value} runs in one process; give exactly one chief (or one worker) "
-                "and no other roles"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _running_fits_roles(self) -> "JobSpec":
-        for i, fault in enumerate(self.faults):
-            have = self.counts()[Role(fault.key.role)]
-            if fault.key.index >= have:
-                raise ValueError(f"faults.{i}.task: the job has no task {fault.task} ({have} {fault.key.role} task(s))")
-        if self.elastic is not None:
-            self._check_elastic(self.counts()[Role.WORKER])
-        return self
-
-    def _check_elastic(self, workers: int) -> None:
-        if self.strategy is not Strategy.MULTI_WORKER_MIRRORED:
-            raise ValueError("elastic: only multi_worker_mirrored jobs resize; parameter_server jobs already "
-                             "go on without a lost worker (remove elastic)")
-        if self.elastic.max_workers is not None and self.elastic.max_workers != workers:
-            raise ValueError(f"elastic.max_workers is {self.elastic.max_workers} but roles.worker.count is "
-                             f"{workers}: the full size is the worker count; leave max_workers out or match it")
-        if self.elastic.min_workers > workers:
-            raise ValueError(f"elastic.min_workers is {self.elastic.min_workers}, more than roles.worker.count "
-                             f"({workers})")
-        if self.elastic.min_workers == 0 and not self.counts()[Role.CHIEF]:
-            raise ValueError("elastic.min_workers: 0 leaves no task to train without a chief; use at least 1")
-
-    def counts(self) -> dict[Role, int]:
-        """Task count per role, zero for absent roles."""
-        return {role: (self.roles[role].count if role in self.roles else 0) for role in ROLE_ORDER}
-
-    def resolve(self, path: str) -> Path:
-        """A path from the spec, resolved against the spec file's folder."""
-        return (Path(self._base_dir) / os.path.expanduser(path)).resolve()
-
-    @property
-    def storage_uri(self) -> str | None:
-        """The job's folder at a storage URI (gs://, s3://, file://), or None for a plain path."""
-        from controller.storage import is_uri
-
-        return f"{self.storage_path.rstrip('/')}/{self.name}" if is_uri(self.storage_path) else None
-
-    @property
-    def job_dir(self) -> Path:
-        """Where this job's checkpoints, metrics and state live on the head (for a URI: its local mirror)."""
-        if self.storage_uri is not None:
-            from controller.storage import mirror_dir
-
-            return mirror_dir(self.storage_path.rstrip("/")) / self.name
-        return self.resolve(self.storage_path) / self.name
-
-    @property
-    def effective_storage_mode(self) -> StorageMode:
-        """The storage mode tasks are sent: a URI is never written by tasks, so it always gathers."""
-        return StorageMode.GATHER if self.storage_uri is not None else self.storage_mode
-
-
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: the job spec is not valid:"]
-    for item in err.errors():
-        path = ".".join(str(p) for p in item["loc"])
-        msg = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            msg = "unknown key; check its spelling (see `tfray schema` for every allowed key)"
-        elif item["type"] == "missing":
-            msg = "required field is missing"
-        elif item["type"] == "enum":
-            msg = f"{msg} (got {item.get('input')!r})"
-        lines.append(f"  - {path}: {msg}" if path else f"  - {msg}")
-    return "\n".join(lines)
-
-
-def parse_spec(data: Any, source: str = "spec", base_dir: str | os.PathLike = ".") -> JobSpec:
-    """Validate a loaded YAML/JSON mapping into a JobSpec, or raise SpecError."""
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: the job spec must be a YAML mapping (key: value), got {type(data).__name__}")
-    try:
-        spec = JobSpec.model_validate(data)
-    except ValidationError as err:
-        raise SpecError(_format_validation_error(err, source)) from None
-    spec._base_dir = str(base_dir)
-    return spec
-
-
-def load_spec(path: str | os.PathLike) -> JobSpec:
-    """Read and validate a job spec file; relative paths in it resolve against its folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: no such job spec file; pass the path of a YAML job spec")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML: {err}") from None
-    return parse_spec(data, source=str(path), base_dir=path.resolve().parent)
+           "Strategy", "Timeouts", "format_validation_error", "load_spec", "parse_spec"]

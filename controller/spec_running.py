@@ -9,42 +9,53 @@ from __future__ import annotations
 
 import enum
 import re
+from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictInt, field_validator, model_validator
 
 from controller.spec_training import SpecModel
 from controller.wire import TaskKey
+
+DAY_S = 24 * 3600.0
+Budget = Annotated[StrictInt, Field(ge=0, le=100_000)]
+Step = Annotated[StrictInt, Field(ge=0, le=10**12)]
 
 
 class CheckpointPolicy(SpecModel):
     """When checkpoints are written and how many are kept."""
 
-    every_n_epochs: int = Field(1, ge=1, description="Write a checkpoint every N epochs (Keras callback).")
-    keep: int = Field(3, ge=1, description="How many of the newest complete checkpoints to keep; older ones are deleted.")
+    every_n_epochs: StrictInt = Field(1, ge=1, le=1_000_000, description="Write a checkpoint every N epochs "
+                                      "(Keras callback).")
+    keep: StrictInt = Field(3, ge=1, le=10_000, description="How many of the newest complete checkpoints to keep; "
+                            "older ones are deleted.")
 
 
 class FailurePolicySpec(SpecModel):
-    """How many failures of each cause a job absorbs (controller/policy.py says what each leads to).
+    """How many failures of each cause a job absorbs (controller/failure_policy.py says what each leads to).
 
     Every restart of the cluster or replacement of a task spends one unit of
     its cause's budget; a preemption never spends an error budget. User code
     that raises fails the job at once and spends nothing.
     """
 
-    max_preemptions: int = Field(
-        10, ge=0, description="Tasks lost with their node (spot reclaim, drain, crash) that are recovered from.")
-    max_task_failures: int = Field(
-        3, ge=0, description="Task processes that died (signal, OOM) or hung that are recovered from.")
-    max_infrastructure_failures: int = Field(
-        3, ge=0, description="Ray/gRPC failures (e.g. the coordinator lost a server) that are recovered from.")
+    max_preemptions: Budget = Field(
+        10, description="Tasks lost with their node (spot reclaim, drain, crash) that are recovered from.")
+    max_task_failures: Budget = Field(
+        3, description="Task processes that died (signal, OOM) or hung that are recovered from.")
+    max_infrastructure_failures: Budget = Field(
+        3, description="Ray/gRPC failures (e.g. the coordinator lost a server) that are recovered from.")
+    max_corrupt_checkpoints: Budget = Field(
+        3, description="Checkpoints that fail verification, or whose restore fails with a data error, that are "
+        "set aside (moved to the job's quarantine folder) before the job falls back to the one before.")
     backoff_s: float = Field(
-        1.0, ge=0, description="Wait before the second restart of the cluster (the first is immediate); doubles "
-        "with each further restart.")
-    max_backoff_s: float = Field(30.0, ge=0, description="The longest wait before a restart.")
+        1.0, ge=0, le=DAY_S, description="Wait before the second restart of the cluster (the first is immediate); "
+        "doubles with each further restart.")
+    max_backoff_s: float = Field(30.0, ge=0, le=DAY_S, description="The longest wait before a restart.")
 
     def limits(self) -> dict[str, int]:
         return {"max_preemptions": self.max_preemptions, "max_task_failures": self.max_task_failures,
-                "max_infrastructure_failures": self.max_infrastructure_failures}
+                "max_infrastructure_failures": self.max_infrastructure_failures,
+                "max_corrupt_checkpoints": self.max_corrupt_checkpoints}
 
 
 class Elastic(SpecModel):
@@ -61,11 +72,12 @@ class Elastic(SpecModel):
     code with ``ctx.num_workers`` if you want the other semantics).
     """
 
-    min_workers: int = Field(ge=0, description="The fewest worker tasks the job may run with (besides the chief).")
-    max_workers: int | None = Field(
+    min_workers: StrictInt = Field(ge=0, description="The fewest worker tasks the job may run with (besides the "
+                                   "chief).")
+    max_workers: StrictInt | None = Field(
         None, ge=1, description="The full size; defaults to roles.worker.count (if given, it must equal it).")
     capacity_wait_s: float = Field(
-        60.0, gt=0, description="How long a restart waits for the full size before it runs smaller.")
+        60.0, ge=1, le=7 * DAY_S, description="How long a restart waits for the full size before it runs smaller.")
 
 
 class FaultAction(str, enum.Enum):
@@ -82,12 +94,14 @@ class FaultSpec(SpecModel):
 
     task: str = Field(description="The task, as role-index, e.g. 'worker-1' or 'ps-0'.")
     action: FaultAction = Field(description="kill | sigterm | raise | hang.")
-    at_step: int | None = Field(None, ge=0, description="Fire when the task reports this step or a later one.")
-    at_save: int | None = Field(None, ge=0, description="Fire while the task writes the checkpoint of this step "
-                                "or a later one: after its files, before its seal (a half-written checkpoint).")
-    after_s: float | None = Field(None, ge=0, description="Fire this many seconds after the task starts running.")
-    restart: int = Field(0, ge=0, description="Which run of the cluster it applies to: 0 is the first, "
-                         "1 the run after the first restart, and so on.")
+    at_step: Step | None = Field(None, description="Fire when the task reports this step or a later one (the "
+                                 "task must report: a function entrypoint, or a script using workers.get_context()).")
+    at_save: Step | None = Field(None, description="Fire while the task writes the checkpoint of this step "
+                                 "or a later one: after its files, before its seal (a half-written checkpoint).")
+    after_s: float | None = Field(None, ge=0, le=365 * DAY_S, description="Fire this many seconds after the task "
+                                  "starts running.")
+    restart: StrictInt = Field(0, ge=0, le=100_000, description="Which run of the cluster it applies to: 0 is the "
+                               "first, 1 the run after the first restart, and so on.")
 
     @field_validator("task")
     @classmethod
@@ -107,14 +121,36 @@ class FaultSpec(SpecModel):
     @classmethod
     def parse(cls, text: str) -> "FaultSpec":
         """From the CLI form TASK:ACTION@step=N, @save=N or @after=SECONDS, then optionally @restart=R."""
-        match = re.fullmatch(r"([a-z]+-\d+):([a-z]+)((?:@(?:step|save|after|restart)=[\d.]+)+)", text.strip())
-        if not match:
-            raise ValueError(f"fault '{text}' must look like worker-1:kill@step=50 or ps-0:hang@after=10")
-        fields: dict = {"task": match.group(1), "action": match.group(2)}
-        for key, value in re.findall(r"@(step|save|after|restart)=([\d.]+)", match.group(3)):
-            name = {"step": "at_step", "save": "at_save", "after": "after_s", "restart": "restart"}[key]
-            fields[name] = float(value) if name == "after_s" else int(float(value))
+        head, *triggers = text.strip().split("@")
+        task, _, action = head.partition(":")
+        if not task or not action or not triggers:
+            raise ValueError(f"fault '{text}' must look like TASK:ACTION@WHEN, e.g. worker-1:kill@step=50 or "
+                             "ps-0:hang@after=10")
+        if action not in {a.value for a in FaultAction}:
+            raise ValueError(f"fault '{text}': action '{action}' is not one of "
+                             f"{', '.join(a.value for a in FaultAction)}")
+        fields: dict = {"task": str(TaskKey.parse(task)), "action": action}
+        for trigger in triggers:
+            key, _, value = trigger.partition("=")
+            name = FAULT_TRIGGERS.get(key)
+            if name is None or not value:
+                raise ValueError(f"fault '{text}': '@{trigger}' must be one of @step=N, @save=N, @after=SECONDS, "
+                                 "@restart=R")
+            if name in fields:
+                raise ValueError(f"fault '{text}': @{key} is given twice")
+            fields[name] = _number(text, key, value, whole=name != "after_s")
         return cls.model_validate(fields)
+
+
+FAULT_TRIGGERS = {"step": "at_step", "save": "at_save", "after": "after_s", "restart": "restart"}
+
+
+def _number(text: str, key: str, value: str, whole: bool) -> int | float:
+    if whole and not re.fullmatch(r"\d{1,12}", value):
+        raise ValueError(f"fault '{text}': @{key}={value} must be a whole number, e.g. @{key}=50")
+    if not whole and not re.fullmatch(r"\d{1,9}(\.\d{1,6})?", value):
+        raise ValueError(f"fault '{text}': @{key}={value} must be a number of seconds, e.g. @{key}=10 or 2.5")
+    return int(value) if whole else float(value)
 
 
 class Placement(str, enum.Enum):
@@ -138,19 +174,18 @@ class Timeouts(SpecModel):
     """Bounds on every wait. A wait that expires ends the job with a clear error."""
 
     scheduling_s: float = Field(
-        120, gt=0, description="How long the cluster may take to provide every task's resources (gang scheduling)."
-    )
+        120, ge=1, le=7 * DAY_S, description="How long the cluster may take to provide every task's resources "
+        "(gang scheduling).")
     startup_s: float = Field(
-        180, gt=0, description="How long task actors may take to start and report their host:port."
-    )
+        180, ge=1, le=DAY_S, description="How long task actors may take to start and report their host:port.")
     finish_grace_s: float = Field(
-        60, gt=0, description="After the chief finishes, how long other tasks may take to finish before teardown."
-    )
-    job_s: float | None = Field(None, gt=0, description="Wall-clock limit of the whole job; unset means none.")
+        60, ge=0.1, le=DAY_S, description="After the chief finishes, how long other tasks may take to finish "
+        "before teardown.")
+    job_s: float | None = Field(None, ge=1, le=365 * DAY_S, description="Wall-clock limit of the whole job; unset "
+                                "means none.")
     preemption_grace_s: float = Field(
-        30, gt=0, description="After a SIGTERM (preemption notice) a task saves at its next step boundary; "
-        "past this it is killed (GCP spot gives 30 s, AWS 120 s).",
-    )
+        30, ge=1, le=DAY_S, description="After a SIGTERM (preemption notice) a task saves at its next step "
+        "boundary; past this it is killed (GCP spot gives 30 s, AWS 120 s).")
     heartbeat_s: float = Field(
-        60, gt=0, description="A task whose process sends no heartbeat for this long is treated as hung."
-    )
+        60, ge=5, le=DAY_S, description="A task whose process sends no heartbeat for this long is treated as hung "
+        "(tasks beat about once a second).")

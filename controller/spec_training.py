@@ -11,9 +11,19 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Union
+from typing import Annotated, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from controller.wire import ROLES
 
@@ -46,30 +56,67 @@ ROLE_ORDER = tuple(Role(name) for name in ROLES)  # the wire protocol's order: c
 
 
 class SpecModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown keys are errors, numbers are finite (no .inf, no .nan), and the parsed spec is frozen.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# Limits that come from Ray and from what one controller can watch (README, "A job spec").
+MAX_TASKS_PER_ROLE = 1024
+MIN_RESOURCE = 0.0001  # Ray's resource granularity: a smaller amount is rounded to nothing
+MAX_RESOURCE = 1_000_000  # more of one resource than any node has
+RESOURCE_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+Count = Annotated[StrictInt, Field(ge=0, le=MAX_TASKS_PER_ROLE)]
+
+
+def check_amount(name: str, amount: float) -> float:
+    """A resource amount Ray can hold: 0, or at least its granularity, and not absurdly large."""
+    if 0 < amount < MIN_RESOURCE:
+        raise ValueError(f"{name} is {amount:g}, below Ray's precision of {MIN_RESOURCE:g}: use 0 or at least "
+                         f"{MIN_RESOURCE:g}")
+    if amount > MAX_RESOURCE:
+        raise ValueError(f"{name} is {amount:g}: more than any node has; use at most {MAX_RESOURCE:g}")
+    return amount
 
 
 class Resources(SpecModel):
     """Resources of one task of a role; they become one placement-group bundle."""
 
-    cpu: float = Field(1.0, ge=0, description="CPU cores reserved for the task (Ray `num_cpus`).")
-    gpu: float = Field(0.0, ge=0, description="GPUs reserved for the task (Ray `num_gpus`).")
-    memory_mb: int | None = Field(
-        None, ge=1, description="Memory reserved for the task in MiB (Ray `memory`); unset reserves none."
+    cpu: float = Field(1.0, ge=0, description="CPU cores reserved for the task (Ray `num_cpus`): 0, or at "
+                       f"least {MIN_RESOURCE:g}.")
+    gpu: float = Field(0.0, ge=0, description="GPUs reserved for the task (Ray `num_gpus`): a share of one GPU "
+                       "below 1, or whole GPUs.")
+    memory_mb: StrictInt | None = Field(
+        None, ge=1, le=1 << 30, description="Memory reserved for the task in MiB (Ray `memory`); unset reserves none."
     )
     custom: dict[str, float] = Field(
         default_factory=dict,
         description="Custom Ray resources, e.g. {'spot': 1} or {'node:10.0.0.5': 0.01}.",
     )
 
+    @field_validator("cpu")
+    @classmethod
+    def _cpu_amount(cls, value: float) -> float:
+        return check_amount("cpu", value)
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu_amount(cls, value: float) -> float:
+        if value > 1 and value != int(value):
+            raise ValueError(f"gpu is {value:g}: a task takes a share of one GPU (below 1) or whole GPUs, "
+                             f"e.g. {int(value)} or {int(value) + 1}")
+        return check_amount("gpu", value)
+
     @field_validator("custom")
     @classmethod
-    def _no_builtin_names(cls, value: dict[str, float]) -> dict[str, float]:
+    def _custom_names_and_amounts(cls, value: dict[str, float]) -> dict[str, float]:
         for name, amount in value.items():
             if name in ("CPU", "GPU", "memory"):
                 raise ValueError(f"'{name}' is a built-in resource: set it with cpu/gpu/memory_mb instead of custom")
+            if not RESOURCE_NAME.fullmatch(name):
+                raise ValueError(f"custom resource name {name!r} must be 1-128 letters, digits or _ . : / -")
             if amount < 0:
                 raise ValueError(f"custom resource '{name}' is negative ({amount}): use a value >= 0")
+            check_amount(f"custom resource '{name}'", amount)
         return value
 
     @model_validator(mode="after")
@@ -94,7 +141,8 @@ class Resources(SpecModel):
 class RoleSpec(SpecModel):
     """How many tasks of one role, and what each gets."""
 
-    count: int = Field(1, ge=0, description="Number of tasks of this role (chief and evaluator: 0 or 1).")
+    count: Count = Field(1, description="Number of tasks of this role (chief and evaluator: 0 or 1; at most "
+                         f"{MAX_TASKS_PER_ROLE}).")
     resources: Resources = Field(default_factory=Resources, description="Resources of each task of this role.")
 
 
@@ -113,7 +161,7 @@ class Entrypoint(SpecModel):
     module: str | None = Field(
         None, description="A Python module run as `python -m MODULE` in a subprocess with TF_CONFIG set."
     )
-    args: dict[str, Union[str, int, float, bool]] = Field(
+    args: dict[str, Union[StrictBool, StrictInt, StrictFloat, StrictStr]] = Field(
         default_factory=dict,
         description="Arguments: keywords for a function; `--key=value` flags for a script or module.",
     )
@@ -126,8 +174,17 @@ class Entrypoint(SpecModel):
                 "set exactly one of function ('pkg.mod:fn'), script ('train.py') or module ('pkg.train'); "
                 f"got {', '.join(given) or 'none'}"
             )
-        if self.function and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", self.function):
+        if self.function and not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", self.function):
             raise ValueError(f"function '{self.function}' must look like 'package.module:function'")
+        if self.module and not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", self.module):
+            raise ValueError(f"module '{self.module}' must be a dotted module name, e.g. 'trainer.task'")
+        for key, value in self.args.items():
+            if not re.fullmatch(r"[A-Za-z_][\w-]*", key):
+                raise ValueError(f"args: {key!r} is not a usable name: letters, digits, '_' or '-', not first a digit")
+            if isinstance(value, str) and "\0" in value:
+                raise ValueError(f"args.{key}: a NUL character cannot be passed to a process")
+        if self.script and "\0" in self.script:
+            raise ValueError("script: a path cannot contain a NUL character")
         return self
 
     @property

@@ -127,6 +127,7 @@ class Recovering(State):
     name = JobState.RECOVERING
     reason: RecoveryReason
     backoff_s: float = 0.0
+    quarantine: str | None = None  # the restore checkpoint to set aside first (its restore failed)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from controller.lease import Holder
 from controller.plan import TaskSpec
 from controller.wire import TaskEnd, TaskKey, TaskLaunch
 
@@ -40,6 +41,10 @@ class TaskInfo:
 
 class TaskGroup(Protocol):
     """What the controller needs from the thing that runs tasks."""
+
+    def claim(self, holder: Holder) -> None:
+        """Take the job's lease on the cluster for this driver, or raise JobRunningError naming the driver that
+        holds it (a driver's lease ends with it)."""
 
     def provision(self, tasks: list[TaskSpec], placement: str, timeout_s: float) -> None:
         """Reserve every task's resources at once (gang), or raise SchedulingTimeoutError.

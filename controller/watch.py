@@ -23,13 +23,14 @@ from controller.events import DrainNotice, Grow, PreemptionNotice, task_reported
 from controller.failure_policy import BatchDecision, FailureAction, FailurePolicy
 from controller.job_store import JobStore
 from controller.launch import replacement_launch
-from controller.observer import Observation, Observer
+from controller.observer import Drain, Observation, Observer
 from controller.plan import plan
 from controller.scaling_policy import ScalingPolicy
 from controller.spec import JobSpec, Role
 from controller.state import Failed, Recovering, RecoveryReason, Running, State, Succeeded, TaskStatus
 from controller.task_group import NodeLostError, TaskGroup, TaskStartError
 from controller.task_table import TaskTable
+from controller.text import compact
 from controller.wire import FailureCause, TaskEnd, TaskKey, TaskLaunch
 
 log = logging.getLogger("tfray")
@@ -44,19 +45,19 @@ class Watch:
     attempt: Attempt
     observer: Observer
     scaling: ScalingPolicy
+    failure_policy: FailurePolicy
     clock: Callable[[], float]
     started_at: float
     launches: dict[TaskKey, TaskLaunch] = field(default_factory=dict)
+    restored: str | None = None  # the checkpoint this run of the cluster restored
+    coordinator_told: bool = False  # a PSS server's notice went to the coordinator in this run
     result: Any = None  # what the chief's entrypoint returned
 
-    def __post_init__(self) -> None:
-        self.failure_policy = FailurePolicy(self.spec.strategy.value, self.spec.failure,
-                                            settle_s=settings.FAILURE_SETTLE_S,
-                                            notice_grace_s=self.spec.timeouts.preemption_grace_s)
-
-    def begin(self, launches: dict[TaskKey, TaskLaunch]) -> Running:
-        """A run of the cluster was launched: watch it from here."""
+    def begin(self, launches: dict[TaskKey, TaskLaunch], restored: str | None) -> Running:
+        """A run of the cluster was launched (restoring ``restored``): watch it from here."""
         self.launches = dict(launches)
+        self.restored = restored
+        self.coordinator_told = False
         self.observer.begin_run()
         return Running()
 
@@ -64,8 +65,11 @@ class Watch:
         """One observation, and the answer to it."""
         seen = self.observer.observe(settings.POLL_INTERVAL_S)
         checkpointed = self.take(seen)
+        for key in seen.notices:  # a server cannot save: the coordinator saves for the whole PSS cluster
+            if self.tasks.spec(key).runs_server:
+                self._notice_coordinator(key, "got a preemption notice (SIGTERM)")
         for drain in seen.drains:
-            self._give_notice(drain.key, drain.node, drain.deadline)
+            self._give_notice(drain)
         for end in seen.finished:
             self._finished(end)
             if end.key == self.tasks.chief.key:
@@ -96,11 +100,11 @@ class Watch:
 
     def _carry_out(self, batch: BatchDecision, state: Running) -> State:
         if batch.action is FailureAction.FAIL:
-            return Failed("\n".join(f"{self.tasks.describe(d.task)} failed: {d.error} [{d.reason}]"
+            return Failed("\n".join(f"{self.tasks.describe(d.task)} failed: {compact(d.error)} [{d.reason}]"
                                     for d in batch.decisions if d.action is FailureAction.FAIL))
         if batch.action is FailureAction.RESTART_CLUSTER:
             self.attempt.restarts += 1
-            return Recovering(batch.recovery, batch.backoff_s)
+            return Recovering(batch.recovery, batch.backoff_s, quarantine=self.restored if batch.quarantine else None)
         for decision in batch.decisions:
             if decision.action is FailureAction.REPLACE_TASK:
                 self._replace(decision.task)
@@ -174,12 +178,28 @@ class Watch:
         registered = [self.store.register(report) for report in seen.checkpoints]
         return any(record is not None for record in registered)
 
-    def _give_notice(self, key: TaskKey, node: str, deadline: float) -> None:
+    def _give_notice(self, drain: Drain) -> None:
         """A node being drained (Ray's drain API; a cloud reclaiming a spot VM) is a preemption notice."""
-        log.warning("%s: its node %s is being drained%s; sending it a preemption notice", key, node[:12],
-                    f" (deadline in {deadline - time.time():.0f}s)" if deadline else "")
-        self.attempt.add(DrainNotice(task=str(key), node=node, deadline=deadline or None))
-        self.group.give_notice(key)
+        log.warning("%s: its node %s is being drained%s", drain.key, drain.node[:12],
+                    f" (deadline in {drain.deadline - time.time():.0f}s)" if drain.deadline else "")
+        self.attempt.add(DrainNotice(task=str(drain.key), node=drain.node, deadline=drain.deadline or None))
+        if self.tasks.spec(drain.key).runs_server:
+            self._notice_coordinator(drain.key, "is on a node being drained")
+        else:
+            log.warning("%s is sent a preemption notice: it saves at its next step boundary", drain.key)
+            self.group.give_notice(drain.key)
+
+    def _notice_coordinator(self, server: TaskKey, why: str) -> None:
+        """A PSS server's notice goes to the coordinator (once a run): it saves at its next step boundary and
+        stops, the servers serving until then; the restart then loses no completed step."""
+        chief = self.tasks.chief.key
+        if self.coordinator_told or not self.tasks.alive(chief):
+            return
+        self.coordinator_told = True
+        log.warning("%s %s: %s is sent the notice, to save at its next step boundary while %s still serves",
+                    server, why, chief, server)
+        self.attempt.add(PreemptionNotice(task=str(chief), via=str(server)))
+        self.group.give_notice(chief)
 
 
 def _first_per_task(ends: tuple[TaskEnd, ...]) -> tuple[TaskEnd, ...]:

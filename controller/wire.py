@@ -77,6 +77,7 @@ class FailureCause(str, enum.Enum):
     HUNG = "hung"  # no heartbeat within timeouts.heartbeat_s (set by the controller)
     INFRASTRUCTURE = "infrastructure"  # Ray or gRPC failed under the task (a server it used is gone)
     START_FAILED = "start_failed"  # a replacement could not be started (set by the controller)
+    CHECKPOINT_UNREADABLE = "checkpoint_unreadable"  # restoring the checkpoint failed with a data error
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class ActorConfig(TaskIdentity):
     gather_timeout_s: float
     output_tail_lines: int
     server_probe_max_s: float
+    exit_handlers_s: float
 
 
 @dataclass(frozen=True)

@@ -101,8 +101,10 @@ def train_fit(ctx, epochs: int = 10, steps_per_epoch: int = 30, per_worker_batch
 
 
 def train_ctl(ctx, epochs: int = 10, steps_per_epoch: int = 30, per_worker_batch: int = 32,
-              learning_rate: float = 0.005, hidden_units: int = 64) -> dict:
-    """PSS with a custom loop: ``ClusterCoordinator.schedule`` over per-worker datasets."""
+              learning_rate: float = 0.005, hidden_units: int = 64, notice_check_steps: int = 10) -> dict:
+    """PSS with a custom loop: ``ClusterCoordinator.schedule`` over per-worker datasets. Every
+    ``notice_check_steps`` steps it waits for them and looks for a preemption notice (any task's notice
+    reaches the coordinator): it saves that step and stops, so the restart loses no completed step."""
     if ctx.role == "evaluator":
         return _sidecar(ctx, hidden_units)
     import tensorflow as tf
@@ -143,11 +145,18 @@ def train_ctl(ctx, epochs: int = 10, steps_per_epoch: int = 30, per_worker_batch
         x, y = next(iterator)
         return strategy.run(replica_fn, args=(x, y))
 
+    from workers.preemption import TaskPreempted
+
     for epoch in range(initial_epoch, epochs):
         started = time.perf_counter()
-        for _ in range(steps_per_epoch):
-            coordinator.schedule(step_fn, args=(iterator,))
-        coordinator.join()  # lost closures are re-run on the remaining workers
+        for done in range(0, steps_per_epoch, notice_check_steps):
+            for _ in range(min(notice_check_steps, steps_per_epoch - done)):
+                coordinator.schedule(step_fn, args=(iterator,))
+            coordinator.join()  # lost closures are re-run on the remaining workers
+            if ctx.preemption_notice is not None:  # any task's notice reaches the coordinator: save, then stop
+                step = int(optimizer.iterations.numpy())
+                save(ctx, model, step, epoch=epoch)
+                raise TaskPreempted(f"{ctx.task}: saved at step {step} on a preemption notice")
         step = int(optimizer.iterations.numpy())
         values = {"epoch": epoch + 1, "loss": float(train_loss.result()), "accuracy": float(train_accuracy.result()),
                   "examples_per_s": steps_per_epoch * per_worker_batch / (time.perf_counter() - started)}

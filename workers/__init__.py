@@ -6,6 +6,6 @@ sees, and ``workers.keras`` holds the Keras callback and restore helper.
 This package is the only place TensorFlow is imported.
 """
 
-from workers.context import TaskContext, get_context
+from workers.context import CheckpointUnreadable, TaskContext, get_context
 
-__all__ = ["TaskContext", "get_context"]
+__all__ = ["CheckpointUnreadable", "TaskContext", "get_context"]

@@ -29,6 +29,12 @@ log = logging.getLogger("tfray.task")
 CONTEXT_ENV = "TFRAY_CONTEXT"  # JSON of the context's fields, in the training process's environment
 STOP_FILE_ENV = "TFRAY_STOP_FILE"  # appears when a side-car task should finish (training is over)
 
+class CheckpointUnreadable(RuntimeError):
+    """The checkpoint to restore cannot be read (cut short, altered, a file missing). Raised by
+    ``workers.keras.restore``; raise it from your own restore code too: the controller then sets that
+    checkpoint aside and restarts from the one before, instead of failing the job as a bug."""
+
+
 _current: "TaskContext | None" = None
 # Set by the launcher (workers/zygote.py) in the training process: where reports go (the actor's pipe).
 REPORT_SENDER: Callable[[dict], None] | None = None
@@ -77,6 +83,7 @@ class TaskContext(TaskIdentity):
         self.preemption_grace_s = preemption_grace_s
         self._injector: FaultInjector | None = None
         self._notice: float | None = None
+        self._notice_handled = False  # SIGTERM is this context's preemption notice
 
     # ------------------------------------------------------------- reporting
 
@@ -91,7 +98,7 @@ class TaskContext(TaskIdentity):
     def arm_faults(self) -> None:
         """Start injecting this task's faults in this process (the one that trains)."""
         if self._injector is None and self.faults:
-            self._injector = FaultInjector(self.task, self.faults)
+            self._injector = FaultInjector(self.task, self.faults, report=self._send)
             self._injector.start()
 
     @property
@@ -182,12 +189,16 @@ def context_from_env(send: Callable[[dict], None] | None) -> TaskContext:
                        stop_requested=(lambda: os.path.exists(stop_file)) if stop_file else None)
 
 
-def attach(send: Callable[[dict], None] | None) -> TaskContext:
-    """Make this process the task's training process: its context, its faults armed, SIGTERM a notice."""
+def attach(send: Callable[[dict], None] | None, handle_notice: bool = True) -> TaskContext:
+    """Make this process the task's training process: its context, its faults armed, and (unless
+    ``handle_notice`` is false: a script that never asks for its context keeps SIGTERM's default) SIGTERM
+    a preemption notice."""
     global _current
-    _current = context_from_env(send)
-    _current.arm_faults()
-    install_notice_handler(_current, _current.preemption_grace_s)
+    if _current is None:
+        _current = context_from_env(send)
+        _current.arm_faults()
+    if handle_notice and not _current._notice_handled:
+        _current._notice_handled = install_notice_handler(_current, _current.preemption_grace_s)
     return _current
 
 
@@ -199,6 +210,8 @@ def current() -> TaskContext | None:
 def get_context() -> TaskContext:
     """The running task's context: the one the controller sent, or a stand-alone one outside it."""
     global _current
+    if os.environ.get(CONTEXT_ENV):
+        return attach(REPORT_SENDER)
     if _current is None:
-        _current = attach(REPORT_SENDER) if os.environ.get(CONTEXT_ENV) else _standalone_context()
+        _current = _standalone_context()
     return _current

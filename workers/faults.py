@@ -15,6 +15,10 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from typing import Callable
+
+from controller import wire
+from controller.wire import TaskKey
 
 
 class InjectedFault(RuntimeError):
@@ -24,9 +28,10 @@ class InjectedFault(RuntimeError):
 class FaultInjector:
     """Fires the faults of one task (each at most once)."""
 
-    def __init__(self, task: str, faults: list[dict] | tuple = ()):
+    def __init__(self, task: str, faults: list[dict] | tuple = (), report: Callable[[dict], None] | None = None):
         self.task = task
         self.faults = [dict(f) for f in faults]
+        self.report = report  # tells the controller a fault fired (the job's summary lists them)
         self._pending_raise: dict | None = None
         self._timers: list[threading.Timer] = []
 
@@ -56,9 +61,12 @@ class FaultInjector:
             raise InjectedFault(f"injected fault in {self.task}: {fault}")
 
     def _fire(self, fault: dict) -> None:
+        planned = {k: v for k, v in fault.items() if k != "fired"}
         fault["fired"] = True
         action = fault["action"]
         print(f"[tfray] injecting fault '{action}' into {self.task} (pid {os.getpid()})", flush=True)
+        if self.report is not None:  # before the fault: a killed process reports nothing after it
+            self.report(wire.event_report(TaskKey.parse(self.task), "fault_fired", fault=planned))
         if action == "raise":
             self._pending_raise = fault
         elif action == "kill":

@@ -13,9 +13,13 @@ import time
 
 import tensorflow as tf
 
-from workers.context import TaskContext
+from workers.context import CheckpointUnreadable, TaskContext
 
 CKPT_PREFIX = "ckpt"
+# What reading a torn or altered checkpoint raises: TF's data errors, and a short read ("Read less bytes
+# than requested") surfaces as IndexError.
+DATA_ERRORS = (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError,
+               tf.errors.InvalidArgumentError, IndexError)
 
 
 _checkpoints: dict[int, tf.train.Checkpoint] = {}
@@ -33,7 +37,10 @@ def restore(ctx: TaskContext, model) -> int:
     """Load the newest complete checkpoint into ``model`` (compiled, built); return the epoch to start at."""
     if not ctx.latest_checkpoint:
         return 0
-    _checkpoint(model).read(os.path.join(ctx.latest_checkpoint, CKPT_PREFIX)).expect_partial()
+    try:
+        _checkpoint(model).read(os.path.join(ctx.latest_checkpoint, CKPT_PREFIX)).expect_partial()
+    except DATA_ERRORS as err:  # a torn or altered file: the controller falls back to the checkpoint before
+        raise CheckpointUnreadable(f"{ctx.latest_checkpoint}: {type(err).__name__}: {err}") from err
     return int(ctx.latest_checkpoint_epoch or 0)
 
 

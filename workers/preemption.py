@@ -24,8 +24,9 @@ class TaskPreempted(RuntimeError):
     """Raised by training code once it has saved on a preemption notice."""
 
 
-def install_notice_handler(ctx, grace_s: float) -> bool:
-    """Make SIGTERM set ``ctx.preemption_notice`` (and arm a hard stop after ``grace_s``).
+def install_notice_handler(ctx, grace_s: float, keeps: str = "saves at the next step boundary") -> bool:
+    """Make SIGTERM set ``ctx.preemption_notice`` (and arm a hard stop after ``grace_s``); ``keeps`` says
+    what the task does meanwhile.
 
     Returns False when it cannot (not the main thread), leaving the default.
     """
@@ -36,8 +37,8 @@ def install_notice_handler(ctx, grace_s: float) -> bool:
         if ctx.preemption_notice is not None:
             return
         ctx.preemption_notice = time.time()
-        print(f"[tfray] {ctx.task} got SIGTERM: preemption notice; saving at the next step boundary "
-              f"(stopped for good in {grace_s:g}s)", flush=True)
+        print(f"[tfray] {ctx.task} got SIGTERM: a preemption notice; it {keeps} (stopped for good in "
+              f"{grace_s:g}s)", flush=True)
         timer = threading.Timer(grace_s, os.kill, args=(os.getpid(), signal.SIGKILL))
         timer.daemon = True
         timer.start()

@@ -34,12 +34,16 @@ import traceback
 
 from controller import wire
 from controller.wire import ActorConfig, FailureCause, TaskEnd, TaskLaunch
-from workers.context import CONTEXT_ENV, STOP_FILE_ENV, TaskContext
+from workers.context import CONTEXT_ENV, STOP_FILE_ENV, CheckpointUnreadable, TaskContext
 from workers.heartbeat import Heartbeat
 from workers.launcher_client import LauncherClient, LauncherDied
 from workers.preemption import TaskPreempted
 from workers.server_probe import wait_for_servers
 from workers.task_storage import TaskStorage
+
+# Exceptions from the training process that are not bugs in the user's code.
+ERROR_CAUSES = {TaskPreempted.__name__: FailureCause.STOPPED_ON_NOTICE,
+                CheckpointUnreadable.__name__: FailureCause.CHECKPOINT_UNREADABLE}
 
 
 class TaskActor:
@@ -141,7 +145,8 @@ class TaskActor:
             json.dump({"env": env, "sys_path": list(launch.sys_path), "kind": kind,
                        "cwd": launch.sys_path[0] if launch.sys_path and kind in ("script", "module") else None,
                        "target": launch.entrypoint_target, "args": launch.args, "argv": list(launch.argv),
-                       "alive_interval_s": self.config.alive_interval_s}, f)
+                       "alive_interval_s": self.config.alive_interval_s,
+                       "exit_handlers_s": self.config.exit_handlers_s}, f)
         report_r, report_w = os.pipe()
         out_r, out_w = os.pipe()
         try:
@@ -179,10 +184,10 @@ class TaskActor:
                                   f"{self.key}'s process was killed by signal {-code}; {last}")
         error = ends.get(wire.ERROR)
         if error is not None:
-            if error["type"] == TaskPreempted.__name__:
-                return TaskEnd.failed(self.key, FailureCause.STOPPED_ON_NOTICE, error["message"])
-            return TaskEnd.failed(self.key, FailureCause.USER_ERROR,
-                                  f"{error['type']}: {error['message']}\n{error['traceback']}")
+            cause = ERROR_CAUSES.get(error["type"], FailureCause.USER_ERROR)
+            text = error["message"] if cause is FailureCause.STOPPED_ON_NOTICE else \
+                f"{error['type']}: {error['message']}\n{error['traceback']}"
+            return TaskEnd.failed(self.key, cause, text)
         if code != 0:
             return TaskEnd.failed(self.key, FailureCause.USER_ERROR,
                                   f"{launch.entrypoint_target} exited with code {code}; {last}")

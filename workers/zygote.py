@@ -126,9 +126,40 @@ class _Reports:
         threading.Thread(target=beat, name="tfray-alive", daemon=True).start()
 
 
+def _own_exit_handlers() -> None:
+    """The fork copied the launcher's atexit handlers and finalizers: they are not this process's to run.
+    Start clean, keeping the hooks that run this process's own at its end: multiprocessing's temporary
+    folders (``pymp-*``), ``weakref.finalize`` objects such as ``tempfile.TemporaryDirectory``, and
+    logging's flush. (``weakref.finalize._registry`` is private, but the only way to drop inherited ones.)"""
+    import atexit
+    import logging
+    import weakref
+
+    atexit._clear()
+    weakref.finalize._registry.clear()
+    weakref.finalize._registered_with_atexit = False  # the next finalize registers its hook again
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:  # imported by the launcher: multiprocessing forgets its parent's, as after its forks
+        mp_util._finalizer_registry.clear()
+        sys.modules["multiprocessing.process"].current_process()._config.pop("tempdir", None)
+        atexit.register(mp_util._exit_function)
+    atexit.register(logging.shutdown)
+
+
+def _run_exit_handlers(bound_s: float, code: int) -> None:
+    """This process's atexit handlers, as a normal interpreter exit runs them; one that hangs does not keep
+    the task from ending (the exit code stays the entrypoint's)."""
+    import atexit
+
+    watchdog = threading.Timer(bound_s, os._exit, args=(code,))
+    watchdog.daemon = True
+    watchdog.start()
+    atexit._run_exitfuncs()
+
+
 def _child(request_path: str, report_fd: int, out_fd: int) -> None:
     """In the forked process: become the task's training process, run the entrypoint, exit."""
-    code, reports = 1, None
+    code, reports, exit_bound_s = 1, None, 0.0
     try:
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
@@ -137,9 +168,11 @@ def _child(request_path: str, report_fd: int, out_fd: int) -> None:
         if os.getppid() == 1:  # the launcher died before the line above
             os._exit(1)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _own_exit_handlers()
         with open(request_path) as f:
             request = json.load(f)
         os.remove(request_path)
+        exit_bound_s = request["exit_handlers_s"]
         reports = _Reports(report_fd)
         reports.keep_alive(request["alive_interval_s"])
         code = _run(request, reports)
@@ -152,10 +185,12 @@ def _child(request_path: str, report_fd: int, out_fd: int) -> None:
             reports.send({"kind": wire.ERROR, "type": type(err).__name__, "message": str(err), "traceback": text})
     finally:
         try:
+            if exit_bound_s:
+                _run_exit_handlers(exit_bound_s, code)
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
-            os._exit(code)  # no atexit handlers: they belong to the launcher
+            os._exit(code)  # after this process's own exit handlers; never the launcher's
 
 
 def _run(request: dict, reports: _Reports) -> int:
@@ -172,7 +207,7 @@ def _run(request: dict, reports: _Reports) -> int:
     kind, target = request["kind"], request["target"]
     context.REPORT_SENDER = reports.send  # every context in this process reports through the actor's pipe
     if kind == "serve":
-        _serve(context.context_from_env(reports.send))  # a server keeps SIGTERM's default: nothing to save
+        _serve(context.attach(reports.send, handle_notice=False))  # its own notice handler: it serves on
         return 0
     if kind == "function":
         ctx = context.get_context()
@@ -184,6 +219,7 @@ def _run(request: dict, reports: _Reports) -> int:
         reports.send({"kind": wire.RESULT, "value": value})
         return 0
     sys.argv = [target, *request["argv"]]
+    context.attach(reports.send, handle_notice=False)  # its timed faults fire even if it never asks for it
     if kind == "script":
         sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
         runpy.run_path(target, run_name="__main__")
@@ -193,10 +229,14 @@ def _run(request: dict, reports: _Reports) -> int:
 
 
 def _serve(ctx) -> None:
-    """PSS ps/worker: serve a tf.distribute.Server on the reserved port until killed."""
+    """PSS ps/worker: serve a tf.distribute.Server on the reserved port until killed (a notice is reported and
+    the server goes on, for the coordinator to save through it)."""
     import tensorflow as tf
 
-    ctx.arm_faults()
+    from workers.preemption import install_notice_handler
+
+    # A notice (SIGTERM) must not take the server down at once: the coordinator saves through it first.
+    install_notice_handler(ctx, ctx.preemption_grace_s, keeps="serves until the coordinator has saved")
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type,
                                   task_index=resolver.task_id, protocol="grpc", start=True)

@@ -59,7 +59,8 @@ def test_drained_node_notice_then_smaller_then_grow_back(cluster, tmp_path):
         ("resize", 1), ("grow", 2), ("resize", 2)]
     decided = [e for e in events if isinstance(e, Decision)]
     assert decided and {e.cause for e in decided} == {"stopped_on_notice"}
-    assert decided[-1].spent == {"max_preemptions": 1, "max_task_failures": 0, "max_infrastructure_failures": 0}
+    assert decided[-1].spent == {"max_preemptions": 1, "max_task_failures": 0, "max_infrastructure_failures": 0,
+                                 "max_corrupt_checkpoints": 0}
     first = next(e for e in events if isinstance(e, Restart))
     before = [r["step"] for r in read_metrics(spec.job_dir) if r["restart"] == 0 and r["task"] == "chief-0"]
     assert max(before) <= first.from_step  # saved on the notice: no completed step lost

@@ -39,7 +39,8 @@ def test_an_injected_exception_fails_fast_without_spending_a_retry(local_ray, tm
     assert "InjectedFault: injected fault in chief-0" in result.message
     decided = [e for e in result.events if isinstance(e, Decision)]
     assert result.restarts == 0 and decided[-1].spent == {
-        "max_preemptions": 0, "max_task_failures": 0, "max_infrastructure_failures": 0}
+        "max_preemptions": 0, "max_task_failures": 0, "max_infrastructure_failures": 0,
+        "max_corrupt_checkpoints": 0}
     assert_nothing_left()
 
 

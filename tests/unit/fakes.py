@@ -19,7 +19,10 @@ PS0, EVAL = TaskKey("ps", 0), TaskKey("evaluator", 0)
 class FakeTaskGroup:
     """Does what it is told. ``provision_error`` may be a callable of the task list (to fit some sizes)."""
 
-    def __init__(self, *, provision_error=None, start_error=None, replace_error=None, capacity: bool = False):
+    def __init__(self, *, provision_error=None, start_error=None, replace_error=None, capacity: bool = False,
+                 claim_error=None):
+        self.claim_error = claim_error
+        self.holder = None  # the driver that claimed the job
         self.provision_error = provision_error
         self.start_error = start_error
         self.replace_error = replace_error
@@ -37,6 +40,11 @@ class FakeTaskGroup:
         self.killed: list[TaskKey] = []
         self.notices: list[TaskKey] = []
         self.stops = self.sidecar_stops = self.shutdowns = 0
+
+    def claim(self, holder):
+        if self.claim_error:
+            raise self.claim_error
+        self.holder = holder
 
     def provision(self, tasks, placement, timeout_s):
         self.provisions.append((len(tasks), timeout_s))

@@ -21,6 +21,22 @@ def sleep(ctx, seconds: float = 60) -> None:
     time.sleep(seconds)
 
 
+_KEPT = []  # alive until the process ends, as a script's own objects would be
+
+
+def leave_temporaries(ctx, marker: str) -> dict:
+    """What a stock script leaves for its interpreter's exit: an atexit handler, a TemporaryDirectory and a
+    multiprocessing temp folder (pymp-*); where they are."""
+    import atexit
+    import multiprocessing.util
+    import tempfile
+
+    atexit.register(lambda: open(marker, "w").write("ran"))
+    kept = tempfile.TemporaryDirectory(prefix="tfray-test-")
+    _KEPT.append(kept)
+    return {"temporary_directory": kept.name, "pymp": multiprocessing.util.get_temp_dir()}
+
+
 if __name__ == "__main__":
     from workers import get_context
 

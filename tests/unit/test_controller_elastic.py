@@ -42,7 +42,8 @@ def test_elastic_job_shrinks_when_capacity_is_short_and_grows_back_at_a_checkpoi
     result = controller.outcome()
     assert result.restarts == 2
     assert [d.spent for d in result.events if isinstance(d, Decision)] == [
-        {"max_preemptions": 1, "max_task_failures": 0, "max_infrastructure_failures": 0}]  # the grow spent nothing
+        {"max_preemptions": 1, "max_task_failures": 0, "max_infrastructure_failures": 0,
+        "max_corrupt_checkpoints": 0}]  # the grow spent nothing
     sized = [(type(e).__name__, e.workers) for e in result.events if isinstance(e, (Resize, Grow))]
     assert sized == [("Resize", 1), ("Grow", 2), ("Resize", 2)]
     assert [e.reason for e in result.events if isinstance(e, Restart)] == ["capacity_lost", "grow"]

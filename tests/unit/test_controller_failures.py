@@ -119,7 +119,7 @@ def test_a_preemption_does_not_spend_the_task_failure_budget(tmp_path):
     group.ends = [fakes.died(PS0, FailureCause.NODE_LOST, "node gone")]
     assert controller.step() == Recovering(RecoveryReason.CAPACITY_LOST, 0.0)
     assert decisions(controller)[0].spent == {"max_preemptions": 1, "max_task_failures": 0,
-                                              "max_infrastructure_failures": 0}
+                                              "max_infrastructure_failures": 0, "max_corrupt_checkpoints": 0}
 
 
 def test_pss_succeeds_when_the_chief_finishes_and_the_evaluator_is_stopped(tmp_path):

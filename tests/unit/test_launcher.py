@@ -36,7 +36,8 @@ def _run(launcher, tmp_path, kind, target, args=None, argv=(), on_pid=None, env=
     request = tmp_path / f"request-{time.monotonic_ns()}.json"
     request.write_text(json.dumps({"env": {CONTEXT_ENV: ctx.to_env(), **(env or {})}, "sys_path": [REPO],
                                    "kind": kind, "cwd": None, "target": target, "args": args or {},
-                                   "argv": list(argv), "alive_interval_s": 1.0}))
+                                   "argv": list(argv), "alive_interval_s": 1.0,
+                                   "exit_handlers_s": 10.0}))
     report_r, report_w = os.pipe()
     out_r, out_w = os.pipe()
     pid = launcher.fork(str(request), report_w, out_w)
@@ -92,6 +93,17 @@ def test_a_script_runs_as_main_with_its_argv_and_exit_code(launcher, tmp_path):
     assert code == 3
     assert "main with ['--exit', '3']" in output
     assert any(r["kind"] == "metrics" for r in records)  # get_context() reports through the pipe
+
+
+def test_a_run_ends_as_an_interpreter_would_its_atexit_and_temporaries_cleaned(launcher, tmp_path):
+    marker = tmp_path / "atexit-ran"
+    _, code, records, _ = _run(launcher, tmp_path, "function", "tests.unit.launcher_entrypoints:leave_temporaries",
+                               args={"marker": str(marker)})
+    assert code == 0
+    left = next(r for r in records if r["kind"] == "result")["value"]
+    assert marker.read_text() == "ran"  # the entrypoint's own atexit handler
+    assert not os.path.exists(left["temporary_directory"]) and not os.path.exists(left["pymp"])
+    assert launcher.alive()  # and the launcher's own handlers stayed the launcher's
 
 
 def test_a_launcher_that_dies_is_reported_not_waited_on(tmp_path):

@@ -154,5 +154,5 @@ def test_fault_command_line_form(text, fields):
 def test_bad_fault_command_line_form():
     from controller.spec import FaultSpec
 
-    with pytest.raises(ValueError, match="must look like worker-1:kill@step=50"):
+    with pytest.raises(ValueError, match="must look like TASK:ACTION@WHEN, e.g. worker-1:kill@step=50"):
         FaultSpec.parse("worker-1 kill")

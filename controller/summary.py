@@ -1,0 +1,50 @@
+"""What ``tfray run`` prints when a job ends: how it ended, what failed, which faults fired, what is left.
+
+Only files that exist are named, and every planned fault is accounted for:
+fired (and when) or never fired (the job ended before its moment came, or a
+script reported no steps).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from controller.events import TaskReported
+from controller.job import JobResult
+from controller.metrics import METRICS_FILE
+from controller.spec import FaultSpec, JobSpec
+from controller.state import JobState
+from controller.status import group_failures
+
+
+def fault_lines(faults: list[FaultSpec], events: list) -> list[str]:
+    """One line per planned fault: fired or not."""
+    fired = [e.details.get("fault", {}) for e in events if isinstance(e, TaskReported) and e.what == "fault_fired"]
+    lines = []
+    for fault in faults:
+        planned = fault.model_dump(mode="json")
+        when = (f"step {fault.at_step}" if fault.at_step is not None else f"the save of step {fault.at_save}"
+                if fault.at_save is not None else f"{fault.after_s:g}s after start")
+        what = f"{fault.action.value} {fault.task} at {when} (run {fault.restart} of the cluster)"
+        hit = any(all(f.get(k) == v for k, v in planned.items()) for f in fired)
+        lines.append(f"fault {what}: {'fired' if hit else 'never fired (its moment did not come)'}")
+    return lines
+
+
+def summary_lines(spec: JobSpec, result: JobResult) -> list[str]:
+    lines = [f"job {spec.name} {result.state.value} (attempt {result.attempt}, {result.restarts} cluster "
+             f"restart(s)): {result.message}"]
+    lines += [f"  {line}" for line in group_failures(result.events)]
+    gone = [task for task, status in result.statuses.items() if status in ("FAILED", "LOST")]
+    if gone and result.state is JobState.SUCCEEDED:
+        lines.append(f"  finished without: {', '.join(gone)}")
+    lines += [f"  {line}" for line in fault_lines(spec.faults, result.events)]
+    if isinstance(result.result, dict) and "val_accuracy" in result.result:
+        lines.append(f"final validation accuracy: {result.result['val_accuracy']:.4f} at step "
+                     f"{result.result.get('step')}")
+    if result.latest_checkpoint:
+        lines.append(f"latest checkpoint: step {result.latest_checkpoint.step} at {result.latest_checkpoint.path}")
+    metrics = Path(result.job_dir) / METRICS_FILE
+    if metrics.exists():
+        lines.append(f"metrics: {metrics}")
+    return lines
