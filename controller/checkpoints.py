@@ -120,9 +120,9 @@ class CheckpointManifest:
         shutil.rmtree(self.job_dir / CHECKPOINTS_DIR / WORKERTEMP_DIR, ignore_errors=True)
 
     def _prune(self) -> None:
-        prunable = [r for r in self.records if r.step not in self.protected]
-        while len(self.records) > self.keep and prunable:
-            old = prunable.pop(0)
+        """Keep the newest ``keep`` and any a restart is restoring; delete the rest."""
+        kept = self.records[-self.keep:] + [r for r in self.records if r.step in self.protected]
+        for old in [r for r in self.records if r not in kept]:
             self.records.remove(old)
             shutil.rmtree(old.path, ignore_errors=True)
 

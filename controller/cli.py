@@ -22,7 +22,7 @@ from controller.dry_run import render_plan
 from controller.entrypoint import check_entrypoint
 from controller.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
 from controller.lease import FileLease, JobRunningError, running_message
-from controller.preflight import check_storage
+from controller.preflight import check_storage, exposure_warning
 from controller.record import TornRecordError
 from controller.spec import FaultSpec, SpecError, format_validation_error, load_spec, parse_spec
 from controller.status import format_status
@@ -140,6 +140,9 @@ def cmd_run(args) -> int:
     def on_progress(progress) -> None:
         print(f"progress {progress.line()}", flush=True)
 
+    warning = exposure_warning(spec, joining_cluster=bool(args.address or os.environ.get("RAY_ADDRESS")))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     _init_ray(args.address, args.num_cpus)
 
     def on_sigterm(signum, frame):

@@ -1,10 +1,16 @@
-"""Checks on this machine before anything starts: can the job's storage path be created and written?
+"""Checks on this machine before anything starts: the storage path, and what a run exposes.
 
-A path like ``/proc/x`` or a read-only mount passes the spec's model and
-would fail after Ray started, with a traceback from every task. Here it is
-tried for real, in the nearest folder that exists, with a temporary folder
-that is removed at once. A storage URI is not checked (the head's mirror
-is).
+A storage path like ``/proc/x`` or a read-only mount passes the spec's model
+and would fail after Ray started, with a traceback from every task. Here it
+is tried for real, in the nearest folder that exists, with a temporary
+folder that is removed at once. A storage URI is not checked (the head's
+mirror is).
+
+TensorFlow's gRPC servers listen on every interface: ``GrpcServer::Init``
+(tensorflow/core/distributed_runtime/rpc/grpc_server_lib.cc) binds
+``"0.0.0.0:" + port`` and takes no address, and they have no
+authentication. Nothing here can narrow that, so a run that starts them
+says so once (README, "What a run exposes").
 """
 
 from __future__ import annotations
@@ -34,3 +40,12 @@ def check_storage(spec: JobSpec) -> None:
                         "storage_path this user can write") from None
     if folder.exists() and not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
         raise SpecError(f"{where}: this user cannot read and write it")
+
+
+def exposure_warning(spec: JobSpec, joining_cluster: bool) -> str | None:
+    """The one warning of a local run whose tasks serve TensorFlow's gRPC (None when there are none)."""
+    if joining_cluster or not spec.strategy.is_multi_task:
+        return None
+    return ("TensorFlow's gRPC servers (one port per task) listen on every network interface with no "
+            "authentication: TensorFlow binds 0.0.0.0 and has no setting for it. On a machine a network you do "
+            "not trust can reach, block those ports with a firewall (README, \"What a run exposes\").")

@@ -17,6 +17,14 @@ import sys
 from workers.zygote import MAX_MESSAGE, ZYGOTE_FD_ENV, die_with_parent
 
 
+def _own_group() -> None:
+    """In the launcher before it starts: die with the actor, and in a process group of its own, so a signal
+    to the driver's group (Ctrl-C, a `stop`) never reaches a training process as if it were a preemption
+    notice: the controller decides what each task is told."""
+    die_with_parent()
+    os.setpgid(0, 0)
+
+
 class LauncherDied(RuntimeError):
     """The launcher process is gone, or a run was stopped before its process existed."""
 
@@ -29,7 +37,7 @@ class LauncherClient:
         self.proc = subprocess.Popen(
             [sys.executable, "-u", "-m", "workers.zygote"],
             env={**env, "PYTHONPATH": path, ZYGOTE_FD_ENV: str(theirs.fileno())},
-            pass_fds=(theirs.fileno(),), preexec_fn=die_with_parent,
+            pass_fds=(theirs.fileno(),), preexec_fn=_own_group,
         )
         theirs.close()
         self.ready = False

@@ -81,3 +81,29 @@ def test_a_killed_ps_restarts_the_cluster_from_the_newest_checkpoint(local_ray, 
     after = [r["step"] for r in read_metrics(spec.job_dir) if r["task"] == "chief-0" and r["restart"] == 1]
     assert after and min(after) > restored_epoch * 100 - 1  # steps continue from the checkpoint
     assert_nothing_left()
+
+
+def test_a_notice_to_a_ps_makes_the_coordinator_save_and_no_completed_step_is_lost(local_ray, tmp_path):
+    """SIGTERM to the ps (a cloud's notice): the ps serves on, the coordinator is told, saves the steps it
+    has completed and stops; the restart resumes from exactly there."""
+    import signal
+
+    from controller.events import PreemptionNotice, Restart
+
+    spec = pss_spec(tmp_path, "pss-ps-notice", "ctl", roles={k: v for k, v in PSS_ROLES.items() if k != "evaluator"},
+                    epochs=12, steps_per_epoch=100)
+    job = BackgroundJob(spec)
+    job.wait_until(lambda: job.chief_step() >= 200, 180, "chief step 200")
+    job.kill("ps-0", signal.SIGTERM)
+    result = job.wait(300)
+    assert result.state is JobState.SUCCEEDED, result.message
+    assert result.restarts == 1
+    noticed = [(e.task, e.via) for e in result.events if isinstance(e, PreemptionNotice)]
+    assert ("chief-0", "ps-0") in noticed
+    decided = [(e.task, e.cause) for e in result.events if isinstance(e, Decision)]
+    assert decided == [("chief-0", "stopped_on_notice")]
+    restart = next(e for e in result.events if isinstance(e, Restart))
+    before = [r["step"] for r in read_metrics(spec.job_dir) if r["task"] == "chief-0" and r["restart"] == 0]
+    assert restart.from_step >= max(before)  # saved at the notice: every step completed before it is kept
+    assert result.result["step"] >= 12 * 100
+    assert_nothing_left()

@@ -114,3 +114,12 @@ def test_a_launcher_that_dies_is_reported_not_waited_on(tmp_path):
         _run(dying, tmp_path, "function", "tests.unit.launcher_entrypoints:who")
     dying.close()
     assert sys.modules.get("tensorflow") is None  # nothing here needed TensorFlow
+
+
+def test_runs_are_out_of_reach_of_a_signal_to_the_drivers_process_group(launcher, tmp_path):
+    """Ctrl-C or a stop sent to the driver's group must not reach a training process as a notice."""
+    pids = []
+    _run(launcher, tmp_path, "function", "tests.unit.launcher_entrypoints:who", on_pid=lambda pid, _: pids.append(
+        (pid, os.getpgid(pid))))
+    (pid, group), = pids
+    assert group == os.getpgid(launcher.proc.pid) == launcher.proc.pid != os.getpgid(0)

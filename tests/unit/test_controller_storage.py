@@ -1,0 +1,142 @@
+"""The controller and the job's storage: corrupt checkpoints set aside and fallen back from, one driver per
+job, torn records, and the faults summary. Stepped with the fake task group; the files are real."""
+
+import os
+
+from controller.events import CheckpointQuarantined, Decision, PreemptionNotice, TaskReported
+from controller.job import JobResult
+from controller.layout import checkpoint_dir, seal
+from controller.lease import JobRunningError
+from controller.record import JobRecord
+from controller.state import JobState, Recovering, RecoveryReason
+from controller.summary import fault_lines
+from controller.wire import FailureCause
+from tests.unit import fakes
+from tests.unit.fakes import CHIEF, W0, W1
+
+
+def cut_short(spec, step):
+    path = checkpoint_dir(spec.job_dir, step)
+    data = path / "ckpt.data-00000-of-00001"
+    data.write_bytes(b"x" * 100)
+    return data
+
+
+def with_checkpoints(tmp_path, *steps, **changes):
+    """A job that ran once and wrote these checkpoints (each with a data file, sealed)."""
+    spec = fakes.make_spec(tmp_path, failure={"backoff_s": 0, **changes.pop("failure", {})}, **changes)
+    controller, group = fakes.running(spec)
+    for step in steps:
+        folder = checkpoint_dir(spec.job_dir, step)
+        folder.mkdir(parents=True)
+        (folder / "ckpt.data-00000-of-00001").write_bytes(b"w" * 1000)
+        seal(folder, step, step // 10, {})
+        group.reports.append({"kind": "checkpoint", "task": "chief-0", "step": step, "path": str(folder)})
+    controller.stop()
+    return spec
+
+
+def quarantined(result: JobResult) -> list[int]:
+    return [e.step for e in result.events if isinstance(e, CheckpointQuarantined)]
+
+
+def test_a_corrupt_newest_checkpoint_is_set_aside_and_the_one_before_restored(tmp_path):
+    spec = with_checkpoints(tmp_path, 10, 20, 30)
+    cut_short(spec, 30)
+    controller, group = fakes.running(spec)
+    assert group.launches[W0].restore_step == 20
+    result = controller.outcome()
+    assert quarantined(result) == [30] and "bytes" in result.events[-1].reason
+    assert not checkpoint_dir(spec.job_dir, 30).exists() and (spec.job_dir / "quarantine").is_dir()
+
+
+def test_two_corrupt_in_a_row_fall_back_twice(tmp_path):
+    spec = with_checkpoints(tmp_path, 10, 20, 30)
+    cut_short(spec, 30)
+    data = checkpoint_dir(spec.job_dir, 20) / "ckpt.data-00000-of-00001"
+    data.write_bytes(b"W" + data.read_bytes()[1:])  # same size, altered
+    controller, group = fakes.running(spec)
+    assert group.launches[CHIEF].restore_step == 10 and quarantined(controller.outcome()) == [30, 20]
+
+
+def test_corrupt_checkpoints_past_their_budget_fail_the_job(tmp_path):
+    spec = with_checkpoints(tmp_path, 10, 20, failure={"max_corrupt_checkpoints": 1})
+    cut_short(spec, 10)
+    cut_short(spec, 20)
+    result = fakes.controller_for(spec).run()
+    assert result.state is JobState.FAILED and "max_corrupt_checkpoints 1/1" in result.message
+    assert quarantined(result) == [20]
+
+
+def test_when_every_checkpoint_is_corrupt_the_job_fails_saying_how_to_start_over(tmp_path):
+    spec = with_checkpoints(tmp_path, 10)
+    cut_short(spec, 10)
+    result = fakes.controller_for(spec).run()
+    assert result.state is JobState.FAILED and "no complete checkpoint of job job is left" in result.message
+    assert "to start over" in result.message
+
+
+def test_a_restore_that_fails_in_the_tasks_sets_the_checkpoint_aside_and_restarts(tmp_path):
+    spec = with_checkpoints(tmp_path, 10, 20)
+    controller, group = fakes.running(spec)
+    assert group.launches[W1].restore_step == 20
+    error = "CheckpointUnreadable: ckpt-000000020: IndexError: Read less bytes than requested"
+    group.ends = [fakes.died(key, FailureCause.CHECKPOINT_UNREADABLE, error) for key in (CHIEF, W0, W1)]
+    state = controller.step()
+    assert state == Recovering(RecoveryReason.FAILURE, 0.0, quarantine=str(checkpoint_dir(spec.job_dir, 20)))
+    assert fakes.states(controller, 2) == [JobState.STARTING, JobState.RUNNING]
+    assert group.launches[W1].restore_step == 10
+    result = controller.outcome()
+    assert quarantined(result) == [20]
+    decided = [e for e in result.events if isinstance(e, Decision)]
+    assert {d.cause for d in decided} == {"checkpoint_unreadable"} and decided[-1].budget == "max_corrupt_checkpoints"
+    assert decided[-1].spent["max_corrupt_checkpoints"] == 1 and decided[-1].spent["max_task_failures"] == 0
+
+
+def test_a_second_driver_of_a_running_job_is_refused_and_writes_nothing(tmp_path):
+    spec = fakes.make_spec(tmp_path)
+    first, _ = fakes.running(spec)
+    before = JobRecord(spec.job_dir, spec.name).path.read_bytes()
+    second = fakes.controller_for(spec)
+    assert second.step().name is JobState.FAILED
+    assert f"job job is running (driver pid {os.getpid()}" in second.message
+    assert JobRecord(spec.job_dir, spec.name).path.read_bytes() == before  # the first one's record, untouched
+    first.stop()
+    assert JobRecord(spec.job_dir, spec.name).attempts()[-1].state == "STOPPED"
+
+
+def test_a_second_driver_on_the_same_cluster_is_refused_by_the_cluster_lease(tmp_path):
+    group = fakes.FakeTaskGroup(claim_error=JobRunningError("job job is running (driver pid 7 on head)"))
+    result = fakes.controller_for(fakes.make_spec(tmp_path), group).run()
+    assert result.state is JobState.FAILED and "driver pid 7 on head" in result.message
+    assert group.launches == {} and result.attempt == 0
+
+
+def test_a_torn_record_is_set_aside_and_the_job_carries_on_from_its_checkpoints(tmp_path):
+    spec = with_checkpoints(tmp_path, 10)
+    record = JobRecord(spec.job_dir, spec.name)
+    record.path.write_text(record.path.read_text()[:40])
+    controller, group = fakes.running(spec)
+    assert group.launches[W0].restore_step == 10 and controller.outcome().attempt == 1
+    assert len(list(spec.job_dir.glob("job.json.torn-*"))) == 1
+
+
+def test_a_pss_servers_notice_goes_to_the_coordinator_once(tmp_path):
+    controller, group = fakes.running(fakes.pss_spec(tmp_path))
+    group.reports = [{"kind": "heartbeat", "task": "ps-0", "pid": 1, "notice": 123.0}]
+    controller.step()
+    group.draining = {"node000000000001": 0}  # worker-0's node is drained too
+    controller.step()
+    assert group.notices == [CHIEF]
+    via = [(e.task, e.via) for e in controller.outcome().events if isinstance(e, PreemptionNotice)]
+    assert via == [("ps-0", None), ("chief-0", "ps-0")]
+
+
+def test_the_summary_accounts_for_every_planned_fault(tmp_path):
+    spec = fakes.make_spec(tmp_path, faults=[{"task": "worker-1", "action": "kill", "at_step": 5},
+                                             {"task": "worker-0", "action": "hang", "after_s": 9, "restart": 1}])
+    fired = TaskReported(task="worker-1", what="fault_fired", details={"fault": spec.faults[0].model_dump(mode="json")})
+    lines = fault_lines(spec.faults, [fired])
+    assert lines == ["fault kill worker-1 at step 5 (run 0 of the cluster): fired",
+                     "fault hang worker-0 at 9s after start (run 1 of the cluster): never fired (its moment did "
+                     "not come)"]
