@@ -31,6 +31,7 @@ from controller.metrics import MetricsCollector, Progress
 from controller.observer import Observer
 from controller.plan import TaskSpec, plan
 from controller.scaling_policy import ScalingPolicy
+from controller.tensorboard import ScalarWriter
 from controller.spec import JobSpec, Role
 from controller.state import (
     Failed,
@@ -150,8 +151,10 @@ class Controller:
         except OSError as err:
             return Failed(f"storage_path {self.spec.storage_path}: cannot prepare {self.spec.job_dir}: {err}")
         self.attempt.begin(self.store.record)
+        shown = {str(self.tasks.chief.key)} | {str(t.key) for t in self.tasks.tasks if t.sidecar}
         self.collector = MetricsCollector(self.spec.job_dir, self.spec.name, self.attempt.number,
-                                          chief=str(self.tasks.chief.key), on_progress=self.on_progress)
+                                          chief=str(self.tasks.chief.key), on_progress=self.on_progress,
+                                          scalars=ScalarWriter(self.spec.job_dir, self.attempt.number, shown))
         self.collector.restart = self.attempt.restarts
         observer = Observer(self.group, self.collector, self.tasks, clock=self.clock,
                             heartbeat_s=self.spec.timeouts.heartbeat_s, drain_poll_s=settings.DRAIN_POLL_S)

@@ -4,8 +4,10 @@ Tasks send small records (``kind`` = ``metrics`` or ``checkpoint``) to the
 job's report inbox; the controller drains it each step and hands the records
 here. Metrics are appended to ``metrics.jsonl`` under the job folder (the
 record of truth, one JSON object a line with job, attempt, cluster restart,
-task, role, index, step and wall time) and summarised into a progress line for the CLI.
-Checkpoint records are passed on to the checkpoint registry by the caller.
+task, role, index, step and wall time), summarised into a progress line for the CLI,
+and (the chief's and the evaluator's) written as TensorBoard scalars
+(``controller/tensorboard.py``). Checkpoint records are passed on to the
+checkpoint registry by the caller.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
+
+from controller.tensorboard import ScalarWriter
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -47,6 +51,7 @@ class MetricsCollector:
         attempt: int,
         chief: str,
         on_progress: Callable[[Progress], None] | None = None,
+        scalars: ScalarWriter | None = None,
     ):
         self.path = Path(job_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +59,7 @@ class MetricsCollector:
         self.attempt = attempt
         self.chief = chief
         self.on_progress = on_progress
+        self.scalars = scalars
         self.restart = 0  # the cluster restart the reports belong to (set by the controller)
         self.latest: dict[str, dict] = {}  # task -> latest metrics record
         self._file: TextIO | None = None
@@ -70,17 +76,23 @@ class MetricsCollector:
                    **record}
             lines.append(json.dumps(row, sort_keys=True, default=str))
             self.latest[record["task"]] = row
+            if self.scalars is not None:
+                self.scalars.write(record)
         if lines:
             if self._file is None:
                 self._file = self.path.open("a")
             self._file.write("\n".join(lines) + "\n")
             self._file.flush()
+            if self.scalars is not None:
+                self.scalars.flush()
             chief_row = self.latest.get(self.chief)
             if self.on_progress and chief_row and any(r.get("task") == self.chief for r in records):
                 self.on_progress(Progress(self.chief, chief_row.get("step", 0), chief_row.get("values", {})))
         return others
 
     def close(self) -> None:
+        if self.scalars is not None:
+            self.scalars.close()
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -18,6 +18,7 @@ POLL_INTERVAL_S = 0.5  # how long one RUNNING step waits for a task to end
 FAILURE_SETTLE_S = 2.0  # after a bare error, how long to gather other ends that may be its cause
 DRAIN_POLL_S = 2.0  # how often the controller asks Ray which nodes are being drained (preemption notice)
 ELASTIC_PROBE_S = 5.0  # an elastic job waits this long for each smaller size once the full size did not fit
+TENSORBOARD_FLUSH_S = 5.0  # how often the driver's TensorBoard event files are synced to disk while the job runs
 STORAGE_SYNC_S = 10.0  # how often a job stored at a URI uploads its metrics and job state while it runs
 
 # ------------------------------------------------------------------ the Ray seam

@@ -55,9 +55,9 @@ def test_checkpoints_gathered_to_the_head_without_shared_storage(three_nodes, tm
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 1
     restart = next(e for e in result.events if isinstance(e, Restart))
-    assert restart["from_step"] in (14, 28) and restart["from_checkpoint"].startswith(str(spec.job_dir))
+    assert restart.from_step in (14, 28) and restart.from_checkpoint.startswith(str(spec.job_dir))
     # Restored from the gathered checkpoint, sent back to every node through Ray.
-    assert result.result["initial_epoch"] == restart["from_step"] // 14
+    assert result.result["initial_epoch"] == restart.from_step // 14
     manifest = CheckpointManifest(spec.job_dir, keep=spec.checkpoint.keep)
     assert [r.step for r in manifest.records] == [28, 42, 56]
     assert all(read_seal(r.path) for r in manifest.records)

@@ -103,9 +103,9 @@ def test_a_preemption_notice_saves_the_last_step_and_resumes_from_it(local_ray, 
     restart = next(e for e in result.events if isinstance(e, Restart))
     # Every task saw the notice at the same check (about once a second) and saved that step, after
     # the notice's step and well within the grace period (the job was not killed by the deadline).
-    assert restart["from_step"] > 28
+    assert restart.from_step > 28
     before = [r["step"] for r in read_metrics(spec.job_dir) if r["restart"] == 0]
     after = [r["step"] for r in read_metrics(spec.job_dir) if r["restart"] == 1]
-    assert max(before) <= restart["from_step"] < min(after)  # no completed step lost
+    assert max(before) <= restart.from_step < min(after)  # no completed step lost
     assert result.result["val_accuracy"] >= ACCURACY_THRESHOLD
     assert_nothing_left()
