@@ -31,7 +31,6 @@ from controller.metrics import MetricsCollector, Progress
 from controller.observer import Observer
 from controller.plan import TaskSpec, plan
 from controller.scaling_policy import ScalingPolicy
-from controller.tensorboard import ScalarWriter
 from controller.spec import JobSpec, Role
 from controller.state import (
     Failed,
@@ -47,6 +46,7 @@ from controller.state import (
 )
 from controller.task_group import SchedulingTimeoutError, TaskGroup, TaskInfo, TaskStartError
 from controller.task_table import TaskTable
+from controller.tensorboard import ScalarWriter
 from controller.watch import Watch
 
 log = logging.getLogger("tfray")
