@@ -8,8 +8,8 @@ same split, Dense 64 relu + Dense 10, Adam 0.005) trained with tf-keras
 launcher-facing glue differs:
 
 - ``train_ours(ctx, ...)``: this project's function entrypoint; reports and
-  checkpoints through ``workers.keras`` (``ControllerCallback``,
-  ``PreemptionCallback``, ``restore``), as ``examples/digits.py`` does;
+  checkpoints through ``workers.keras`` (``JobCallback``, ``restore``), as
+  ``examples/digits.py`` does;
 - ``python -m bench.digits_bench ...``: a plain TF script reading
   ``TF_CONFIG``, started by ``bench/hand.py`` with hand-written ``TF_CONFIG``;
   its report is a line in the event log, its checkpoint a folder sealed by a
@@ -216,20 +216,18 @@ def _job_args(kwargs: dict) -> dict:
 def train_ours(ctx, events: str = "", faults: str = "", notice_check: bool = True, **kwargs) -> dict:
     """Function entrypoint (``bench.digits_bench:train_ours``) for the controller.
 
-    ``notice_check=False`` leaves out ``PreemptionCallback`` (a diagnostic: what the
+    ``notice_check=False`` turns off ``JobCallback``'s notice check (a diagnostic: what the
     per-step notice check costs; without it a SIGTERM is not turned into a save)."""
     job = _job_args(kwargs)
     _log_start(events, ctx.task, "ours")
     tf = _import_tf(events, ctx.task)
-    from workers.keras import ControllerCallback, PreemptionCallback, restore
+    from workers.keras import JobCallback, restore
 
     strategy = ctx.make_strategy()
     log_event(events, "strategy_built", task=ctx.task)
     model, dataset, global_batch = build(tf, strategy, events, ctx.task, **job)
     initial_epoch = restore(ctx, model)
-    own = [ControllerCallback(ctx, global_batch_size=global_batch)]
-    if notice_check:
-        own.append(PreemptionCallback(ctx))
+    own = [JobCallback(ctx, global_batch_size=global_batch, notices=notice_check)]
     callbacks = _callbacks(tf, events, ctx.task, parse_faults(faults), own)
     step = _fit(tf, model, dataset, events, ctx.task, initial_epoch, job["epochs"], job["steps_per_epoch"],
                 callbacks)

@@ -21,7 +21,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from controller.layout import CHECKPOINTS_DIR, MANIFEST, QUARANTINE_DIR, WORKERTEMP_DIR, read_seal, write_json_atomic
+from controller.layout import (
+    CHECKPOINTS_DIR,
+    CKPT_PREFIX,
+    MANIFEST,
+    QUARANTINE_DIR,
+    WORKERTEMP_DIR,
+    read_seal,
+    write_json_atomic,
+    write_tf_state,
+)
 
 log = logging.getLogger("tfray")
 
@@ -35,6 +44,7 @@ class CheckpointRecord:
     epoch: int | None = None
     metrics: dict = field(default_factory=dict)
     time: float = 0.0
+    batch: int | None = None  # saved mid-epoch: the last batch done in epoch ``epoch``
 
 
 class CheckpointManifest:
@@ -74,6 +84,7 @@ class CheckpointManifest:
             epoch=sealed.get("epoch"),
             metrics=sealed.get("metrics", {}),
             time=sealed.get("time", 0.0),
+            batch=sealed.get("batch"),
         )
         by_step = {r.step: r for r in self.records}
         by_step[record.step] = record
@@ -128,3 +139,7 @@ class CheckpointManifest:
 
     def _save(self) -> None:
         write_json_atomic(self.path, {"checkpoints": [asdict(r) for r in self.records]})
+        root = self.job_dir / CHECKPOINTS_DIR
+        if root.is_dir():  # TensorFlow's own view of the same list, for tf.train.latest_checkpoint & co.
+            write_tf_state(root, [f"{Path(r.path).name}/{CKPT_PREFIX}" for r in self.records
+                                  if (Path(r.path) / f"{CKPT_PREFIX}.index").exists()])

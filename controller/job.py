@@ -14,6 +14,7 @@ runs, a fake in unit tests).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -92,6 +93,8 @@ class Controller:
         self.collector: MetricsCollector | None = None
         self.watch: Watch | None = None  # made once the attempt is known
         self._released = False
+        self._runner: int | None = None  # the thread in run(), if any
+        self._stop_requested: str | None = None  # a stop asked for from another thread
 
     # ----------------------------------------------------------------- driving
 
@@ -105,8 +108,12 @@ class Controller:
 
     def run(self) -> JobResult:
         """Step until the job ends; release everything on every exit path."""
+        self._runner = threading.get_ident()
         try:
             while not self.state.is_terminal:
+                if self._stop_requested is not None:
+                    self._enter(Stopped(self._stop_requested))
+                    break
                 self.step()
         except KeyboardInterrupt:
             self.stop("stopped by the user (Ctrl-C or SIGTERM)")
@@ -119,7 +126,11 @@ class Controller:
         return self.outcome()
 
     def stop(self, reason: str = "stopped") -> None:
-        """Stop the job now (idempotent); tasks are killed, the cluster released."""
+        """Stop the job (idempotent); tasks are killed, the cluster released. Called from another thread than
+        the one in ``run()``, it asks ``run()`` to stop before its next step, so no step is cut in half."""
+        if self._runner not in (None, threading.get_ident()):
+            self._stop_requested = reason
+            return
         if not self.state.is_terminal:
             self._enter(Stopped(reason))
         self._release()

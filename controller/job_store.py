@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from controller.checkpoints import CheckpointManifest, CheckpointRecord
-from controller.layout import TOKEN_FILE, checkpoint_dir, write_tree
+from controller.layout import GATHERED_DIRS, TOKEN_FILE, checkpoint_dir, write_tree
 from controller.lease import FileLease
 from controller.record import AttemptRecord, JobRecord, TornRecordError
 from controller.spec import JobSpec
@@ -85,6 +85,14 @@ class JobStore:
             log.info("checkpoint at step %d: %s", registered.step, registered.path)
             self.sync()
         return registered
+
+    def write_folder(self, name: str, files: dict) -> None:
+        """The chief's copy of a job folder (its model, its backups), gathered from its node: it replaces ours."""
+        if name not in GATHERED_DIRS:
+            log.warning("a task sent a folder named %r, which is not one of the job's; ignored", name)
+            return
+        write_tree(self.job_dir / name, files)
+        self.sync()
 
     def write(self, entry: AttemptRecord) -> None:
         self.record.write_attempt(entry)

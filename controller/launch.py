@@ -55,6 +55,7 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
             restore_from=restore.path if restore else None,
             restore_step=restore.step if restore else None,
             restore_epoch=restore.epoch if restore else None,
+            restore_batch=restore.batch if restore else None,
             runs_server=task.runs_server,
             servers=servers if pss and task.is_chief else (),
             server_wait_s=spec.timeouts.startup_s,

@@ -28,6 +28,12 @@ CHECKPOINTS_DIR = "checkpoints"
 WORKERTEMP_DIR = "workertemp"
 MANIFEST = "manifest.json"
 QUARANTINE_DIR = "quarantine"
+MODEL_DIR = "model"  # the final model (AIP_MODEL_DIR of the chief; ctx.save_model)
+BACKUPS_DIR = "backups"  # the code's own checkpoints (AIP_CHECKPOINT_DIR: BackupAndRestore, CheckpointManager)
+CODE_TENSORBOARD_DIR = "tensorboard/code"  # the code's own TensorBoard logs (AIP_TENSORBOARD_LOG_DIR)
+GATHERED_DIRS = (MODEL_DIR, BACKUPS_DIR, CODE_TENSORBOARD_DIR)  # the chief's folders that reach the head
+TF_STATE_FILE = "checkpoint"  # TensorFlow's name for the file that names a folder's newest checkpoint
+CKPT_PREFIX = "ckpt"  # a checkpoint folder's TF files: ckpt.index, ckpt.data-*
 CHUNK_BYTES = 1 << 20  # files are read in pieces this size, never whole
 TOKEN_FILE = ".tfray-storage-token"  # written by the controller; a task that reads it shares the file system
 NODE_DIR_ENV = "TFRAY_NODE_STORAGE"  # where tasks keep files on their own node (default: <tmp>/tfray-node)
@@ -47,6 +53,18 @@ def node_job_dir(node_id: str, job_name: str) -> Path:
     """A task's own folder for the job on its node, when the storage path is not shared."""
     root = Path(os.environ.get(NODE_DIR_ENV) or Path(tempfile.gettempdir()) / "tfray-node")
     return root / node_id[:16] / job_name
+
+
+def output_dirs(job_dir: str | os.PathLike, task: str, is_chief: bool) -> dict[str, Path]:
+    """The folders Vertex AI gives training code, by environment variable, inside the job folder. Every
+    task gets the same checkpoint and TensorBoard folders (TensorFlow's BackupAndRestore, ModelCheckpoint
+    and TensorBoard callbacks write other tasks' copies to temporary folders themselves, and every task
+    restores from the chief's); the model folder is the chief's, the others save to a temporary one, as
+    TensorFlow's multi-worker saving asks (every task saves, one copy is kept)."""
+    job = Path(job_dir)
+    model = job / MODEL_DIR if is_chief else job / CHECKPOINTS_DIR / WORKERTEMP_DIR / task / MODEL_DIR
+    return {"AIP_MODEL_DIR": model, "AIP_CHECKPOINT_DIR": job / BACKUPS_DIR,
+            "AIP_TENSORBOARD_LOG_DIR": job / CODE_TENSORBOARD_DIR}
 
 
 def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
@@ -80,14 +98,30 @@ def file_digest(path: str | os.PathLike) -> dict:
     return {"size": size, "crc32": f"{crc:08x}"}
 
 
-def seal(path: str | os.PathLike, step: int, epoch: int | None, metrics: dict) -> None:
+def seal(path: str | os.PathLike, step: int, epoch: int | None, metrics: dict, batch: int | None = None) -> None:
     """Mark a fully written checkpoint folder complete (called by the chief after saving): the seal lists
-    every file with its size and CRC-32."""
+    every file with its size and CRC-32. ``epoch`` counts the epochs begun before the save's one ended:
+    with ``batch`` (the last batch done in that epoch) the save was mid-epoch."""
     folder = Path(path)
     files = {str(p.relative_to(folder)): file_digest(p) for p in sorted(folder.rglob("*"))
              if p.is_file() and p.name != COMPLETE_MARKER}
-    write_json_atomic(folder / COMPLETE_MARKER, {"step": step, "epoch": epoch, "metrics": metrics,
+    write_json_atomic(folder / COMPLETE_MARKER, {"step": step, "epoch": epoch, "batch": batch, "metrics": metrics,
                                                  "time": time.time(), "files": files})
+
+
+def write_tf_state(folder: str | os.PathLike, prefixes: list[str]) -> None:
+    """TensorFlow's own ``checkpoint`` state file in ``folder``, naming checkpoint prefixes relative to it
+    (the newest last), so ``tf.train.latest_checkpoint(folder)``, ``tf.train.CheckpointManager`` and
+    TF's side-car evaluator find them. Text, written atomically; no TensorFlow needed."""
+    folder = Path(folder)
+    if not prefixes:
+        (folder / TF_STATE_FILE).unlink(missing_ok=True)
+        return
+    lines = [f'model_checkpoint_path: "{prefixes[-1]}"', *(f'all_model_checkpoint_paths: "{p}"' for p in prefixes)]
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{TF_STATE_FILE}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, folder / TF_STATE_FILE)
 
 
 def verify_checkpoint(path: str | os.PathLike) -> str | None:

@@ -37,6 +37,7 @@ class Observation:
     notices: tuple[TaskKey, ...] = ()  # tasks that got a preemption notice (SIGTERM) since the last look
     drains: tuple[Drain, ...] = ()  # training tasks newly found on a draining node
     task_events: tuple[dict, ...] = ()  # other things tasks reported doing
+    folders: tuple[dict, ...] = ()  # the chief's folders gathered from a node that does not share the storage
 
     @property
     def failed(self) -> tuple[TaskEnd, ...]:
@@ -81,15 +82,17 @@ class Observer:
         ends = tuple(self.group.poll(timeout_s))
         reports = self.collect()
         return Observation(ends + self._silent(), reports.checkpoints, reports.notices, self._draining(),
-                           reports.task_events)
+                           reports.task_events, reports.folders)
 
     def collect(self) -> Observation:
         """The reports only (metrics to the collector): what tasks sent before a teardown still counts."""
-        checkpoints, notices, task_events = [], [], []
+        checkpoints, notices, task_events, folders = [], [], [], []
         for record in self.collector.handle(self.group.drain_reports()):
             kind = record.get("kind")
             if kind == wire.CHECKPOINT:
                 checkpoints.append(record)
+            elif kind == wire.FOLDER:
+                folders.append(record)
             elif kind == wire.HEARTBEAT:
                 key = TaskKey.parse(record["task"])
                 self._last_seen[key] = self.clock()
@@ -99,7 +102,8 @@ class Observer:
                     notices.append(key)
             else:
                 task_events.append(record)
-        return Observation(checkpoints=tuple(checkpoints), notices=tuple(notices), task_events=tuple(task_events))
+        return Observation(checkpoints=tuple(checkpoints), notices=tuple(notices), task_events=tuple(task_events),
+                           folders=tuple(folders))
 
     def _silent(self) -> tuple[TaskEnd, ...]:
         now = self.clock()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from pathlib import Path
 
 import ray
 from ray.exceptions import RayActorError, RayError, RayTaskError
@@ -24,7 +25,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from controller import ray_nodes, settings
 from controller.launch import actor_config
-from controller.layout import read_tree
+from controller.layout import BACKUPS_DIR, read_tree
 from controller.lease import Holder
 from controller.plan import TaskSpec, describe_bundle
 from controller.ray_inbox import Inbox
@@ -211,12 +212,18 @@ class RayTaskGroup:
 
     @staticmethod
     def _with_restore_files(launch: TaskLaunch, shipped: dict[str, list]) -> TaskLaunch:
-        """Tasks that may not see the head's storage get the restore checkpoint's files through Ray (put once)."""
-        if not launch.restore_from or launch.storage_mode == "shared":
+        """Tasks that may not see the head's storage get the restore checkpoint's files and the job's backups
+        through Ray (each put once)."""
+        if launch.storage_mode == "shared":
             return launch
-        if launch.restore_from not in shipped:
-            shipped[launch.restore_from] = [ray.put(read_tree(launch.restore_from))]
-        return dataclasses.replace(launch, restore_files=shipped[launch.restore_from])
+        sent = {}
+        backups = Path(launch.job_dir) / BACKUPS_DIR
+        for field, folder in (("restore_files", launch.restore_from), ("backup_files", str(backups))):
+            if folder and Path(folder).is_dir() and any(Path(folder).iterdir()):
+                if folder not in shipped:
+                    shipped[folder] = [ray.put(read_tree(folder))]
+                sent[field] = shipped[folder]
+        return dataclasses.replace(launch, **sent)
 
     def _create_actor(self, task: TaskSpec):
         """The task's actor in its bundle. No runtime_env: the environment goes to the actor, which

@@ -175,6 +175,8 @@ class Watch:
         for record in seen.task_events:
             log.info("%s: %s", record.get("task"), record.get("event", record))
             self.attempt.add(task_reported(record))
+        for report in seen.folders:
+            self.store.write_folder(report["name"], report["files"])
         registered = [self.store.register(report) for report in seen.checkpoints]
         return any(record is not None for record in registered)
 

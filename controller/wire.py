@@ -142,6 +142,7 @@ class TaskLaunch(TaskIdentity):
     restore_from: str | None = None  # newest complete checkpoint folder
     restore_step: int | None = None
     restore_epoch: int | None = None
+    restore_batch: int | None = None  # the checkpoint was saved mid-epoch, after this batch of epoch restore_epoch
     runs_server: bool = False  # PSS ps/worker: serve a tf.distribute.Server until torn down
     servers: tuple = ()  # (task, host:port) the chief must reach before its code runs (PSS)
     server_wait_s: float = 60.0  # bound on that wait
@@ -150,11 +151,12 @@ class TaskLaunch(TaskIdentity):
     storage_mode: str = "shared"  # shared | gather | auto (see controller/storage.py)
     storage_token: str | None = None  # in job_dir/TOKEN_FILE when the task sees the head's storage (auto mode)
     restore_files: Any = None  # [ObjectRef of the restore checkpoint's files] for tasks that gather (set by Ray group)
+    backup_files: Any = None  # [ObjectRef of the job's backups folder] for tasks that gather (set by Ray group)
 
 
 # ------------------------------------------------------------------ reports
 # A task's reports travel as JSON-able dicts (through a pipe, then Ray) with a "kind".
-METRICS, CHECKPOINT, HEARTBEAT, EVENT = "metrics", "checkpoint", "heartbeat", "event"
+METRICS, CHECKPOINT, HEARTBEAT, EVENT, FOLDER = "metrics", "checkpoint", "heartbeat", "event", "folder"
 # Inside a task only: the training process to its actor.
 ALIVE, RESULT, ERROR = "alive", "result", "error"
 
@@ -167,6 +169,12 @@ def metrics_report(key: TaskKey, step: int, values: dict) -> dict:
 def checkpoint_report(key: TaskKey, step: int, path: str) -> dict:
     """The chief sealed the checkpoint of ``step`` at ``path`` (with ``files`` when it gathers)."""
     return {"kind": CHECKPOINT, "task": str(key), "step": int(step), "path": path}
+
+
+def folder_report(key: TaskKey, name: str, files: dict) -> dict:
+    """The chief's copy of one of the job's folders (``model``, ``backups``, ...), from a node that does not
+    share the storage path: the head replaces its copy with it."""
+    return {"kind": FOLDER, "task": str(key), "name": name, "files": files}
 
 
 def heartbeat_report(key: TaskKey, pid: int, notice: float | None) -> dict:

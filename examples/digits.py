@@ -32,7 +32,7 @@ def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_r
     """Train and evaluate under ``strategy``, reporting and checkpointing through ``ctx``."""
     import tensorflow as tf
 
-    from workers.keras import ControllerCallback, PreemptionCallback, restore
+    from workers.keras import JobCallback
 
     x_tr, y_tr, x_val, y_val = load_data()
     global_batch = per_replica_batch * strategy.num_replicas_in_sync
@@ -55,13 +55,12 @@ def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_r
             loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
-    initial_epoch = restore(ctx, model)
     steps_per_epoch = len(x_tr) // global_batch
-    model.fit(
-        train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-        validation_data=val_ds, verbose=0,
-        callbacks=[ControllerCallback(ctx, global_batch_size=global_batch), PreemptionCallback(ctx)],
-    )
+    # JobCallback resumes where the newest checkpoint left off (mid-epoch too), reports, checkpoints, and
+    # saves on a preemption notice: no restore call, no initial_epoch.
+    model.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=val_ds, verbose=0,
+              callbacks=[JobCallback(ctx, global_batch_size=global_batch)])
+    initial_epoch = int(ctx.latest_checkpoint_epoch or 0)
     result = model.evaluate(val_ds, verbose=0, return_dict=True)
     step = int(model.optimizer.iterations.numpy())
     final = {"val_accuracy": float(result["accuracy"]), "val_loss": float(result["loss"]), "step": step,

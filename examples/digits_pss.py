@@ -78,7 +78,7 @@ def train_fit(ctx, epochs: int = 10, steps_per_epoch: int = 30, per_worker_batch
         return _sidecar(ctx, hidden_units)
     import tensorflow as tf
 
-    from workers.keras import ControllerCallback, restore
+    from workers.keras import JobCallback
 
     x_tr, y_tr, _, _ = load_data()
     strategy = ctx.make_strategy()
@@ -86,16 +86,15 @@ def train_fit(ctx, epochs: int = 10, steps_per_epoch: int = 30, per_worker_batch
         model = _model(tf, hidden_units)
         model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate),
                       loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    initial_epoch = restore(ctx, model)
+    initial_epoch = int(ctx.latest_checkpoint_epoch or 0)
 
     def dataset_fn(input_context):
         ds = tf.data.Dataset.from_tensor_slices((x_tr, y_tr))
         ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         return ds.shuffle(len(x_tr)).repeat().batch(per_worker_batch).prefetch(2)
 
-    model.fit(tf.keras.utils.experimental.DatasetCreator(dataset_fn), epochs=epochs, initial_epoch=initial_epoch,
-              steps_per_epoch=steps_per_epoch, verbose=0,
-              callbacks=[ControllerCallback(ctx, global_batch_size=per_worker_batch)])
+    model.fit(tf.keras.utils.experimental.DatasetCreator(dataset_fn), epochs=epochs, steps_per_epoch=steps_per_epoch,
+              verbose=0, callbacks=[JobCallback(ctx, global_batch_size=per_worker_batch)])
     step = int(model.optimizer.iterations.numpy())
     return _final_validation(ctx, model, hidden_units, step, initial_epoch)
 

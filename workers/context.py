@@ -19,7 +19,7 @@ import shutil
 from typing import Any, Callable
 
 from controller import wire
-from controller.layout import checkpoint_dir, seal, workertemp_dir
+from controller.layout import BACKUPS_DIR, CODE_TENSORBOARD_DIR, MODEL_DIR, checkpoint_dir, seal, workertemp_dir
 from controller.wire import TaskIdentity
 from workers.faults import FaultInjector
 from workers.preemption import install_notice_handler
@@ -59,6 +59,7 @@ class TaskContext(TaskIdentity):
         restore_from: str | None = None,
         restore_step: int | None = None,
         restore_epoch: int | None = None,
+        restore_batch: int | None = None,
         send: Callable[[dict], None] | None = None,
         stop_requested: Callable[[], bool] | None = None,
         faults: list | tuple = (),
@@ -77,6 +78,7 @@ class TaskContext(TaskIdentity):
         self.latest_checkpoint = restore_from
         self.latest_checkpoint_step = restore_step
         self.latest_checkpoint_epoch = restore_epoch
+        self.latest_checkpoint_batch = restore_batch  # set when it was saved mid-epoch (after this batch)
         self._send = send or (lambda record: log.info("report %s", record))
         self._stop_requested = stop_requested or (lambda: False)
         self.faults = [dict(f) for f in faults]
@@ -127,9 +129,10 @@ class TaskContext(TaskIdentity):
         os.makedirs(path, exist_ok=True)
         return str(path)
 
-    def commit_checkpoint(self, step: int, epoch: int | None = None, metrics: dict | None = None) -> None:
-        """Call after writing to ``checkpoint_dir(step)``: the chief seals and registers it,
-        every other task deletes its temporary copy."""
+    def commit_checkpoint(self, step: int, epoch: int | None = None, metrics: dict | None = None,
+                          batch: int | None = None) -> None:
+        """Call after writing to ``checkpoint_dir(step)``: the chief seals and registers it, every other task
+        deletes its temporary copy. ``batch``: saved mid-epoch, after this batch of epoch ``epoch``."""
         path = self.checkpoint_dir(step)
         if self._injector is not None:
             self._injector.on_save(step)  # a fault here leaves a checkpoint without its seal
@@ -137,8 +140,36 @@ class TaskContext(TaskIdentity):
             shutil.rmtree(path, ignore_errors=True)
             return
         clean = {k: float(v) for k, v in (metrics or {}).items() if hasattr(v, "__float__")}
-        seal(path, step, epoch, clean)
+        seal(path, step, epoch, clean, batch=batch)
         self._send(wire.checkpoint_report(self.key, step, path))
+
+    # ----------------------------------------------------------- outputs
+
+    @property
+    def model_dir(self) -> str:
+        """Where this task saves the model (``AIP_MODEL_DIR``): the job's ``model`` folder for the chief, a
+        temporary one for the others (under MultiWorkerMirroredStrategy every task saves; one copy is kept)."""
+        return os.environ.get("AIP_MODEL_DIR") or os.path.join(self.job_dir, MODEL_DIR)
+
+    @property
+    def backup_dir(self) -> str:
+        """The job's folder for the code's own checkpoints (``AIP_CHECKPOINT_DIR``): kept across restarts."""
+        return os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(self.job_dir, BACKUPS_DIR)
+
+    @property
+    def tensorboard_dir(self) -> str:
+        """The job's folder for the code's own TensorBoard logs (``AIP_TENSORBOARD_LOG_DIR``)."""
+        return os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(self.job_dir, CODE_TENSORBOARD_DIR)
+
+    def save_model(self, model) -> str:
+        """Save ``model`` (a Keras model, TensorFlow's SavedModel format) into ``model_dir``. Every task of a
+        MultiWorkerMirroredStrategy job must call it (saving runs collectives); the chief's copy is the job's
+        ``model`` folder, named in the job's summary. Returns the folder."""
+        path = self.model_dir
+        model.save(path)
+        if self.is_chief:
+            self._send(wire.event_report(self.key, "model_saved", path=path))
+        return path
 
     # -------------------------------------------------------------- strategy
 
@@ -166,6 +197,7 @@ class TaskContext(TaskIdentity):
         fields["restore_from"] = fields.pop("latest_checkpoint")
         fields["restore_step"] = fields.pop("latest_checkpoint_step")
         fields["restore_epoch"] = fields.pop("latest_checkpoint_epoch")
+        fields["restore_batch"] = fields.pop("latest_checkpoint_batch")
         return json.dumps(fields)
 
 

@@ -1,5 +1,17 @@
-"""Keras glue: a callback that reports and checkpoints through the task context,
-and ``restore`` to resume a model from the job's newest complete checkpoint.
+"""Keras glue: the job's checkpoints in TensorFlow's own format, and the one callback that does it all.
+
+``JobCallback(ctx)`` in ``model.fit`` reports each epoch's metrics, writes
+the job's checkpoints, saves at an agreed step when any task gets a
+preemption notice, and resumes ``fit`` where the newest checkpoint left off:
+at the next epoch, or mid-epoch after the batches already done (none
+repeated, none lost). No ``restore`` call and no ``initial_epoch`` are
+needed; ``restore(ctx, model)`` is there for custom loops.
+
+A checkpoint is a ``tf.train.Checkpoint(model=..., optimizer=...)`` written
+with prefix ``ckpt`` into its sealed folder, with TensorFlow's ``checkpoint``
+state file beside it (and one in the job's ``checkpoints`` folder, kept by
+the controller), so ``tf.train.latest_checkpoint``, ``CheckpointManager`` and
+TF's side-car evaluator read them as they are.
 
 Import this module only in task processes: it imports TensorFlow, so
 ``TF_USE_LEGACY_KERAS=1`` must already be set (the task actor sets it) for
@@ -10,19 +22,21 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import tensorflow as tf
 
+from controller.layout import CKPT_PREFIX, write_tf_state
 from workers.context import CheckpointUnreadable, TaskContext
+from workers.preemption import TaskPreempted, install_notice_handler
 
-CKPT_PREFIX = "ckpt"
 # What reading a torn or altered checkpoint raises: TF's data errors, and a short read ("Read less bytes
 # than requested") surfaces as IndexError.
 DATA_ERRORS = (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError,
                tf.errors.InvalidArgumentError, IndexError)
 
-
 _checkpoints: dict[int, tf.train.Checkpoint] = {}
+_restored: set[int] = set()  # models restored from the job's checkpoint in this process
 
 
 def _checkpoint(model) -> tf.train.Checkpoint:
@@ -34,112 +48,108 @@ def _checkpoint(model) -> tf.train.Checkpoint:
 
 
 def restore(ctx: TaskContext, model) -> int:
-    """Load the newest complete checkpoint into ``model`` (compiled, built); return the epoch to start at."""
+    """Load the newest complete checkpoint into ``model`` (compiled); return the epoch to start at."""
     if not ctx.latest_checkpoint:
         return 0
-    try:
-        _checkpoint(model).read(os.path.join(ctx.latest_checkpoint, CKPT_PREFIX)).expect_partial()
-    except DATA_ERRORS as err:  # a torn or altered file: the controller falls back to the checkpoint before
-        raise CheckpointUnreadable(f"{ctx.latest_checkpoint}: {type(err).__name__}: {err}") from err
+    if id(model) not in _restored:
+        try:
+            _checkpoint(model).read(os.path.join(ctx.latest_checkpoint, CKPT_PREFIX)).expect_partial()
+        except DATA_ERRORS as err:  # a torn or altered file: the controller falls back to the checkpoint before
+            raise CheckpointUnreadable(f"{ctx.latest_checkpoint}: {type(err).__name__}: {err}") from err
+        _restored.add(id(model))
     return int(ctx.latest_checkpoint_epoch or 0)
 
 
-def save(ctx: TaskContext, model, step: int, epoch: int | None = None, metrics: dict | None = None) -> None:
-    """Write a checkpoint of ``model`` and its optimizer for ``step`` through the context.
+def save(ctx: TaskContext, model, step: int, epoch: int | None = None, metrics: dict | None = None,
+         batch: int | None = None) -> None:
+    """Write a checkpoint of ``model`` and its optimizer for ``step`` through the context (``batch``: saved
+    mid-epoch, after that batch of epoch ``epoch``).
 
     Under MultiWorkerMirroredStrategy every task must call it (the save runs
     collectives); under ParameterServerStrategy only the coordinator does.
     """
     path = ctx.checkpoint_dir(step)
     _checkpoint(model).write(os.path.join(path, CKPT_PREFIX))
-    ctx.commit_checkpoint(step, epoch=epoch, metrics=metrics)
+    write_tf_state(path, [CKPT_PREFIX])
+    ctx.commit_checkpoint(step, epoch=epoch, metrics=metrics, batch=batch)
 
 
-class ControllerCallback(tf.keras.callbacks.Callback):
-    """Reports epoch metrics and writes checkpoints (epoch-level only, so it also works under
-    ParameterServerStrategy, which refuses batch-level callbacks).
+class _ResumePoint:
+    """What Keras' ``fit`` asks a model's ``_training_state`` for (as ``BackupAndRestore`` provides it): the
+    epoch and the step within it to start at."""
 
-    ``step`` is the optimizer's iteration count, which a checkpoint restores,
-    so steps keep counting across a resume. Every task must use the callback
-    under MultiWorkerMirroredStrategy: saving runs collectives on all tasks;
-    the context sends the chief's copy to the real folder and discards the rest.
+    def __init__(self, epoch: int, batch: int | None):
+        self.epoch, self.batch = epoch, batch
+
+    def maybe_load_initial_counters_from_ckpt(self, steps_per_epoch, initial_epoch, mode=None):
+        if self.batch is None:
+            return self.epoch, 0
+        if steps_per_epoch and self.batch >= steps_per_epoch - 1:
+            return self.epoch + 1, 0
+        return self.epoch, self.batch + 1
+
+
+class JobCallback(tf.keras.callbacks.Callback):
+    """Reports, checkpoints, saves on a preemption notice, and resumes ``fit`` where the job left off.
+
+    Every task must use it under MultiWorkerMirroredStrategy: saving and the
+    notice agreement run collectives. About once a second (at most a tenth
+    of the notice's grace; first after ``check_every_n_steps`` batches) the
+    tasks all-reduce their notice flags with the seconds since the last
+    check, so all of them see a notice at the same step and compute the same
+    next interval. Under ParameterServerStrategy (which refuses batch hooks)
+    the notice is looked at each epoch's end. ``step`` is the optimizer's
+    iteration count, which a checkpoint restores.
     """
 
     def __init__(self, ctx: TaskContext, global_batch_size: int | None = None,
-                 checkpoint_every_n_epochs: int | None = None):
+                 checkpoint_every_n_epochs: int | None = None, check_every_n_steps: int = 10,
+                 check_every_s: float = 1.0, *, report: bool = True, notices: bool = True):
         super().__init__()
+        self._supports_tf_logs = True  # the batch hook never reads logs: Keras need not turn them into numbers
         self.ctx = ctx
         self.global_batch_size = global_batch_size
         self.every_n_epochs = checkpoint_every_n_epochs or ctx.checkpoint_every_n_epochs
+        self.reporting = report  # report and checkpoint each epoch
+        self.notices = notices  # save on a preemption notice
+        self.every = check_every_n_steps
+        self.target_s = min(check_every_s, ctx.preemption_grace_s / 10)
+        self._epoch, self._batches, self._checked_at = 0, 0, 0.0
         self._mark = (time.perf_counter(), 0)
+
+    def _pss(self) -> bool:
+        return isinstance(self.model.distribute_strategy, tf.distribute.ParameterServerStrategy)
+
+    def _implements_train_batch_hooks(self):
+        return self.notices and not self._pss()
 
     def _step(self) -> int:
         return int(self.model.optimizer.iterations.numpy())
 
-    def _throughput(self, step: int) -> dict:
-        now = time.perf_counter()
-        since, at_step = self._mark
-        self._mark = (now, step)
-        if not self.global_batch_size or step <= at_step or now <= since:
-            return {}
-        return {"examples_per_s": (step - at_step) * self.global_batch_size / (now - since)}
-
     def on_train_begin(self, logs=None):
+        if self.ctx.latest_checkpoint and id(self.model) not in _restored:
+            if self.model.built and callable(getattr(self.model.optimizer, "build", None)):
+                self.model.optimizer.build(self.model.trainable_variables)  # its slots, to restore into
+            restore(self.ctx, self.model)
+        if self.ctx.latest_checkpoint and getattr(self.model, "_training_state", None) is None:
+            self.model._training_state = _ResumePoint(int(self.ctx.latest_checkpoint_epoch or 0),
+                                                      self.ctx.latest_checkpoint_batch)
         self._mark = (time.perf_counter(), self._step())
+        if self.notices and not self._pss():
+            strategy = self.model.distribute_strategy
 
-    def on_epoch_end(self, epoch, logs=None):
-        step = self._step()
-        values = {"epoch": epoch + 1, **(logs or {}), **self._throughput(step)}
-        self.ctx.report(values, step=step)
-        if (epoch + 1) % self.every_n_epochs == 0:
-            save(self.ctx, self.model, step, epoch=epoch + 1, metrics=logs)
+            @tf.function  # eager collectives are slow and warn on every call
+            def agree(values):
+                return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: values), axis=None)
 
-
-class PreemptionCallback(tf.keras.callbacks.Callback):
-    """Saves at a step boundary when any task got a preemption notice, then stops with TaskPreempted.
-
-    Every so many batches the tasks all-reduce their notice flags, so under
-    MultiWorkerMirroredStrategy they all see the notice at the same step and
-    all take part in the save (it runs collectives). The controller restarts
-    from that checkpoint: no completed step is lost. A mid-epoch checkpoint
-    resumes at the start of its epoch with the optimizer's step count intact
-    (the rest of that epoch's data is seen again). Batch-level: not for
-    ParameterServerStrategy, where Keras refuses batch hooks.
-
-    The first check comes after ``check_every_n_steps`` batches; each check
-    also all-reduces the seconds since the previous one, so every task
-    computes the same next interval: about ``check_every_s`` (capped at a
-    tenth of the notice's grace period). Training is not slowed by more than
-    one small all-reduce a second, and the batch hook never makes Keras wait
-    for a step's logs (``_supports_tf_logs``).
-    """
-
-    def __init__(self, ctx: TaskContext, check_every_n_steps: int = 10, check_every_s: float = 1.0):
-        super().__init__()
-        self._supports_tf_logs = True  # the logs are not read: Keras need not turn them into numbers every step
-        self.ctx = ctx
-        self.every = check_every_n_steps
-        self.target_s = min(check_every_s, ctx.preemption_grace_s / 10)
-        self._epoch = 0
-        self._batches = 0
-        self._checked_at = 0.0
-
-    def on_train_begin(self, logs=None):
-        from workers.preemption import install_notice_handler
-
-        strategy = self.model.distribute_strategy
-
-        @tf.function  # eager collectives are slow and warn on every call
-        def agree(values):
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: values), axis=None)
-
-        self._agree = agree
-        self._replicas = strategy.num_replicas_in_sync
-        self._checked_at = time.monotonic()
-
-        # MultiWorkerMirroredStrategy's coordination service installs its own SIGTERM handler
-        # (TF's preemption notifier) when the strategy is built, after the task's own.
+            self._agree, self._replicas = agree, strategy.num_replicas_in_sync
+            self._checked_at = time.monotonic()
+        # MultiWorkerMirroredStrategy installs TF's own SIGTERM handler when it is built, after the task's.
         install_notice_handler(self.ctx, self.ctx.preemption_grace_s)
+
+    def on_train_end(self, logs=None):
+        if isinstance(getattr(self.model, "_training_state", None), _ResumePoint):
+            del self.model._training_state
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -154,13 +164,50 @@ class PreemptionCallback(tf.keras.callbacks.Callback):
         # Identical inputs on every task (the all-reduce's result), so the same next interval everywhere.
         per_step = seconds / self._replicas / self._batches
         self.every = max(1, min(10_000, int(self.target_s / per_step) if per_step > 0 else 10_000))
-        self._batches = 0
-        self._checked_at = now
-        if notices == 0:
-            return
-        from workers.preemption import TaskPreempted
+        self._batches, self._checked_at = 0, now
+        if notices:
+            self._stop(batch, "this task's" if local else "a peer's")
 
-        step = int(self.model.optimizer.iterations.numpy())
-        save(self.ctx, self.model, step, epoch=self._epoch)
-        whose = "this task's" if local else "a peer's"
+    def on_epoch_end(self, epoch, logs=None):
+        step = self._step()
+        if self.reporting:
+            self.ctx.report({"epoch": epoch + 1, **(logs or {}), **self._throughput(step)}, step=step)
+            if (epoch + 1) % self.every_n_epochs == 0:
+                save(self.ctx, self.model, step, epoch=epoch + 1, metrics=logs)
+        if self.notices and self._pss() and self.ctx.preemption_notice is not None:
+            if not (self.reporting and (epoch + 1) % self.every_n_epochs == 0):
+                save(self.ctx, self.model, step, epoch=epoch + 1)
+            raise TaskPreempted(f"{self.ctx.task}: saved at step {step} on a preemption notice")
+
+    def _stop(self, batch: int, whose: str) -> None:
+        step = self._step()
+        save(self.ctx, self.model, step, epoch=self._epoch, batch=batch)
         raise TaskPreempted(f"{self.ctx.task}: saved at step {step} on {whose} preemption notice")
+
+    def _throughput(self, step: int) -> dict:
+        now = time.perf_counter()
+        since, at_step = self._mark
+        self._mark = (now, step)
+        if not self.global_batch_size or step <= at_step or now <= since:
+            return {}
+        return {"examples_per_s": (step - at_step) * self.global_batch_size / (now - since)}
+
+
+class ControllerCallback(JobCallback):
+    """Deprecated: ``JobCallback`` does this and saves on a preemption notice too."""
+
+    def __init__(self, ctx: TaskContext, global_batch_size: int | None = None,
+                 checkpoint_every_n_epochs: int | None = None):
+        warnings.warn("workers.keras.ControllerCallback is deprecated and goes in the next release: use "
+                      "workers.keras.JobCallback(ctx), which also saves on a preemption notice",
+                      DeprecationWarning, stacklevel=2)
+        super().__init__(ctx, global_batch_size, checkpoint_every_n_epochs, notices=False)
+
+
+class PreemptionCallback(JobCallback):
+    """Deprecated: ``JobCallback`` does this and reports and checkpoints too."""
+
+    def __init__(self, ctx: TaskContext, check_every_n_steps: int = 10, check_every_s: float = 1.0):
+        warnings.warn("workers.keras.PreemptionCallback is deprecated and goes in the next release: use "
+                      "workers.keras.JobCallback(ctx) alone", DeprecationWarning, stacklevel=2)
+        super().__init__(ctx, check_every_n_steps=check_every_n_steps, check_every_s=check_every_s, report=False)

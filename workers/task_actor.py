@@ -116,11 +116,13 @@ class TaskActor:
         if launch.tf_config is not None:
             env["TF_CONFIG"] = json.dumps(launch.tf_config)
         job_dir, restore_from = self.storage.prepare(launch)
+        env.update(self.storage.output_env(launch, job_dir))
         ctx = TaskContext(
             job_name=launch.job_name, job_dir=job_dir, attempt=launch.attempt, strategy=launch.strategy,
             role=launch.role, index=launch.index, is_chief=launch.is_chief, num_workers=launch.num_workers,
             args=launch.args, checkpoint_every_n_epochs=launch.checkpoint_every_n_epochs,
             restore_from=restore_from, restore_step=launch.restore_step, restore_epoch=launch.restore_epoch,
+            restore_batch=launch.restore_batch,
             faults=launch.faults, preemption_grace_s=launch.preemption_grace_s,
         )
         if launch.servers:
@@ -133,6 +135,7 @@ class TaskActor:
             return self._run_in(launch, ctx, env, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+            self.storage.finish(launch, job_dir)
 
     def _run_in(self, launch: TaskLaunch, ctx: TaskContext, env: dict, work: str) -> TaskEnd:
         """Fork the training process (its request and stop file in ``work``), stream it, say how it ended."""

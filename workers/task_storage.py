@@ -1,10 +1,15 @@
-"""Where a task's checkpoints go: the head's storage path if its node sees it, else a folder on its node.
+"""Where a task's files go: the head's storage path if its node sees it, else a folder on its node.
 
 A task that cannot see the head's storage path (local disks on a multi-node
 cluster, or a URI) writes into its node's folder; the chief's sealed
 checkpoints are then sent to the head through Ray with their files, and a
 restart's checkpoint comes back the same way. In ``auto`` mode a task finds
-out by reading the token the controller wrote into the job folder.
+out by reading the token the controller wrote into the job folder. The
+Vertex AI folders a task's code writes to (``AIP_MODEL_DIR``,
+``AIP_CHECKPOINT_DIR``, ``AIP_TENSORBOARD_LOG_DIR``) live in the same job
+folder; on a node that does not share it, the job's backups are brought to
+the node before a run and the chief's folders are gathered to the head after
+it, so a script's own backups survive a restart wherever it lands.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import os
 import shutil
 
 from controller import wire
-from controller.layout import TOKEN_FILE, node_job_dir, read_tree, write_tree
+from controller.layout import BACKUPS_DIR, GATHERED_DIRS, TOKEN_FILE, node_job_dir, output_dirs, read_tree, write_tree
 from controller.wire import TaskLaunch
 
 
@@ -44,6 +49,8 @@ class TaskStorage:
         local.mkdir(parents=True, exist_ok=True)
         print(f"[tfray] {launch.task}: {launch.job_dir} is not shared with this node; checkpoints go through "
               f"{local} and are gathered to the head", flush=True)
+        if launch.backup_files:  # the job's own backups, for code that resumes from them
+            write_tree(local / BACKUPS_DIR, ray.get(launch.backup_files[0], timeout=self.gather_timeout_s))
         if not launch.restore_from:
             return str(local), None
         if not launch.restore_files:
@@ -51,6 +58,32 @@ class TaskStorage:
         files = ray.get(launch.restore_files[0], timeout=self.gather_timeout_s)
         restore = write_tree(local / "restore" / launch.task / os.path.basename(launch.restore_from), files)
         return str(local), str(restore)
+
+    @staticmethod
+    def output_env(launch: TaskLaunch, job_dir: str) -> dict[str, str]:
+        """The AIP_* variables of this run, their folders made."""
+        env = {}
+        for name, folder in output_dirs(job_dir, launch.task, launch.is_chief).items():
+            folder.mkdir(parents=True, exist_ok=True)
+            env[name] = str(folder)
+        return env
+
+    def finish(self, launch: TaskLaunch, job_dir: str) -> None:
+        """After a run: a non-chief's model copy goes; a chief that gathers sends its folders to the head
+        (bounded, so the run's end never waits forever)."""
+        if not launch.is_chief:
+            model = output_dirs(job_dir, launch.task, is_chief=False)["AIP_MODEL_DIR"]
+            shutil.rmtree(model, ignore_errors=True)
+            return
+        if not self.gather:
+            return
+        import ray
+
+        for name in GATHERED_DIRS:
+            folder = os.path.join(job_dir, name)
+            if os.path.isdir(folder) and any(os.scandir(folder)):
+                ray.get(self.inbox.report.remote(wire.folder_report(launch.key, name, read_tree(folder))),
+                        timeout=self.gather_timeout_s)
 
     def forward(self, record: dict) -> None:
         """Pass a report on to the inbox (fire and forget). A checkpoint of a task that gathers travels

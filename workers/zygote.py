@@ -242,7 +242,8 @@ def _serve(ctx) -> None:
                                   task_index=resolver.task_id, protocol="grpc", start=True)
     ctx._send(wire.event_report(ctx.key, "serving", target=server.target, pid=os.getpid()))
     print(f"{ctx.task} serving {server.target}", flush=True)
-    server.join()  # returns only when the process is killed at the end of the job
+    while True:  # the server serves on its own threads; not server.join(): a Python signal handler (the
+        time.sleep(3600)  # notice) runs only when the main thread is in Python, and sleep lets it
 
 
 if __name__ == "__main__":

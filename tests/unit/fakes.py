@@ -168,3 +168,9 @@ def checkpoint_report(spec, step: int, epoch: int = 1) -> dict:
 
 def heartbeats(*tasks: str) -> list[dict]:
     return [{"kind": "heartbeat", "task": t, "pid": 1, "notice": None} for t in tasks]
+
+
+def poll_until_true(predicate, timeout_s: float = 10.0) -> None:
+    from controller.settings import poll_until
+
+    poll_until(predicate, timeout_s, 0.01, "the condition")

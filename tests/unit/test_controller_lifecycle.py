@@ -201,3 +201,18 @@ def test_a_rerun_after_a_lost_driver_keeps_the_counters(tmp_path):
     third = fakes.controller_for(spec)  # after an attempt that ended: fresh counters
     fakes.start_running(third)
     assert third.outcome().restarts == 0
+
+
+def test_a_stop_from_another_thread_ends_the_run_between_steps(tmp_path):
+    import threading
+
+    group = fakes.FakeTaskGroup()
+    controller = fakes.controller_for(fakes.make_spec(tmp_path), group)
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(result=controller.run()))
+    runner.start()
+    fakes.poll_until_true(lambda: controller.state.name is JobState.RUNNING)
+    controller.stop("stopped from the test")
+    runner.join(10)
+    assert not runner.is_alive() and outcome["result"].state is JobState.STOPPED
+    assert outcome["result"].message == "stopped from the test" and group.shutdowns == 1
