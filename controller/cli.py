@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from controller import cli_files
 from controller.cli_cluster import SUBMIT_EPILOG, add_address, cmd_stop, cmd_submit
 from controller.dry_run import render_plan
 from controller.entrypoint import check_entrypoint
@@ -35,6 +36,8 @@ examples:
   tfray run JOB.yaml --address auto                       join a running cluster (`ray up`, `ray start`)
   tfray run JOB.yaml --fault worker-1:kill@step=50        kill a task on purpose and watch the job recover
   tfray status JOB.yaml                                   attempts, budgets, every failure and the decision taken
+  tfray logs JOB.yaml worker-1 --follow                   what a task printed (every task's log is in the job folder)
+  tfray tensorboard JOB.yaml                              the job's curves, every attempt, on 127.0.0.1
   tfray submit JOB.yaml --follow                          run it on a `ray up` cluster through its Jobs API
   tfray stop raysubmit_XXXX                               stop a submitted job
   tfray schema                                            the job spec's JSON Schema, every field described
@@ -104,12 +107,13 @@ def _init_ray(address: str | None, num_cpus: float | None) -> None:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
 
 
-def run_job(spec, search_path: list[str], on_progress=None):
+def run_job(spec, search_path: list[str], on_progress=None, on_output=None):
     """Run one job on the Ray this process is connected to; returns the JobResult."""
     from controller.job import Controller
     from controller.ray_group import RayTaskGroup
 
-    controller = Controller(spec, RayTaskGroup(spec.name), sys_path=search_path, on_progress=on_progress)
+    controller = Controller(spec, RayTaskGroup(spec.name), sys_path=search_path, on_progress=on_progress,
+                            on_output=on_output)
     return controller.run()
 
 
@@ -130,6 +134,7 @@ def with_faults(spec, faults: list[str]):
 
 def cmd_run(args) -> int:
     spec = _load_checked(args.spec, args.fault)
+    from controller.console import Console
     from controller.state import JobState
     from controller.summary import summary_lines
 
@@ -143,14 +148,18 @@ def cmd_run(args) -> int:
     warning = exposure_warning(spec, joining_cluster=bool(args.address or os.environ.get("RAY_ADDRESS")))
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    if not sys.stdout.isatty():
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's own lines without colour codes in a pipe or file
     _init_ray(args.address, args.num_cpus)
 
     def on_sigterm(signum, frame):
         raise KeyboardInterrupt  # same clean stop as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    result = run_job(spec, _search_path(args.spec), on_progress=on_progress)
-    print("\n" + "\n".join(summary_lines(spec, result)))
+    console = Console(verbose=args.verbose)
+    result = run_job(spec, _search_path(args.spec), on_progress=on_progress, on_output=console.lines)
+    console.finish()  # every task's last lines before the summary
+    print("\n" + "\n".join(summary_lines(spec, result, args.spec)))
     return {JobState.SUCCEEDED: EXIT_OK, JobState.STOPPED: EXIT_STOPPED}.get(result.state, EXIT_FAILED)
 
 
@@ -177,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address ('auto' for a local `ray start`); default: $RAY_ADDRESS "
                    "or a new local Ray")
     p.add_argument("--num-cpus", type=float, help="CPUs of a new local Ray (default: this machine's)")
+    p.add_argument("--verbose", action="store_true", help="show every line the tasks print, TensorFlow's C++ "
+                   "banners and every traceback included (their log files have them either way)")
     _add_fault(p)
     p.set_defaults(func=cmd_run)
 
@@ -219,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
                    help="how long to wait for the job to end (default 60)")
     p.set_defaults(func=cmd_stop)
+
+    cli_files.add_commands(sub)
 
     p = sub.add_parser("schema", help="print the job spec's JSON Schema")
     p.set_defaults(func=cmd_schema)

@@ -16,6 +16,7 @@ One task, by strategy, role and cause (docs/design.md §5):
 | MWMS | any | lost | restart the group in fresh processes |
 | any | chief/worker | user code raised | fail fast (do not spend retries on a bug) |
 | PSS | chief | TF reports a lost server (UnavailableError) | restart the cluster (infrastructure) |
+| MWMS | any | TF aborted its collectives for an unresponsive peer | restart the group (infrastructure) |
 
 A batch (several ends that belong together):
 
@@ -100,14 +101,24 @@ class BatchDecision:
     quarantine: bool = False  # the checkpoint this run restored is unreadable: set it aside first
 
 
+# A MultiWorkerMirroredStrategy task raises these when TensorFlow aborted its collectives because a peer
+# stopped answering (TF's coordination service missed its heartbeats): a peer's trouble, not a bug.
+ABORTED_COLLECTIVE_MARKERS = ("Collective ops is aborted", "CoordinationService/Heartbeat",
+                              "coordination service has stopped")
+
+
 def looks_like_lost_server(error: str | None) -> bool:
     return bool(error) and any(marker in error for marker in LOST_SERVER_MARKERS)
 
 
 def classify(strategy: str, role: str, cause: FailureCause, error: str | None) -> FailureCause:
-    """Refine a cause: a PSS chief's 'user error' that is a lost server is infrastructure."""
-    if cause is C.USER_ERROR and strategy == "parameter_server" and role == "chief" \
-            and looks_like_lost_server(error):
+    """Refine a cause: a PSS chief's 'user error' that is a lost server, or an MWMS task's whose collectives
+    TensorFlow aborted for an unresponsive peer, is infrastructure."""
+    if cause is not C.USER_ERROR or not error:
+        return cause
+    if strategy == "parameter_server" and role == "chief" and looks_like_lost_server(error):
+        return C.INFRASTRUCTURE
+    if strategy == "multi_worker_mirrored" and any(marker in error for marker in ABORTED_COLLECTIVE_MARKERS):
         return C.INFRASTRUCTURE
     return cause
 

@@ -68,6 +68,7 @@ class JobResult:
     restarts: int = 0  # restarts of the whole cluster
     events: list[JobEvent] = field(default_factory=list)  # everything the attempt's record holds, in order
     statuses: dict[str, str] = field(default_factory=dict)
+    chief_metrics: dict | None = None  # the chief's last report: {"step": N, "values": {...}}
 
 
 class Controller:
@@ -75,11 +76,13 @@ class Controller:
 
     def __init__(self, spec: JobSpec, group: TaskGroup, *, sys_path: list[str] | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
+                 on_output: Callable[[str, list[str]], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         self.spec = spec
         self.group = group
         self.sys_path = list(sys_path or [])
         self.on_progress = on_progress
+        self.on_output = on_output  # (task, lines) a task printed; None: they are only in its log file
         self.clock = clock
         self.sleep = sleep
         self.tasks = TaskTable(plan(spec))
@@ -149,7 +152,8 @@ class Controller:
                          attempt=self.attempt.number, result=self.result, latest_checkpoint=self.store.latest(),
                          failures=list(self.attempt.failures), restarts=self.attempt.restarts,
                          tasks={str(k): v for k, v in self.tasks.infos.items()}, events=list(self.attempt.events),
-                         statuses=self.tasks.status_names())
+                         statuses=self.tasks.status_names(),
+                         chief_metrics=self.collector.latest.get(str(self.tasks.chief.key)) if self.collector else None)
 
     # ------------------------------------------------------------------ states
 
@@ -170,7 +174,7 @@ class Controller:
         observer = Observer(self.group, self.collector, self.tasks, clock=self.clock,
                             heartbeat_s=self.spec.timeouts.heartbeat_s, drain_poll_s=settings.DRAIN_POLL_S)
         self.watch = Watch(self.spec, self.group, self.tasks, self.store, self.attempt, observer, self.scaling,
-                           self.failure_policy, self.clock, started_at=self.clock())
+                           self.failure_policy, self.clock, started_at=self.clock(), on_output=self.on_output)
         latest = self.store.latest()
         log.info("job %s attempt %d: %d tasks; %s", self.spec.name, self.attempt.number, len(self.tasks.tasks),
                  f"resuming from step {latest.step} ({latest.path})" if latest else "starting fresh")

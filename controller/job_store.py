@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from controller.checkpoints import CheckpointManifest, CheckpointRecord
-from controller.layout import GATHERED_DIRS, TOKEN_FILE, checkpoint_dir, write_tree
+from controller.layout import GATHERED_DIRS, LOGS_DIR, TOKEN_FILE, checkpoint_dir, write_files, write_tree
 from controller.lease import FileLease
 from controller.record import AttemptRecord, JobRecord, TornRecordError
 from controller.spec import JobSpec
@@ -87,11 +87,15 @@ class JobStore:
         return registered
 
     def write_folder(self, name: str, files: dict) -> None:
-        """The chief's copy of a job folder (its model, its backups), gathered from its node: it replaces ours."""
-        if name not in GATHERED_DIRS:
+        """A job folder gathered from a node that does not share the storage path: the chief's model, backups
+        and TensorBoard logs replace ours; a task's log files join the attempt's logs."""
+        if name in GATHERED_DIRS:
+            write_tree(self.job_dir / name, files)
+        elif name.startswith(f"{LOGS_DIR}/attempt-") and name.count("/") == 1:
+            write_files(self.job_dir / name, files)
+        else:
             log.warning("a task sent a folder named %r, which is not one of the job's; ignored", name)
             return
-        write_tree(self.job_dir / name, files)
         self.sync()
 
     def write(self, entry: AttemptRecord) -> None:

@@ -56,6 +56,7 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
             restore_step=restore.step if restore else None,
             restore_epoch=restore.epoch if restore else None,
             restore_batch=restore.batch if restore else None,
+            run=restarts,
             runs_server=task.runs_server,
             servers=servers if pss and task.is_chief else (),
             server_wait_s=spec.timeouts.startup_s,
@@ -84,4 +85,6 @@ def actor_config(key: TaskKey, env: dict[str, str]) -> ActorConfig:
         inbox_call_timeout_s=settings.INBOX_CALL_TIMEOUT_S, stop_run_timeout_s=settings.STOP_RUN_TIMEOUT_S,
         gather_timeout_s=settings.GATHER_TIMEOUT_S, output_tail_lines=settings.OUTPUT_TAIL_LINES,
         server_probe_max_s=settings.SERVER_PROBE_MAX_S, exit_handlers_s=settings.EXIT_HANDLERS_S,
+        output_flush_s=settings.OUTPUT_FLUSH_S, log_max_bytes=settings.TASK_LOG_MAX_BYTES,
+        log_backups=settings.TASK_LOG_BACKUPS,
     )

@@ -32,6 +32,7 @@ MODEL_DIR = "model"  # the final model (AIP_MODEL_DIR of the chief; ctx.save_mod
 BACKUPS_DIR = "backups"  # the code's own checkpoints (AIP_CHECKPOINT_DIR: BackupAndRestore, CheckpointManager)
 CODE_TENSORBOARD_DIR = "tensorboard/code"  # the code's own TensorBoard logs (AIP_TENSORBOARD_LOG_DIR)
 GATHERED_DIRS = (MODEL_DIR, BACKUPS_DIR, CODE_TENSORBOARD_DIR)  # the chief's folders that reach the head
+LOGS_DIR = "logs"  # every task's output, by attempt: logs/attempt-<N>/<task>.log
 TF_STATE_FILE = "checkpoint"  # TensorFlow's name for the file that names a folder's newest checkpoint
 CKPT_PREFIX = "ckpt"  # a checkpoint folder's TF files: ckpt.index, ckpt.data-*
 CHUNK_BYTES = 1 << 20  # files are read in pieces this size, never whole
@@ -65,6 +66,11 @@ def output_dirs(job_dir: str | os.PathLike, task: str, is_chief: bool) -> dict[s
     model = job / MODEL_DIR if is_chief else job / CHECKPOINTS_DIR / WORKERTEMP_DIR / task / MODEL_DIR
     return {"AIP_MODEL_DIR": model, "AIP_CHECKPOINT_DIR": job / BACKUPS_DIR,
             "AIP_TENSORBOARD_LOG_DIR": job / CODE_TENSORBOARD_DIR}
+
+
+def task_log(job_dir: str | os.PathLike, attempt: int, task: str) -> Path:
+    """Where a task's output of one attempt goes (every run of the cluster in that attempt appends)."""
+    return Path(job_dir) / LOGS_DIR / f"attempt-{attempt}" / f"{task}.log"
 
 
 def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
@@ -173,10 +179,17 @@ def read_tree(folder: str | os.PathLike) -> dict[str, bytes]:
 
 
 def write_tree(folder: str | os.PathLike, files: dict[str, bytes]) -> Path:
-    """Write ``files`` under ``folder``, the checkpoint seal last, so a half-copied checkpoint is never sealed."""
+    """Write ``files`` as ``folder``'s whole content, the checkpoint seal last, so a half-copied checkpoint is
+    never sealed."""
     folder = Path(folder)
     if folder.exists():
         shutil.rmtree(folder)
+    return write_files(folder, files)
+
+
+def write_files(folder: str | os.PathLike, files: dict[str, bytes]) -> Path:
+    """Write ``files`` into ``folder`` (each atomically, the seal last), leaving its other files."""
+    folder = Path(folder)
     ordered = sorted(files, key=lambda name: name == COMPLETE_MARKER)
     for name in ordered:
         if Path(name).is_absolute() or ".." in Path(name).parts:

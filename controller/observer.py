@@ -11,6 +11,7 @@ told) and never acts on the cluster: what to do is the controller's call.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -38,6 +39,7 @@ class Observation:
     drains: tuple[Drain, ...] = ()  # training tasks newly found on a draining node
     task_events: tuple[dict, ...] = ()  # other things tasks reported doing
     folders: tuple[dict, ...] = ()  # the chief's folders gathered from a node that does not share the storage
+    output: tuple[dict, ...] = ()  # lines tasks printed
 
     @property
     def failed(self) -> tuple[TaskEnd, ...]:
@@ -81,18 +83,19 @@ class Observer:
         """Wait up to ``timeout_s`` for ends, then read everything else that is in."""
         ends = tuple(self.group.poll(timeout_s))
         reports = self.collect()
-        return Observation(ends + self._silent(), reports.checkpoints, reports.notices, self._draining(),
-                           reports.task_events, reports.folders)
+        return dataclasses.replace(reports, ends=ends + self._silent(), drains=self._draining())
 
     def collect(self) -> Observation:
         """The reports only (metrics to the collector): what tasks sent before a teardown still counts."""
-        checkpoints, notices, task_events, folders = [], [], [], []
+        checkpoints, notices, task_events, folders, output = [], [], [], [], []
         for record in self.collector.handle(self.group.drain_reports()):
             kind = record.get("kind")
             if kind == wire.CHECKPOINT:
                 checkpoints.append(record)
             elif kind == wire.FOLDER:
                 folders.append(record)
+            elif kind == wire.OUTPUT:
+                output.append(record)
             elif kind == wire.HEARTBEAT:
                 key = TaskKey.parse(record["task"])
                 self._last_seen[key] = self.clock()
@@ -103,7 +106,7 @@ class Observer:
             else:
                 task_events.append(record)
         return Observation(checkpoints=tuple(checkpoints), notices=tuple(notices), task_events=tuple(task_events),
-                           folders=tuple(folders))
+                           folders=tuple(folders), output=tuple(output))
 
     def _silent(self) -> tuple[TaskEnd, ...]:
         now = self.clock()

@@ -30,6 +30,11 @@ STOP_RUN_TIMEOUT_S = 20.0  # bound on ending a task's run for a restart (kill it
 STOP_RUN_SLACK_S = 5.0  # the driver's wait for stop_run beyond the actor's own bound
 GATHER_TIMEOUT_S = 300.0  # bound on sending one checkpoint's files to the head (storage without shared disk)
 
+# ------------------------------------------------------------ the job-folder commands
+LOGS_FOLLOW_POLL_S = 0.5  # `tfray logs --follow`: how often the log files are read
+LOGS_FOLLOW_QUIET_S = 3.0  # ... and how long they stay quiet, once the job's driver is gone, before it ends
+TENSORBOARD_STOP_S = 10.0  # bound on TensorBoard's exit after Ctrl-C
+
 # ------------------------------------------------------ a cluster's Jobs API (tfray submit)
 STATUS_POLL_S = 1.0  # how often a followed job's status is read
 STATUS_SETTLE_S = 30.0  # after the log stream ends, how long the job may take to report a terminal status
@@ -44,6 +49,9 @@ SIDECAR_POLL_S = 1.0  # how often a side-car's actor asks whether training is ov
 INBOX_CALL_TIMEOUT_S = 30.0  # bound on one call from a task actor to the inbox
 OUTPUT_TAIL_LINES = 40  # lines of a failed task's output kept for its error
 EXIT_HANDLERS_S = 30.0  # bound on a training process's own atexit handlers once its entrypoint ended
+OUTPUT_FLUSH_S = 0.2  # how often a task sends the lines its training process printed to the driver
+TASK_LOG_MAX_BYTES = 20 * 2**20  # a task's log file is rotated past this size ...
+TASK_LOG_BACKUPS = 3  # ... keeping this many older ones
 SERVER_PROBE_MAX_S = 2.0  # one gRPC readiness probe of a PSS server waits at most this long
 
 # Set in every task process before TensorFlow is imported (docs/design.md §4):

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from controller.events import TaskReported
 from controller.job import JobResult
+from controller.layout import LOGS_DIR, MODEL_DIR
 from controller.metrics import METRICS_FILE
 from controller.spec import FaultSpec, JobSpec
 from controller.state import JobState
 from controller.status import group_failures
+from controller.tensorboard import TENSORBOARD_DIR
 
 
 def fault_lines(faults: list[FaultSpec], events: list) -> list[str]:
@@ -31,7 +33,7 @@ def fault_lines(faults: list[FaultSpec], events: list) -> list[str]:
     return lines
 
 
-def summary_lines(spec: JobSpec, result: JobResult) -> list[str]:
+def summary_lines(spec: JobSpec, result: JobResult, spec_path: str | None = None) -> list[str]:
     lines = [f"job {spec.name} {result.state.value} (attempt {result.attempt}, {result.restarts} cluster "
              f"restart(s)): {result.message}"]
     lines += [f"  {line}" for line in group_failures(result.events)]
@@ -39,12 +41,18 @@ def summary_lines(spec: JobSpec, result: JobResult) -> list[str]:
     if gone and result.state is JobState.SUCCEEDED:
         lines.append(f"  finished without: {', '.join(gone)}")
     lines += [f"  {line}" for line in fault_lines(spec.faults, result.events)]
-    if isinstance(result.result, dict) and "val_accuracy" in result.result:
-        lines.append(f"final validation accuracy: {result.result['val_accuracy']:.4f} at step "
-                     f"{result.result.get('step')}")
+    if result.chief_metrics:
+        step, values = result.chief_metrics.get("step"), result.chief_metrics.get("values", {})
+        shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()
+                          if isinstance(v, (int, float, str)))
+        lines.append(f"{result.chief_metrics.get('task', 'chief')} at step {step}: {shown}")
+    job = Path(result.job_dir)
     if result.latest_checkpoint:
         lines.append(f"latest checkpoint: step {result.latest_checkpoint.step} at {result.latest_checkpoint.path}")
-    metrics = Path(result.job_dir) / METRICS_FILE
-    if metrics.exists():
-        lines.append(f"metrics: {metrics}")
+    for label, path in (("model", job / MODEL_DIR), ("metrics", job / METRICS_FILE),
+                        ("logs", job / LOGS_DIR / f"attempt-{result.attempt}")):
+        if path.exists() and (path.is_file() or any(path.iterdir())):
+            lines.append(f"{label}: {path}")
+    if (job / TENSORBOARD_DIR).is_dir():
+        lines.append(f"curves: tfray tensorboard {spec_path or 'JOB.yaml'}")
     return lines

@@ -49,6 +49,7 @@ class Watch:
     clock: Callable[[], float]
     started_at: float
     launches: dict[TaskKey, TaskLaunch] = field(default_factory=dict)
+    on_output: Callable[[str, list[str]], None] | None = None  # where the lines tasks print go (the console)
     restored: str | None = None  # the checkpoint this run of the cluster restored
     coordinator_told: bool = False  # a PSS server's notice went to the coordinator in this run
     result: Any = None  # what the chief's entrypoint returned
@@ -175,6 +176,9 @@ class Watch:
         for record in seen.task_events:
             log.info("%s: %s", record.get("task"), record.get("event", record))
             self.attempt.add(task_reported(record))
+        if self.on_output is not None:
+            for record in seen.output:
+                self.on_output(record["task"], record["lines"])
         for report in seen.folders:
             self.store.write_folder(report["name"], report["files"])
         registered = [self.store.register(report) for report in seen.checkpoints]

@@ -117,6 +117,9 @@ class ActorConfig(TaskIdentity):
     output_tail_lines: int
     server_probe_max_s: float
     exit_handlers_s: float
+    output_flush_s: float
+    log_max_bytes: int
+    log_backups: int
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class TaskLaunch(TaskIdentity):
     restore_step: int | None = None
     restore_epoch: int | None = None
     restore_batch: int | None = None  # the checkpoint was saved mid-epoch, after this batch of epoch restore_epoch
+    run: int = 0  # which run of the cluster in this attempt: 0, then 1 after the first restart, ...
     runs_server: bool = False  # PSS ps/worker: serve a tf.distribute.Server until torn down
     servers: tuple = ()  # (task, host:port) the chief must reach before its code runs (PSS)
     server_wait_s: float = 60.0  # bound on that wait
@@ -156,7 +160,8 @@ class TaskLaunch(TaskIdentity):
 
 # ------------------------------------------------------------------ reports
 # A task's reports travel as JSON-able dicts (through a pipe, then Ray) with a "kind".
-METRICS, CHECKPOINT, HEARTBEAT, EVENT, FOLDER = "metrics", "checkpoint", "heartbeat", "event", "folder"
+METRICS, CHECKPOINT, HEARTBEAT, EVENT = "metrics", "checkpoint", "heartbeat", "event"
+FOLDER, OUTPUT = "folder", "output"
 # Inside a task only: the training process to its actor.
 ALIVE, RESULT, ERROR = "alive", "result", "error"
 
@@ -175,6 +180,11 @@ def folder_report(key: TaskKey, name: str, files: dict) -> dict:
     """The chief's copy of one of the job's folders (``model``, ``backups``, ...), from a node that does not
     share the storage path: the head replaces its copy with it."""
     return {"kind": FOLDER, "task": str(key), "name": name, "files": files}
+
+
+def output_report(key: TaskKey, lines: list[str]) -> dict:
+    """Lines a task's training process printed (the task's log file has them all)."""
+    return {"kind": OUTPUT, "task": str(key), "lines": lines}
 
 
 def heartbeat_report(key: TaskKey, pid: int, notice: float | None) -> dict:

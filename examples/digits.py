@@ -40,8 +40,11 @@ def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_r
     # In-memory data cannot be sharded by file: every worker reads the whole
     # set and keeps its share of each global batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train_ds = (tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=1).repeat()
-                .batch(global_batch).with_options(options))
+    # One pass over the data per epoch, not repeat() with steps_per_epoch: fit then makes a fresh iterator
+    # each epoch, while a repeated dataset's lives the whole of fit, and deleting a long-lived tf.data
+    # iterator when fit returns can block for tens of seconds (docs/design.md §4).
+    train_ds = (tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=1)
+                .batch(global_batch, drop_remainder=True).with_options(options))
     val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(global_batch).with_options(options)
 
     with strategy.scope():
@@ -55,10 +58,9 @@ def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_r
             loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
-    steps_per_epoch = len(x_tr) // global_batch
     # JobCallback resumes where the newest checkpoint left off (mid-epoch too), reports, checkpoints, and
     # saves on a preemption notice: no restore call, no initial_epoch.
-    model.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=val_ds, verbose=0,
+    model.fit(train_ds, epochs=epochs, validation_data=val_ds, verbose=0,
               callbacks=[JobCallback(ctx, global_batch_size=global_batch)])
     initial_epoch = int(ctx.latest_checkpoint_epoch or 0)
     result = model.evaluate(val_ds, verbose=0, return_dict=True)

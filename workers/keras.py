@@ -155,6 +155,8 @@ class JobCallback(tf.keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        if not self._implements_train_batch_hooks():  # Keras calls every callback's hook once one has it
+            return
         self._batches += 1
         if self._batches < self.every:
             return

@@ -8,11 +8,13 @@ fork each run's training process. The launcher dies with the actor
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 
 from workers.zygote import MAX_MESSAGE, ZYGOTE_FD_ENV, die_with_parent
 
@@ -23,6 +25,9 @@ def _own_group() -> None:
     notice: the controller decides what each task is told."""
     die_with_parent()
     os.setpgid(0, 0)
+
+
+PRINTED_LINES = 200  # the launcher's own output kept for the next run's log (its import banners)
 
 
 class LauncherDied(RuntimeError):
@@ -38,9 +43,24 @@ class LauncherClient:
             [sys.executable, "-u", "-m", "workers.zygote"],
             env={**env, "PYTHONPATH": path, ZYGOTE_FD_ENV: str(theirs.fileno())},
             pass_fds=(theirs.fileno(),), preexec_fn=_own_group,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
         )
         theirs.close()
         self.ready = False
+        # What the launcher itself prints (its TensorFlow import's banners): kept for the task's log.
+        self.printed: collections.deque[str] = collections.deque(maxlen=PRINTED_LINES)
+        threading.Thread(target=self._keep_printed, name="tfray-launcher-output", daemon=True).start()
+
+    def _keep_printed(self) -> None:
+        for line in self.proc.stdout:
+            self.printed.append(line)
+
+    def take_printed(self) -> list[str]:
+        """The launcher's own lines since the last call."""
+        lines = []
+        while self.printed:
+            lines.append(self.printed.popleft())
+        return lines
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -39,6 +39,7 @@ from workers.heartbeat import Heartbeat
 from workers.launcher_client import LauncherClient, LauncherDied
 from workers.preemption import TaskPreempted
 from workers.server_probe import wait_for_servers
+from workers.task_output import TaskOutput
 from workers.task_storage import TaskStorage
 
 # Exceptions from the training process that are not bugs in the user's code.
@@ -117,6 +118,14 @@ class TaskActor:
             env["TF_CONFIG"] = json.dumps(launch.tf_config)
         job_dir, restore_from = self.storage.prepare(launch)
         env.update(self.storage.output_env(launch, job_dir))
+        self._output = output = TaskOutput(self.inbox, self.key, job_dir, launch.attempt, self.config.log_max_bytes,
+                                           self.config.log_backups, self.config.output_flush_s)
+        output.write(f"[tfray] {time.ctime()}: run {launch.run} of the cluster in attempt {launch.attempt}\n",
+                     console=False)
+        for line in self._launcher.take_printed():  # its TensorFlow import's banners: the log keeps them
+            output.write(line, console=False)
+        if self.storage.note:
+            output.note(self.storage.note)
         ctx = TaskContext(
             job_name=launch.job_name, job_dir=job_dir, attempt=launch.attempt, strategy=launch.strategy,
             role=launch.role, index=launch.index, is_chief=launch.is_chief, num_workers=launch.num_workers,
@@ -135,6 +144,7 @@ class TaskActor:
             return self._run_in(launch, ctx, env, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+            output.close()
             self.storage.finish(launch, job_dir)
 
     def _run_in(self, launch: TaskLaunch, ctx: TaskContext, env: dict, work: str) -> TaskEnd:
@@ -169,9 +179,9 @@ class TaskActor:
         if launch.role == "evaluator":  # side-cars learn that training is over through the stop file
             threading.Thread(target=self._pass_on_stop, args=(stop_file,), daemon=True).start()
         tail: collections.deque[str] = collections.deque(maxlen=self.config.output_tail_lines)
-        with os.fdopen(out_r, errors="replace") as output:
-            for line in output:  # streamed: Ray forwards this actor's stdout to the driver
-                print(line, end="", flush=True)
+        with os.fdopen(out_r, errors="replace") as printed:
+            for line in printed:  # to the task's log, and in batches to the driver's console
+                self._output.write(line)
                 tail.append(line)
         try:
             code = self._launcher.wait_exit()
@@ -228,7 +238,7 @@ class TaskActor:
                 try:
                     record = json.loads(line)
                 except ValueError:
-                    print(f"[tfray] unreadable report from the entrypoint: {line!r}", flush=True)
+                    self._output.note(f"unreadable report from the entrypoint: {line!r}")
                     continue
                 kind = record.get("kind")
                 if kind == wire.ALIVE:

@@ -18,7 +18,16 @@ import os
 import shutil
 
 from controller import wire
-from controller.layout import BACKUPS_DIR, GATHERED_DIRS, TOKEN_FILE, node_job_dir, output_dirs, read_tree, write_tree
+from controller.layout import (
+    BACKUPS_DIR,
+    GATHERED_DIRS,
+    TOKEN_FILE,
+    node_job_dir,
+    output_dirs,
+    read_tree,
+    task_log,
+    write_tree,
+)
 from controller.wire import TaskLaunch
 
 
@@ -35,6 +44,7 @@ class TaskStorage:
         self.inbox = inbox
         self.gather_timeout_s = gather_timeout_s
         self.gather = False  # True when this task cannot write into the job's storage path
+        self.note = ""
 
     def prepare(self, launch: TaskLaunch) -> tuple[str, str | None]:
         """This run's job folder and restore checkpoint, fetching the checkpoint through Ray if need be."""
@@ -43,12 +53,13 @@ class TaskStorage:
         sees_storage = launch.storage_mode == "shared" or (launch.storage_mode == "auto" and (
             launch.storage_token is None or _read_token(launch.job_dir) == launch.storage_token))
         self.gather = not sees_storage
+        self.note = ""  # what the task's log should say about where its files go
         if sees_storage:
             return launch.job_dir, launch.restore_from
         local = node_job_dir(ray.get_runtime_context().get_node_id(), launch.job_name)
         local.mkdir(parents=True, exist_ok=True)
-        print(f"[tfray] {launch.task}: {launch.job_dir} is not shared with this node; checkpoints go through "
-              f"{local} and are gathered to the head", flush=True)
+        self.note = (f"{launch.job_dir} is not shared with this node: checkpoints go through {local} and are "
+                     "gathered to the head")
         if launch.backup_files:  # the job's own backups, for code that resumes from them
             write_tree(local / BACKUPS_DIR, ray.get(launch.backup_files[0], timeout=self.gather_timeout_s))
         if not launch.restore_from:
@@ -74,15 +85,19 @@ class TaskStorage:
         if not launch.is_chief:
             model = output_dirs(job_dir, launch.task, is_chief=False)["AIP_MODEL_DIR"]
             shutil.rmtree(model, ignore_errors=True)
-            return
         if not self.gather:
             return
         import ray
 
-        for name in GATHERED_DIRS:
-            folder = os.path.join(job_dir, name)
-            if os.path.isdir(folder) and any(os.scandir(folder)):
-                ray.get(self.inbox.report.remote(wire.folder_report(launch.key, name, read_tree(folder))),
+        logs = task_log(job_dir, launch.attempt, launch.task)
+        sent = {logs.parent.relative_to(job_dir).as_posix(): {p.name: p.read_bytes() for p in
+                                                              logs.parent.glob(f"{logs.name}*")}}
+        if launch.is_chief:
+            sent.update({name: read_tree(os.path.join(job_dir, name)) for name in GATHERED_DIRS
+                         if os.path.isdir(os.path.join(job_dir, name))})
+        for name, files in sent.items():
+            if files:
+                ray.get(self.inbox.report.remote(wire.folder_report(launch.key, name, files)),
                         timeout=self.gather_timeout_s)
 
     def forward(self, record: dict) -> None:

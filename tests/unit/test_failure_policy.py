@@ -41,6 +41,9 @@ def policy(strategy=MWMS, **failure) -> FailurePolicy:
         (MWMS, "chief", C.NODE_LOST, None, A.RESTART_CLUSTER, "max_preemptions"),
         (MWMS, "worker", C.USER_ERROR, "ValueError", A.FAIL, None),
         (MWMS, "worker", C.INFRASTRUCTURE, None, A.RESTART_CLUSTER, "max_infrastructure_failures"),
+        (MWMS, "worker", C.USER_ERROR, "DeadlineExceededError: {{function_node __wrapped__CollectiveReduceV2}} "
+         "Collective ops is aborted by: ... RPC: /tensorflow.CoordinationService/Heartbeat",
+         A.RESTART_CLUSTER, "max_infrastructure_failures"),
         (MWMS, "evaluator", C.PROCESS_DIED, None, A.REPLACE_TASK, "max_task_failures"),
     ],
 )

@@ -1,0 +1,43 @@
+"""`tfray logs` reads the task logs in the job folder: every task or one, rotated parts in order, any attempt."""
+
+import yaml
+
+from controller.cli import main
+from controller.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from controller.layout import task_log
+
+SPEC = {"name": "logged", "strategy": "multi_worker_mirrored", "roles": {"worker": {"count": 2}},
+        "entrypoint": {"script": "train.py"}}
+
+
+def job(tmp_path):
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    spec = tmp_path / "job.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    for attempt in (1, 2):
+        for task in ("worker-0", "worker-1"):
+            log = task_log(tmp_path / "runs" / "logged", attempt, task)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(f"attempt {attempt} {task} last\n")
+    rotated = task_log(tmp_path / "runs" / "logged", 2, "worker-1")
+    rotated.with_name("worker-1.log.1").write_text("attempt 2 worker-1 first\n")
+    return str(spec)
+
+
+def test_logs_of_the_newest_attempt_every_task_prefixed(tmp_path, capsys):
+    assert main(["logs", job(tmp_path)]) == EXIT_OK
+    assert capsys.readouterr().out.splitlines() == [
+        "(worker-0) attempt 2 worker-0 last", "(worker-1) attempt 2 worker-1 first", "(worker-1) attempt 2 worker-1 last"]
+
+
+def test_logs_of_one_task_and_attempt(tmp_path, capsys):
+    assert main(["logs", job(tmp_path), "worker-0", "--attempt", "1"]) == EXIT_OK
+    assert capsys.readouterr().out.splitlines() == ["attempt 1 worker-0 last"]
+
+
+def test_logs_name_what_is_not_there(tmp_path, capsys):
+    spec = job(tmp_path)
+    assert main(["logs", spec, "ps-0"]) == EXIT_BAD_INPUT
+    assert "has no log of ps-0; it has worker-0, worker-1" in capsys.readouterr().err
+    assert main(["logs", spec, "--attempt", "9"]) == EXIT_BAD_INPUT
+    assert "no logs of attempt 9" in capsys.readouterr().err
