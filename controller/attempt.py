@@ -10,6 +10,7 @@ lost driver never resets a budget. :meth:`Attempt.snapshot` is the
 from __future__ import annotations
 
 import logging
+import time
 
 from controller.events import ERROR_CHARS, Decision, DriverLost, JobEvent
 from controller.failure_policy import BatchDecision
@@ -22,8 +23,10 @@ log = logging.getLogger("tfray")
 
 
 class Attempt:
-    def __init__(self, limits: dict[str, int]):
+    def __init__(self, limits: dict[str, int], fingerprint: dict | None = None):
         self.number = 0
+        self.fingerprint = dict(fingerprint or {})  # what this attempt trains (controller.resume.fingerprint)
+        self.started_at = time.time()
         self.limits = dict(limits)
         self.restarts = 0  # restarts of the whole cluster in this attempt
         self.spent = {budget: 0 for budget in limits}
@@ -67,4 +70,5 @@ class Attempt:
         self.changed = False
         return AttemptRecord(attempt=self.number, state=state.value, message=message, restarts=self.restarts,
                              spent=dict(self.spent), limits=dict(self.limits), statuses=table.status_names(),
-                             tasks=table.where(), events=tuple(self.events))
+                             tasks=table.where(), events=tuple(self.events), started_at=self.started_at,
+                             spec=self.fingerprint)

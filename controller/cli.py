@@ -13,19 +13,15 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
-from pydantic import ValidationError
-
-from controller import cli_files
+from controller import api, cli_files
 from controller.cli_cluster import SUBMIT_EPILOG, add_address, cmd_stop, cmd_submit
 from controller.dry_run import render_plan
-from controller.entrypoint import check_entrypoint
 from controller.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
-from controller.lease import FileLease, JobRunningError, running_message
-from controller.preflight import check_storage, exposure_warning
+from controller.lease import FileLease, JobRunningError
+from controller.preflight import exposure_warning
 from controller.record import TornRecordError
-from controller.spec import FaultSpec, SpecError, format_validation_error, load_spec, parse_spec
+from controller.spec import SpecError, load_spec
 from controller.status import format_status
 
 EPILOG = """\
@@ -43,22 +39,16 @@ examples:
   tfray schema                                            the job spec's JSON Schema, every field described
 
 A job's checkpoints, metrics.jsonl and job.json live in <storage_path>/<name>;
-running the same job name again resumes from its newest complete checkpoint.
+running the same job name again resumes from its newest complete checkpoint
+(`--fresh` starts over; a job that succeeded is not trained again).
 """
-
-
-def _search_path(spec_path: str) -> list[str]:
-    """Where entrypoint modules are looked for: the working folder, then the spec's folder."""
-    paths = [os.getcwd(), str(Path(spec_path).resolve().parent)]
-    return list(dict.fromkeys(paths))
 
 
 def _load_checked(spec_path: str, faults: list[str] = ()):
     """The spec with its --fault options, its entrypoint and storage checked (warnings to stderr)."""
-    spec = with_faults(load_spec(spec_path), faults)
-    for warning in check_entrypoint(spec, _search_path(spec_path)):
+    spec, warnings = api.checked(spec_path, faults)
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    check_storage(spec)
     return spec
 
 
@@ -95,52 +85,18 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
-def _init_ray(address: str | None, num_cpus: float | None) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
-
-
-def run_job(spec, search_path: list[str], on_progress=None, on_output=None):
-    """Run one job on the Ray this process is connected to; returns the JobResult."""
-    from controller.job import Controller
-    from controller.ray_group import RayTaskGroup
-
-    controller = Controller(spec, RayTaskGroup(spec.name), sys_path=search_path, on_progress=on_progress,
-                            on_output=on_output)
-    return controller.run()
-
-
-def with_faults(spec, faults: list[str]):
-    """The spec with the --fault options added to its faults (validated like the rest)."""
-    if not faults:
-        return spec
-    try:
-        parsed = [FaultSpec.parse(text).model_dump(mode="json") for text in faults]
-    except ValidationError as err:
-        raise SpecError(format_validation_error(err, "--fault")) from None
-    except ValueError as err:
-        raise SpecError(f"--fault: {err}") from None
-    data = spec.model_dump(mode="json")
-    data["faults"] = data["faults"] + parsed
-    return parse_spec(data, source="job spec with --fault", base_dir=spec._base_dir)
-
-
 def cmd_run(args) -> int:
     spec = _load_checked(args.spec, args.fault)
     from controller.console import Console
     from controller.state import JobState
     from controller.summary import summary_lines
 
-    holder = FileLease(spec.job_dir).holder()
-    if holder is not None:  # before Ray starts: the controller takes the lease for real
-        raise JobRunningError(running_message(spec.name, holder, args.spec))
+    done, notes = api.ready_to_run(spec, fresh=args.fresh, spec_path=args.spec)  # before Ray starts
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if done is not None:
+        print(done)
+        return EXIT_OK
 
     def on_progress(progress) -> None:
         print(f"progress {progress.line()}", flush=True)
@@ -150,14 +106,14 @@ def cmd_run(args) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if not sys.stdout.isatty():
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's own lines without colour codes in a pipe or file
-    _init_ray(args.address, args.num_cpus)
+    api.init_ray(args.address, args.num_cpus, dashboard=args.dashboard)
 
     def on_sigterm(signum, frame):
         raise KeyboardInterrupt  # same clean stop as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_sigterm)
     console = Console(verbose=args.verbose)
-    result = run_job(spec, _search_path(args.spec), on_progress=on_progress, on_output=console.lines)
+    result = api.run_job(spec, api.search_path(args.spec), on_progress=on_progress, on_output=console.lines)
     console.finish()  # every task's last lines before the summary
     print("\n" + "\n".join(summary_lines(spec, result, args.spec)))
     return {JobState.SUCCEEDED: EXIT_OK, JobState.STOPPED: EXIT_STOPPED}.get(result.state, EXIT_FAILED)
@@ -186,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address ('auto' for a local `ray start`); default: $RAY_ADDRESS "
                    "or a new local Ray")
     p.add_argument("--num-cpus", type=float, help="CPUs of a new local Ray (default: this machine's)")
+    p.add_argument("--fresh", action="store_true", help="start the job over: its old folder is moved aside to "
+                   "<name>.old-<time> (nothing is deleted); without it a job name that ran before resumes from its "
+                   "newest checkpoint, and one that succeeded trains nothing")
+    p.add_argument("--dashboard", action="store_true", help="start a new local Ray with its dashboard and "
+                   "Prometheus metrics on 127.0.0.1 (Ray prints the address)")
     p.add_argument("--verbose", action="store_true", help="show every line the tasks print, TensorFlow's C++ "
                    "banners and every traceback included (their log files have them either way)")
     _add_fault(p)

@@ -16,13 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from controller import settings
 from controller.attempt import Attempt
 from controller.checkpoints import CheckpointRecord
-from controller.events import CheckpointQuarantined, JobEvent, Resize, Restart
+from controller.events import CheckpointQuarantined, Resize, Restart
 from controller.failure_policy import FailurePolicy
 from controller.job_store import JobStore, StorageError
 from controller.launch import build_launches, task_env
@@ -31,6 +30,8 @@ from controller.lease import Holder, JobRunningError
 from controller.metrics import MetricsCollector, Progress
 from controller.observer import Observer
 from controller.plan import TaskSpec, plan
+from controller.result import JobResult
+from controller.resume import fingerprint
 from controller.scaling_policy import ScalingPolicy
 from controller.spec import JobSpec, Role
 from controller.state import (
@@ -45,30 +46,12 @@ from controller.state import (
     Stopped,
     check_transition,
 )
-from controller.task_group import SchedulingTimeoutError, TaskGroup, TaskInfo, TaskStartError
+from controller.task_group import SchedulingTimeoutError, TaskGroup, TaskStartError
 from controller.task_table import TaskTable
 from controller.tensorboard import ScalarWriter
 from controller.watch import Watch
 
 log = logging.getLogger("tfray")
-
-
-@dataclass
-class JobResult:
-    """How a job ended, for the CLI and for tests."""
-
-    state: JobState
-    message: str
-    job_dir: str
-    attempt: int
-    result: Any = None  # what the chief's entrypoint returned
-    latest_checkpoint: CheckpointRecord | None = None
-    failures: list[str] = field(default_factory=list)  # each failed task, described
-    tasks: dict[str, TaskInfo] = field(default_factory=dict)  # where each task ran (last incarnation)
-    restarts: int = 0  # restarts of the whole cluster
-    events: list[JobEvent] = field(default_factory=list)  # everything the attempt's record holds, in order
-    statuses: dict[str, str] = field(default_factory=dict)
-    chief_metrics: dict | None = None  # the chief's last report: {"step": N, "values": {...}}
 
 
 class Controller:
@@ -87,7 +70,7 @@ class Controller:
         self.sleep = sleep
         self.tasks = TaskTable(plan(spec))
         self.store = JobStore(spec)
-        self.attempt = Attempt(spec.failure.limits())
+        self.attempt = Attempt(spec.failure.limits(), fingerprint(spec))
         self.failure_policy = FailurePolicy(spec.strategy.value, spec.failure, settle_s=settings.FAILURE_SETTLE_S,
                                             notice_grace_s=spec.timeouts.preemption_grace_s)
         self.scaling = ScalingPolicy(spec.counts()[Role.WORKER], spec.elastic, spec.timeouts.scheduling_s,

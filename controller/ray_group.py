@@ -19,12 +19,10 @@ import time
 from pathlib import Path
 
 import ray
-from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from controller import ray_nodes, settings
-from controller.launch import actor_config
+from controller import ray_actors, ray_nodes, settings
 from controller.layout import BACKUPS_DIR, read_tree
 from controller.lease import Holder
 from controller.plan import TaskSpec, describe_bundle
@@ -64,6 +62,7 @@ class RayTaskGroup:
         # Actors whose process died: a restart replaces them. The others stay for the next run of
         # the cluster, which forks fresh training processes from their warm launchers.
         self.dead: set[TaskKey] = set()
+        self.incarnations: dict[TaskKey, int] = {}  # actors made for each task so far (names them)
 
     def provision(self, tasks: list[TaskSpec], placement: str, timeout_s: float) -> None:
         self._kill_actors()  # they live in the old reservation's bundles
@@ -90,12 +89,12 @@ class RayTaskGroup:
             if task.key in self.actors and task.key not in self.dead:
                 reused = True  # a restart: the actor and its launcher are warm
             else:
-                self._kill(self.actors.pop(task.key, None))
-                self.actors[task.key] = self._create_actor(task)
+                ray_actors.kill(self.actors.pop(task.key, None))
+                self.actors[task.key] = self._new_actor(task)
             pending[self.actors[task.key].reserve_port.remote()] = task.key
         self.dead.clear()
         try:
-            self.infos.update(self._await_infos(pending, timeout_s))
+            self.infos.update(ray_actors.await_infos(pending, timeout_s))
         except TaskStartError as err:
             if not reused:
                 raise
@@ -113,11 +112,11 @@ class RayTaskGroup:
         self.running = {ref: k for ref, k in self.running.items() if k != key}  # its last run's end is not news
         old = self.infos[key]
         actor = self.actors.get(key) if key not in self.dead else None
-        if actor is not None and not self._stop_runs({key: actor}):  # its process died, the actor did not
+        if actor is not None and not ray_actors.stop_runs({key: actor}):  # its process died, the actor did not
             actor = None
         if actor is None:
             self.kill_task(key)
-            actor = self.actors[key] = self._create_actor(next(t for t in self.tasks if t.key == key))
+            actor = self.actors[key] = self._new_actor(next(t for t in self.tasks if t.key == key))
         self.dead.discard(key)
         ref = actor.reserve_port.remote(int(old.address.rsplit(":", 1)[1]))
         # Ray may report the actor's death before it marks the node dead; a
@@ -125,13 +124,13 @@ class RayTaskGroup:
         deadline = time.monotonic() + timeout_s
         while not ray.wait([ref], timeout=settings.REPLACE_POLL_S)[0]:
             if not ray_nodes.node_alive(old.node_id):
-                self._kill(self.actors.pop(key, None))
+                ray_actors.kill(self.actors.pop(key, None))
                 raise NodeLostError(f"the node of {key} ({old.node_id[:12]}) is gone")
             if time.monotonic() > deadline:
                 raise TaskStartError(f"the replacement of {key} did not start within timeouts.startup_s="
                                      f"{timeout_s:g}s")
         try:
-            info = self._await_infos({ref: key}, 0)[key]
+            info = ray_actors.await_infos({ref: key}, 0)[key]
         except TaskStartError:
             # The replacement died at once: most likely its node is dying and Ray has not said so yet.
             if ray_nodes.node_dies_within(old.node_id, settings.NODE_DEATH_CONFIRM_S):
@@ -147,16 +146,16 @@ class RayTaskGroup:
         """End every task's run; the actors that are alive stay for the restart (warm launchers)."""
         if self.inbox is not None:
             self.inbox.clear_notices()
-        kept = self._stop_runs({key: actor for key, actor in self.actors.items() if key not in self.dead})
+        kept = ray_actors.stop_runs({key: actor for key, actor in self.actors.items() if key not in self.dead})
         for key in list(self.actors):
             if key not in kept:
-                self._kill(self.actors.pop(key))
+                ray_actors.kill(self.actors.pop(key))
         self.dead.clear()
         self.running.clear()
         self.infos.clear()
 
     def kill_task(self, key: TaskKey) -> None:
-        self._kill(self.actors.pop(key, None))
+        ray_actors.kill(self.actors.pop(key, None))
         self.running = {ref: k for ref, k in self.running.items() if k != key}
 
     def request_sidecar_stop(self) -> None:
@@ -225,70 +224,18 @@ class RayTaskGroup:
                 sent[field] = shipped[folder]
         return dataclasses.replace(launch, **sent)
 
-    def _create_actor(self, task: TaskSpec):
-        """The task's actor in its bundle. No runtime_env: the environment goes to the actor, which
-        starts the task's launcher process with it (Ray starts a new worker process for an actor with
-        a runtime_env of its own: 0.5 s more per actor, bench/actor_start.py). Threaded, so that
-        ``stop_run`` can end a run in progress."""
-        from workers.task_actor import TaskActor  # imports no TensorFlow
-
-        bundle = task.bundle
-        return ray.remote(TaskActor).options(
-            num_cpus=bundle.get("CPU", 0), num_gpus=bundle.get("GPU", 0), memory=bundle.get("memory"),
-            resources={k: v for k, v in bundle.items() if k not in ("CPU", "GPU", "memory")},
-            scheduling_strategy=PlacementGroupSchedulingStrategy(
-                placement_group=self.pg, placement_group_bundle_index=self.tasks.index(task)),
-            max_restarts=0,
-            max_concurrency=4,  # run, stop_run, and room for Ray's own calls
-        ).remote(actor_config(task.key, self.env), self.inbox.actor)
-
-    def _stop_runs(self, actors: dict) -> set:
-        """Have each actor kill its training process and wait for its run's end; the keys that did."""
-        if not actors:
-            return set()
-        pending = {actor.stop_run.remote(): key for key, actor in actors.items()}
-        ready, _ = ray.wait(list(pending), num_returns=len(pending),
-                            timeout=settings.STOP_RUN_TIMEOUT_S + settings.STOP_RUN_SLACK_S)
-        kept = set()
-        for ref in ready:
-            try:
-                if ray.get(ref):
-                    kept.add(pending[ref])
-            except RayError:  # the actor died meanwhile
-                pass
-        return kept
-
-    @staticmethod
-    def _await_infos(pending: dict, timeout_s: float) -> dict[TaskKey, TaskInfo]:
-        ready, not_ready = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
-        if not_ready:
-            late = ", ".join(str(pending[r]) for r in not_ready)
-            raise TaskStartError(f"tasks {late} did not start within timeouts.startup_s={timeout_s:g}s "
-                                 "(actor process start and port reservation); check the Ray logs of those actors")
-        infos = {}
-        for ref in ready:
-            try:
-                infos[pending[ref]] = TaskInfo(**ray.get(ref))
-            except RayError as err:
-                raise TaskStartError(f"task {pending[ref]} failed to start: {err}") from None
-        return infos
+    def _new_actor(self, task: TaskSpec):
+        self.incarnations[task.key] = self.incarnations.get(task.key, 0) + 1
+        return ray_actors.create_actor(self.job_name, task, self.pg, self.tasks.index(task),
+                                       self.incarnations[task.key], self.env, self.inbox.actor)
 
     def _kill_actors(self) -> None:
         for actor in self.actors.values():
-            self._kill(actor)
+            ray_actors.kill(actor)
         self.actors.clear()
         self.dead.clear()
         self.running.clear()
         self.infos.clear()
-
-    @staticmethod
-    def _kill(actor) -> None:
-        if actor is None:
-            return
-        try:
-            ray.kill(actor, no_restart=True)
-        except Exception as err:  # already dead is fine
-            log.debug("kill: %s", err)
 
     def _remove_pg(self) -> None:
         if self.pg is not None:

@@ -43,6 +43,8 @@ class AttemptRecord:
     statuses: dict = field(default_factory=dict)  # task -> TaskStatus value
     tasks: dict = field(default_factory=dict)  # task -> {address, node, pid}
     events: tuple = ()  # controller.events.JobEvent, in order
+    started_at: float = 0.0
+    spec: dict = field(default_factory=dict)  # what the attempt trained: controller.resume.fingerprint
 
     @property
     def ended(self) -> bool:
@@ -52,7 +54,8 @@ class AttemptRecord:
         return {"attempt": self.attempt, "state": self.state, "message": self.message,
                 "updated_at": self.updated_at, "restarts": self.restarts, "spent": self.spent,
                 "limits": self.limits, "statuses": self.statuses, "tasks": self.tasks,
-                "events": [event.to_json() for event in self.events]}
+                "events": [event.to_json() for event in self.events], "started_at": self.started_at,
+                "spec": self.spec}
 
     @classmethod
     def from_json(cls, data: dict) -> "AttemptRecord":
@@ -61,7 +64,8 @@ class AttemptRecord:
                    updated_at=data.get("updated_at") or 0.0, restarts=data.get("restarts", 0),
                    spent=dict(data.get("spent") or {}), limits=dict(data.get("limits") or {}),
                    statuses=dict(data.get("statuses") or {}), tasks=dict(data.get("tasks") or {}),
-                   events=tuple(e for e in read if e is not None))
+                   events=tuple(e for e in read if e is not None), started_at=data.get("started_at") or 0.0,
+                   spec=dict(data.get("spec") or {}))
 
 
 class JobRecord:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller.events import TaskReported
-from controller.job import JobResult
 from controller.layout import LOGS_DIR, MODEL_DIR
 from controller.metrics import METRICS_FILE
+from controller.result import JobResult
 from controller.spec import FaultSpec, JobSpec
 from controller.state import JobState
 from controller.status import group_failures

@@ -2,7 +2,7 @@
 
 import pytest
 
-from controller.cli import run_job
+from controller.api import run_job
 from controller.events import Decision
 from controller.state import JobState
 

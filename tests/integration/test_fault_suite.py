@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli import run_job
+from controller.api import run_job
 from controller.events import Decision, Restart
 from controller.layout import COMPLETE_MARKER, checkpoint_dir
 from controller.metrics import read_metrics

@@ -11,8 +11,8 @@ import time
 import pytest
 import ray
 
+from controller.api import run_job
 from controller.checkpoints import CheckpointManifest
-from controller.cli import run_job
 from controller.events import DriverLost
 from controller.spec import load_spec
 from controller.state import JobState

@@ -2,8 +2,8 @@
 
 import pytest
 
+from controller.api import run_job
 from controller.checkpoints import CheckpointManifest
-from controller.cli import run_job
 from controller.events import Restart
 from controller.layout import read_seal, sealed_checkpoints
 from controller.metrics import read_metrics

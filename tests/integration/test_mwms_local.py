@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.api import run_job
 from controller.checkpoints import CheckpointManifest
-from controller.cli import run_job
 from controller.events import Decision, PreemptionNotice, Restart
 from controller.layout import COMPLETE_MARKER, WORKERTEMP_DIR
 from controller.metrics import read_metrics

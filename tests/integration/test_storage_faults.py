@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from controller.cli import run_job
+from controller.api import run_job
 from controller.events import CheckpointQuarantined, Decision, TaskReported
 from controller.job import Controller
 from controller.layout import COMPLETE_MARKER, checkpoint_dir

@@ -163,7 +163,7 @@ def assert_bad_input(argv: list[str], expected: str, capsys) -> None:
 @pytest.mark.parametrize("label, spec, expected", SPECS, ids=[s[0] for s in SPECS])
 def test_a_bad_spec_is_refused_before_ray(tmp_path, monkeypatch, capsys, command, label, spec, expected):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("controller.cli._init_ray", lambda *a: pytest.fail("Ray would have started"))
+    monkeypatch.setattr("controller.api.init_ray", lambda *a, **k: pytest.fail("Ray would have started"))
     assert_bad_input([command, str(write_spec(tmp_path, spec))], expected, capsys)
 
 

@@ -27,7 +27,8 @@ def job(tmp_path):
 def test_logs_of_the_newest_attempt_every_task_prefixed(tmp_path, capsys):
     assert main(["logs", job(tmp_path)]) == EXIT_OK
     assert capsys.readouterr().out.splitlines() == [
-        "(worker-0) attempt 2 worker-0 last", "(worker-1) attempt 2 worker-1 first", "(worker-1) attempt 2 worker-1 last"]
+        "(worker-0) attempt 2 worker-0 last", "(worker-1) attempt 2 worker-1 first",
+        "(worker-1) attempt 2 worker-1 last"]
 
 
 def test_logs_of_one_task_and_attempt(tmp_path, capsys):

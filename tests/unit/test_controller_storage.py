@@ -4,10 +4,10 @@ job, torn records, and the faults summary. Stepped with the fake task group; the
 import os
 
 from controller.events import CheckpointQuarantined, Decision, PreemptionNotice, TaskReported
-from controller.job import JobResult
 from controller.layout import checkpoint_dir, seal
 from controller.lease import JobRunningError
 from controller.record import JobRecord
+from controller.result import JobResult
 from controller.state import JobState, Recovering, RecoveryReason
 from controller.summary import fault_lines
 from controller.wire import FailureCause

@@ -1,0 +1,135 @@
+"""The Python API: run a job from a notebook, a pipeline (Airflow, a Ray job) or a test, without the CLI.
+
+    from controller import load_spec, run
+    result = run("cluster_configs/jobs/digits_mwms.yaml")            # or a JobSpec, or a mapping
+    result.state, result.latest_checkpoint, result.chief_metrics
+
+``run`` does what ``tfray run`` does, in the same order: the spec and its
+``faults`` are checked (``SpecError``), the entrypoint is read (never run) and
+the storage path tried, another driver of the job refuses it
+(``JobRunningError``), a job that already succeeded is not trained again
+unless ``fresh`` (which moves the old job folder aside), and Ray is started
+(or joined at ``address``) only then. It returns the ``JobResult``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+from controller.entrypoint import check_entrypoint
+from controller.lease import FileLease, JobRunningError, running_message
+from controller.preflight import check_storage
+from controller.result import JobResult
+from controller.resume import already_succeeded, drift, move_aside
+from controller.spec import FaultSpec, JobSpec, SpecError, format_validation_error, load_spec, parse_spec
+from controller.state import JobState
+
+log = logging.getLogger("tfray")
+
+
+def search_path(spec_path: str | None) -> list[str]:
+    """Where entrypoint modules are looked for: the working folder, then the spec's folder."""
+    paths = [os.getcwd(), *([str(Path(spec_path).resolve().parent)] if spec_path else [])]
+    return list(dict.fromkeys(paths))
+
+
+def with_faults(spec: JobSpec, faults: list[str] | tuple = ()) -> JobSpec:
+    """The spec with faults in the CLI's form (``worker-1:kill@step=50``) added, validated like the rest."""
+    if not faults:
+        return spec
+    from pydantic import ValidationError
+
+    try:
+        parsed = [FaultSpec.parse(text).model_dump(mode="json") for text in faults]
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err, "--fault")) from None
+    except ValueError as err:
+        raise SpecError(f"--fault: {err}") from None
+    data = spec.model_dump(mode="json")
+    data["faults"] = data["faults"] + parsed
+    return parse_spec(data, source="job spec with --fault", base_dir=spec._base_dir)
+
+
+def checked(spec_or_path: JobSpec | str | os.PathLike | dict, faults: list[str] | tuple = ()) -> tuple[JobSpec, list]:
+    """The spec (read, with its faults), its entrypoint read and its storage tried; and the warnings."""
+    if isinstance(spec_or_path, JobSpec):
+        spec, path = spec_or_path, None
+    elif isinstance(spec_or_path, dict):
+        spec, path = parse_spec(spec_or_path), None
+    else:
+        spec, path = load_spec(spec_or_path), str(spec_or_path)
+    spec = with_faults(spec, faults)
+    warnings = check_entrypoint(spec, search_path(path))
+    check_storage(spec)
+    return spec, warnings
+
+
+def ready_to_run(spec: JobSpec, fresh: bool, spec_path: str = "JOB.yaml") -> tuple[str | None, list[str]]:
+    """Before Ray starts: another driver refuses the run (JobRunningError). Returns why there is nothing to
+    run (the job already succeeded), or None, and the warnings to show; ``fresh`` moves the old job aside."""
+    holder = FileLease(spec.job_dir).holder()
+    if holder is not None:
+        raise JobRunningError(running_message(spec.name, holder, spec_path))
+    if fresh:
+        aside = move_aside(spec)
+        return None, [f"job {spec.name} starts over; its old folder is {aside}"] if aside else []
+    done = already_succeeded(spec, spec_path)
+    if done is not None:
+        return done, []
+    changed = drift(spec)
+    return None, [changed] if changed else []
+
+
+def init_ray(address: str | None = None, num_cpus: float | None = None, dashboard: bool = False) -> None:
+    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), else start a local Ray (its dashboard on
+    127.0.0.1 when asked)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host="127.0.0.1", log_to_driver=True)
+
+
+def run(spec_or_path: JobSpec | str | os.PathLike | dict, *, address: str | None = None, faults: list | tuple = (),
+        fresh: bool = False, on_progress: Callable | None = None,
+        on_output: Callable[[str, list[str]], None] | None = None) -> JobResult:
+    """Run a job to its end and return how it ended (see the module's docstring)."""
+    spec, warnings = checked(spec_or_path, faults)
+    done, notes = ready_to_run(spec, fresh)
+    for text in warnings + notes:
+        log.warning("%s", text)
+    if done is not None:
+        log.info("%s", done)
+        return finished_result(spec, done)
+    init_ray(address)
+    path = None if isinstance(spec_or_path, (JobSpec, dict)) else str(spec_or_path)
+    return run_job(spec, search_path(path), on_progress=on_progress, on_output=on_output)
+
+
+def run_job(spec: JobSpec, sys_path: list[str], on_progress: Callable | None = None,
+            on_output: Callable[[str, list[str]], None] | None = None) -> JobResult:
+    """Run one checked job on the Ray this process is connected to (no resume checks); its JobResult."""
+    from controller.job import Controller
+    from controller.ray_group import RayTaskGroup
+
+    controller = Controller(spec, RayTaskGroup(spec.name), sys_path=sys_path, on_progress=on_progress,
+                            on_output=on_output)
+    return controller.run()
+
+
+def finished_result(spec: JobSpec, message: str) -> JobResult:
+    """What a run of a job that already succeeded returns: nothing was trained."""
+    from controller.checkpoints import CheckpointManifest
+
+    return JobResult(state=JobState.SUCCEEDED, message=message, job_dir=str(spec.job_dir), attempt=0,
+                     latest_checkpoint=CheckpointManifest(spec.job_dir, keep=spec.checkpoint.keep).latest())
+
+
+__all__ = ["run", "run_job", "load_spec", "JobResult", "JobSpec", "SpecError", "JobRunningError"]
