@@ -117,10 +117,11 @@ def run_job(spec: JobSpec, sys_path: list[str], on_progress: Callable | None = N
             on_output: Callable[[str, list[str]], None] | None = None) -> JobResult:
     """Run one checked job on the Ray this process is connected to (no resume checks); its JobResult."""
     from controller.job import Controller
+    from controller.prometheus import RayGauges
     from controller.ray_group import RayTaskGroup
 
     controller = Controller(spec, RayTaskGroup(spec.name), sys_path=sys_path, on_progress=on_progress,
-                            on_output=on_output)
+                            on_output=on_output, export_gauges=RayGauges())
     return controller.run()
 
 

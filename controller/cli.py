@@ -18,11 +18,11 @@ from controller import api, cli_files
 from controller.cli_cluster import SUBMIT_EPILOG, add_address, cmd_stop, cmd_submit
 from controller.dry_run import render_plan
 from controller.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
-from controller.lease import FileLease, JobRunningError
+from controller.lease import JobRunningError
 from controller.preflight import exposure_warning
 from controller.record import TornRecordError
 from controller.spec import SpecError, load_spec
-from controller.status import format_status
+from controller.submit import SubmitError
 
 EPILOG = """\
 examples:
@@ -66,15 +66,26 @@ def cmd_dry_run(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from controller import remote_status
+    from controller.status import render_status
+    from controller.status_view import job_view
+
     spec = load_spec(args.spec)
     try:
-        text = format_status(spec.job_dir, spec.name)
+        if args.address:
+            view = remote_status.view_through_jobs_api(args.address, args.spec, args.working_dir)
+        elif remote_status.reads_from_uri(spec):
+            view = remote_status.view_from_uri(spec)
+        else:
+            view = job_view(spec)
     except TornRecordError as err:
         print(f"error: {err}; the next `tfray run` sets it aside and starts a new record (the checkpoints are "
               "kept)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    holder = FileLease(spec.job_dir).holder()
-    print(text + (f"\nrunning now: {holder.describe()}" if holder else ""))
+    except SubmitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(view, indent=2) if args.json else render_status(view, verbose=args.verbose))
     return EXIT_OK
 
 
@@ -164,8 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fault(p)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("status", help="a job's attempts, budgets and failures with the decisions taken")
+    p = sub.add_parser("status", help="a job at a glance: state, step, speed, metrics, checkpoint, tasks, "
+                       "budgets, the last failure", description="Read from the job folder, which the driver keeps "
+                       "current while the job runs; a job stored at a URI is read there when its driver is "
+                       "elsewhere.")
     p.add_argument("spec", help="job spec YAML")
+    p.add_argument("--verbose", action="store_true", help="every attempt and every failure, with the decision "
+                   "taken and why")
+    p.add_argument("--json", action="store_true", help="the same as one JSON object, for scripts")
+    add_address(p, "ask the cluster's head (a short job through its Jobs API) instead of reading the job folder "
+                "here; ")
+    p.add_argument("--working-dir", default=".", help="with --address: the folder shipped with the status job, as "
+                   "`tfray submit` ships it (default: the current one)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("submit", help="submit a job to a Ray cluster's Jobs API (like `ray job submit`) and "

@@ -26,9 +26,9 @@ exit status with --follow: 0 succeeded, 1 failed, 130 stopped, 124 still running
 """
 
 
-def add_address(p) -> None:
-    p.add_argument("--address", help="the head's Jobs API URL; default $RAY_API_SERVER_ADDRESS, $RAY_ADDRESS, or "
-                   "http://127.0.0.1:8265, where `ray dashboard CLUSTER.yaml` forwards it over SSH")
+def add_address(p, what: str = "") -> None:
+    p.add_argument("--address", help=f"{what}the head's Jobs API URL; default $RAY_API_SERVER_ADDRESS, "
+                   "$RAY_ADDRESS, or http://127.0.0.1:8265, where `ray dashboard CLUSTER.yaml` forwards it over SSH")
 
 
 def cmd_submit(args) -> int:

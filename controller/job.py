@@ -23,6 +23,7 @@ from controller.attempt import Attempt
 from controller.checkpoints import CheckpointRecord
 from controller.events import CheckpointQuarantined, Resize, Restart
 from controller.failure_policy import FailurePolicy
+from controller.job_gauges import JobGauges, Sample
 from controller.job_store import JobStore, StorageError
 from controller.launch import build_launches, task_env
 from controller.layout import verify_checkpoint
@@ -60,7 +61,9 @@ class Controller:
     def __init__(self, spec: JobSpec, group: TaskGroup, *, sys_path: list[str] | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
                  on_output: Callable[[str, list[str]], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 export_gauges: Callable[[list[Sample]], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 wall_clock: Callable[[], float] = time.time):
         self.spec = spec
         self.group = group
         self.sys_path = list(sys_path or [])
@@ -76,6 +79,7 @@ class Controller:
         self.scaling = ScalingPolicy(spec.counts()[Role.WORKER], spec.elastic, spec.timeouts.scheduling_s,
                                      settings.ELASTIC_PROBE_S)
         self.state: State = Pending()
+        self.gauges = JobGauges(spec.name, export_gauges, clock, wall_clock) if export_gauges else None
         self.collector: MetricsCollector | None = None
         self.watch: Watch | None = None  # made once the attempt is known
         self._released = False
@@ -90,6 +94,8 @@ class Controller:
                    Running: self._watch, Recovering: self._recover}.get(type(self.state))
         if handler is not None:
             self._enter(handler(self.state))
+        if self.gauges is not None and not self.state.is_terminal:  # run() exports the ending
+            self.gauges.observe(self.state, self.attempt, self.tasks, self.collector, self.store)
         return self.state
 
     def run(self) -> JobResult:
@@ -109,6 +115,8 @@ class Controller:
             raise
         finally:
             self._release()
+            if self.gauges is not None:  # the ending, however it came
+                self.gauges.observe(self.state, self.attempt, self.tasks, self.collector, self.store)
         return self.outcome()
 
     def stop(self, reason: str = "stopped") -> None:

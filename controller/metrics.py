@@ -104,3 +104,25 @@ def read_metrics(job_dir: str | Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def last_rows(job_dir: str | Path, max_bytes: int = 256 * 1024) -> list[dict]:
+    """The rows in the last ``max_bytes`` of ``metrics.jsonl`` (a days-long job's file is never read whole);
+    a row cut at the window's start or torn at the file's end is skipped."""
+    path = Path(job_dir) / METRICS_FILE
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - max_bytes))
+            tail = f.read()
+    except OSError:
+        return []
+    rows = []
+    for line in tail.splitlines()[1 if size > max_bytes else 0:]:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows

@@ -19,6 +19,7 @@ FAILURE_SETTLE_S = 2.0  # after a bare error, how long to gather other ends that
 DRAIN_POLL_S = 2.0  # how often the controller asks Ray which nodes are being drained (preemption notice)
 ELASTIC_PROBE_S = 5.0  # an elastic job waits this long for each smaller size once the full size did not fit
 TENSORBOARD_FLUSH_S = 5.0  # how often the driver's TensorBoard event files are synced to disk while the job runs
+METRICS_EXPORT_S = 1.0  # how often the job's gauges go to Ray's metrics (Prometheus) while nothing changes
 STORAGE_SYNC_S = 10.0  # how often a job stored at a URI uploads its metrics and job state while it runs
 
 # ------------------------------------------------------------------ the Ray seam
@@ -38,6 +39,7 @@ TENSORBOARD_STOP_S = 10.0  # bound on TensorBoard's exit after Ctrl-C
 # ------------------------------------------------------ a cluster's Jobs API (tfray submit)
 STATUS_POLL_S = 1.0  # how often a followed job's status is read
 STATUS_SETTLE_S = 30.0  # after the log stream ends, how long the job may take to report a terminal status
+REMOTE_STATUS_S = 60.0  # how long `tfray status --address` waits for its short job on the head
 AGENT_WAIT_S = 60.0  # how long a just-started head's job agent may take to accept submissions
 AGENT_RETRY_S = 2.0  # how often a submission is tried again meanwhile
 

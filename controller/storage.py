@@ -83,6 +83,19 @@ class Mirror:
             log.info("downloaded %d file(s) of %s into %s", copied, self.uri, self.local_dir)
         return copied
 
+    def fetch(self, rel: str, target: str | os.PathLike, max_bytes: int | None = None) -> bool:
+        """Copy one file of the job folder (its last ``max_bytes`` only, when given) to ``target``; False
+        when it is not there. For ``tfray status`` of a job that runs elsewhere."""
+        path = f"{self.root}/{rel}"
+        if self.fs.get_file_info(path).type != self._fs_module.FileType.File:
+            return False
+        with self.fs.open_input_file(path) as src, open(target, "wb") as dst:
+            size = src.size()
+            start = max(0, size - max_bytes) if max_bytes else 0
+            src.seek(start)
+            shutil.copyfileobj(src, dst)
+        return True
+
     def sync(self, min_interval_s: float = 0.0) -> int:
         """Upload what changed since the last sync (seals after the files they seal) and delete
         checkpoints pruned here; returns how many files were uploaded. Skipped if the last sync

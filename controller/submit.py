@@ -47,14 +47,15 @@ def resolve_address(address: str | None) -> str:
             or DEFAULT_ADDRESS)
 
 
-def entrypoint_for(spec_path: str | os.PathLike, working_dir: str | os.PathLike) -> str:
-    """The job's shell command: the controller run on the spec, by its path inside the working folder."""
+def entrypoint_for(spec_path: str | os.PathLike, working_dir: str | os.PathLike, command: tuple = ("run",)) -> str:
+    """The job's shell command: a controller command (``run``) on the spec, by its path inside the working
+    folder."""
     spec, root = Path(spec_path).resolve(), Path(working_dir).resolve()
     if not spec.is_relative_to(root):
         raise SubmitError(f"{spec_path} is outside the working folder {root}: only that folder is shipped "
                           "to the cluster; move the spec into it or pass --working-dir")
     # `python` is the head node's interpreter (the cluster configs put their virtualenv first on PATH).
-    return shlex.join(["python", "-m", "controller", "run", spec.relative_to(root).as_posix()])
+    return shlex.join(["python", "-m", "controller", command[0], spec.relative_to(root).as_posix(), *command[1:]])
 
 
 def runtime_env_for(working_dir: str | os.PathLike) -> dict:

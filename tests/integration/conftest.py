@@ -92,10 +92,11 @@ class BackgroundJob:
 
     def __init__(self, spec):
         from controller.job import Controller
+        from controller.prometheus import RayGauges
         from controller.ray_group import RayTaskGroup
 
         self.spec = spec
-        self.controller = Controller(spec, RayTaskGroup(spec.name), sys_path=[str(REPO)])
+        self.controller = Controller(spec, RayTaskGroup(spec.name), sys_path=[str(REPO)], export_gauges=RayGauges())
         self.result = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=f"job-{spec.name}", daemon=True)

@@ -229,6 +229,11 @@ def test_a_job_submitted_through_the_jobs_api_with_token_auth_on(tmp_path):
         assert submitted.returncode == 0, submitted.stderr
         wait_for(lambda: last_state(runs / "digits-stop") in ("STARTING", "RUNNING"), 120,
                  "the second job to start its tasks")
+        # `tfray status --address`: the head answers through a short job of its own.
+        asked = cli(["status", long_spec.name, "--address", api, "--json"], head.client_env(), work, 90)
+        assert asked.returncode == 0, f"{asked.stdout[-3000:]}\n{asked.stderr[-3000:]}"
+        view = json.loads(asked.stdout)
+        assert view["job"] == "digits-stop" and view["state"] in ("STARTING", "RUNNING") and view["driver"]
         stopped = cli(["stop", "tfray-test-stop", "--address", api, "--wait", "60"], head.client_env(), work, 90)
         assert stopped.returncode == 0 and "job tfray-test-stop STOPPED" in stopped.stdout, stopped.stdout
         wait_for(lambda: last_state(runs / "digits-stop") == "STOPPED", 30,

@@ -16,7 +16,8 @@ from controller.checkpoints import CheckpointManifest
 from controller.events import DriverLost
 from controller.spec import load_spec
 from controller.state import JobState
-from controller.status import format_status
+from controller.status import render_status
+from controller.status_view import job_view
 
 from .conftest import REPO, assert_nothing_left, job_spec
 
@@ -123,5 +124,5 @@ def test_a_job_whose_driver_died_resumes_with_its_counters(local_ray, tmp_path):
     assert result.attempt == 2 and result.restarts == 1  # the counters of the lost attempt carry on
     assert result.result["start"] >= newest  # from the newest checkpoint (or one sealed after it was read)
     assert any(isinstance(e, DriverLost) for e in result.events)
-    assert "attempt 1: DRIVER_LOST" in format_status(spec.job_dir, spec.name)
+    assert "attempt 1: DRIVER_LOST" in render_status(job_view(spec), verbose=True)
     assert_nothing_left()

@@ -1,8 +1,10 @@
 """MultiWorkerMirroredStrategy on a local Ray: real actors, real TF, the digits example end to end."""
 
+import urllib.request
 from pathlib import Path
 
 import pytest
+import ray
 
 from controller.api import run_job
 from controller.checkpoints import CheckpointManifest
@@ -10,6 +12,8 @@ from controller.events import Decision, PreemptionNotice, Restart
 from controller.layout import COMPLETE_MARKER, WORKERTEMP_DIR
 from controller.metrics import read_metrics
 from controller.state import JobState
+from controller.status import render_status
+from controller.status_view import job_view
 
 from .conftest import REPO, BackgroundJob, assert_nothing_left, job_spec
 
@@ -21,6 +25,14 @@ ACCURACY_THRESHOLD = 0.85
 
 def run(spec):
     return run_job(spec, [str(REPO)])
+
+
+def scrape_tfray() -> str:
+    """The tfray lines of this node's Ray metrics endpoint, the one Prometheus scrapes."""
+    node = next(n for n in ray.nodes() if n["Alive"])
+    url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return "\n".join(line for line in answer.read().decode().splitlines() if line.startswith("ray_tfray_"))
 
 
 def check_checkpoints(spec):
@@ -72,6 +84,27 @@ def test_script_mode_reads_tf_config_from_its_environment(local_ray, tmp_path):
 def test_a_killed_worker_restarts_the_group_from_the_newest_checkpoint(local_ray, tmp_path):
     spec = job_spec(tmp_path, "digits-kill", {"function": "examples.digits:train", "args": {"epochs": 15}})
     job = BackgroundJob(spec)
+    # `tfray status` on the running job: a step that advances, the tasks alive, the driver named.
+    seen = []
+
+    def status_advanced() -> bool:
+        view = job_view(spec)
+        if view["state"] == "RUNNING" and view.get("training"):
+            seen.append(view)
+        return len({v["training"]["step"] for v in seen}) >= 2
+
+    job.wait_until(status_advanced, 180, "`status` to show the chief's step advance")
+    assert seen[-1]["training"]["step"] > seen[0]["training"]["step"] and seen[-1]["driver"]
+    assert {t["state"] for t in seen[-1]["tasks"].values()} == {"ALIVE"} and set(seen[-1]["tasks"]) == TASKS
+    text = render_status(seen[-1])
+    assert text.startswith("job digits-kill: RUNNING, attempt 1, running for ") and "examples/s" in text
+    # Prometheus' view: Ray's metrics endpoint serves the job's gauges (Ray exports every few seconds).
+    scraped = []
+    job.wait_until(lambda: scraped.append(scrape_tfray()) or 'task="chief-0"' in scraped[-1], 60,
+                   "the job's gauges on Ray's metrics endpoint")
+    for series in ("ray_tfray_step{", "ray_tfray_examples_per_second{", "ray_tfray_task_alive{",
+                    "ray_tfray_job_state{", "ray_tfray_budget_limit{"):
+        assert series in scraped[-1] and 'job="digits-kill"' in scraped[-1], series
     job.wait_until(lambda: job.controller.store.latest() is not None and job.chief_step() >= 42, 180,
                    "a checkpoint and chief step 42")
     job.kill("worker-1")

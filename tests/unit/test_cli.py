@@ -83,6 +83,9 @@ def test_status_groups_identical_failures(tmp_path, capsys):
     }]})
     assert main(["status", str(job)]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "attempt 1: FAILED, 2 restart(s); budgets max_task_failures 3/3" in out
-    assert "worker-1, worker-2 on node n1: process_died -> restart_cluster (x2)" in out
-    assert out.count("OOMError: out of memory") == 1
+    assert "job s: FAILED, attempt 1" in out and "restarts: 2; budgets spent: max_task_failures 3/3" in out
+    assert "last failure: " in out and "worker-1, worker-2 on node n1: process_died -> restart_cluster (x2)" in out
+    assert "OOMError" not in out  # one line at a glance; --verbose has the error
+    assert main(["status", str(job), "--verbose"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "attempt 1: FAILED, 2 restart(s)" in out and out.count("OOMError: out of memory") == 1
