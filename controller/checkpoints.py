@@ -105,12 +105,19 @@ class CheckpointManifest:
             for folder in sorted(root.glob("ckpt-*")):
                 if read_seal(folder) is None:
                     shutil.rmtree(folder, ignore_errors=True)
-                elif str(folder.resolve()) not in {r.path for r in self.records}:
-                    self.register(folder)
+        self.adopt_sealed()
         self.remove_workertemp()
         self.records = [r for r in self.records if read_seal(r.path) is not None]
         if self.records or self.path.exists():
             self._save()
+
+    def adopt_sealed(self) -> list[CheckpointRecord]:
+        """Register sealed checkpoints the manifest missed (sealed while the job stopped, or the driver died
+        between a seal and its registration); nothing is deleted, so tasks may still be running."""
+        root = self.job_dir / CHECKPOINTS_DIR
+        known = {r.path for r in self.records}
+        missed = [f for f in sorted(root.glob("ckpt-*")) if str(f.resolve()) not in known] if root.is_dir() else []
+        return [r for r in map(self.register, missed) if r is not None]
 
     def quarantine(self, record: CheckpointRecord, reason: str) -> Path:
         """Set a checkpoint aside (never restored, never deleted): out of the manifest, into the job's

@@ -20,17 +20,16 @@ from typing import Any, Callable
 
 from controller import settings
 from controller.attempt import Attempt
-from controller.checkpoints import CheckpointRecord
-from controller.events import CheckpointQuarantined, Resize, Restart
+from controller.events import Resize, Restart
 from controller.failure_policy import FailurePolicy
 from controller.job_gauges import JobGauges, Sample
 from controller.job_store import JobStore, StorageError
 from controller.launch import build_launches, task_env
-from controller.layout import verify_checkpoint
 from controller.lease import Holder, JobRunningError
 from controller.metrics import MetricsCollector, Progress
 from controller.observer import Observer
 from controller.plan import TaskSpec, plan
+from controller.restore import quarantine, verified_restore
 from controller.result import JobResult
 from controller.resume import fingerprint
 from controller.scaling_policy import ScalingPolicy
@@ -104,7 +103,7 @@ class Controller:
         try:
             while not self.state.is_terminal:
                 if self._stop_requested is not None:
-                    self._enter(Stopped(self._stop_requested))
+                    self._stop_now(self._stop_requested)
                     break
                 self.step()
         except KeyboardInterrupt:
@@ -126,8 +125,14 @@ class Controller:
             self._stop_requested = reason
             return
         if not self.state.is_terminal:
-            self._enter(Stopped(reason))
+            self._stop_now(reason)
         self._release()
+
+    def _stop_now(self, reason: str) -> None:
+        """Running tasks save first (a preemption notice, bounded), so a stop keeps the job's progress."""
+        if isinstance(self.state, Running) and self.watch is not None:
+            self.watch.save_before_stop(min(self.spec.timeouts.preemption_grace_s, settings.STOP_SAVE_S))
+        self._enter(Stopped(reason))
 
     @property
     def message(self) -> str:
@@ -184,7 +189,7 @@ class Controller:
         return Starting()
 
     def _start(self, _: Starting) -> State:
-        restore = self._verified_restore()
+        restore = verified_restore(self.spec, self.store, self.attempt, self.failure_policy)
         if isinstance(restore, Failed):
             return restore
         env = task_env(self.spec)
@@ -201,30 +206,6 @@ class Controller:
         self.tasks.started(infos)
         return self.watch.begin(launches, restore.path if restore else None)
 
-    def _verified_restore(self) -> CheckpointRecord | Failed | None:
-        """The newest complete checkpoint whose files are as sealed; the others are set aside on the
-        max_corrupt_checkpoints budget. Failed when that is spent, or when every checkpoint was set aside."""
-        while (latest := self.store.latest()) is not None:
-            problem = verify_checkpoint(latest.path)
-            if problem is None:
-                return latest
-            allowed, counter = self.failure_policy.may_quarantine(self.attempt.spent)
-            if not allowed:
-                return Failed(f"the checkpoint of step {latest.step} is corrupt ({problem}) and the budget is spent "
-                              f"({counter}); its folder is {latest.path}")
-            self.attempt.spent["max_corrupt_checkpoints"] += 1
-            self._quarantine(latest, problem)
-        if any(isinstance(e, CheckpointQuarantined) for e in self.attempt.events):
-            return Failed(f"no complete checkpoint of job {self.spec.name} is left: every one was set aside in "
-                          f"{self.spec.job_dir / 'quarantine'}; to start over, move {self.spec.job_dir} aside "
-                          "(or give the job a new name)")
-        return None
-
-    def _quarantine(self, record: CheckpointRecord, reason: str) -> None:
-        aside = self.store.quarantine(record, reason)
-        self.attempt.add(CheckpointQuarantined(step=record.step, path=record.path, to=str(aside), reason=reason,
-                                               spent=dict(self.attempt.spent)))
-
     def _watch(self, state: Running) -> State:
         return self.watch.step(state)
 
@@ -233,7 +214,7 @@ class Controller:
         self.group.stop_tasks()
         quarantined = next((r for r in self.store.manifest.records if r.path == state.quarantine), None)
         if quarantined is not None:
-            self._quarantine(quarantined, "its restore failed in the tasks with a data error")
+            quarantine(self.store, self.attempt, quarantined, "its restore failed in the tasks with a data error")
         if state.backoff_s > 0:
             log.info("waiting %.1fs before restart %d (failure.backoff_s)", state.backoff_s, self.attempt.restarts)
             self.sleep(state.backoff_s)
@@ -290,6 +271,7 @@ class Controller:
                     log.warning("could not fetch the last reports: %s", err)
         finally:
             self.group.shutdown()
+            self.store.adopt_sealed()
             if self.collector is not None:
                 self.collector.close()
             if self.attempt.number:

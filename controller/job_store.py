@@ -73,6 +73,12 @@ class JobStore:
         """Between runs of the cluster (no task writes): half-written checkpoints go."""
         self.manifest.reconcile()
 
+    def adopt_sealed(self) -> None:
+        """At the end: checkpoints sealed while the job stopped join the manifest (tasks may still be
+        ending, so nothing is deleted)."""
+        for record in self.manifest.adopt_sealed():
+            log.info("checkpoint at step %d, sealed as the job ended: %s", record.step, record.path)
+
     def register(self, report: dict) -> CheckpointRecord | None:
         """A checkpoint a task reported; None when it is not complete."""
         path = report["path"]

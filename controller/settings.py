@@ -19,6 +19,7 @@ FAILURE_SETTLE_S = 2.0  # after a bare error, how long to gather other ends that
 DRAIN_POLL_S = 2.0  # how often the controller asks Ray which nodes are being drained (preemption notice)
 ELASTIC_PROBE_S = 5.0  # an elastic job waits this long for each smaller size once the full size did not fit
 TENSORBOARD_FLUSH_S = 5.0  # how often the driver's TensorBoard event files are synced to disk while the job runs
+STOP_SAVE_S = 20.0  # a stop waits at most this long (and the spec's preemption_grace_s) for the tasks to save
 METRICS_EXPORT_S = 1.0  # how often the job's gauges go to Ray's metrics (Prometheus) while nothing changes
 STORAGE_SYNC_S = 10.0  # how often a job stored at a URI uploads its metrics and job state while it runs
 

@@ -187,5 +187,5 @@ class Timeouts(SpecModel):
         30, ge=1, le=DAY_S, description="After a SIGTERM (preemption notice) a task saves at its next step "
         "boundary; past this it is killed (GCP spot gives 30 s, AWS 120 s).")
     heartbeat_s: float = Field(
-        60, ge=5, le=DAY_S, description="A task whose process sends no heartbeat for this long is treated as hung "
-        "(tasks beat about once a second).")
+        60, ge=3, le=DAY_S, description="A task whose process sends no heartbeat for this long is treated as hung "
+        "(tasks beat about once a second, so at least 3: fewer would call a busy task hung).")

@@ -88,6 +88,29 @@ class Watch:
                 return self._grow()
         return self._check_end(state)
 
+    def save_before_stop(self, wait_s: float) -> None:
+        """A stop while the job trains: the training tasks get a preemption notice, save at their next step
+        boundary and end (under PSS the coordinator saves for all); what they seal is registered. Bounded by
+        ``wait_s`` of real time; a second Ctrl-C ends the wait at once."""
+        noticed = [t.key for t in self.tasks.tasks if t.tracked and self.tasks.alive(t.key)]
+        if not noticed:
+            return
+        log.warning("saving before stopping: %s sent a preemption notice; waiting up to %gs for the save "
+                    "(Ctrl-C again stops at once)", ", ".join(map(str, noticed)), wait_s)
+        for key in noticed:
+            self.group.give_notice(key)
+        waiting, deadline = set(noticed), time.monotonic() + wait_s
+        try:
+            while waiting and time.monotonic() < deadline:
+                seen = self.observer.observe(min(settings.POLL_INTERVAL_S, max(0.0, deadline - time.monotonic())))
+                self.take(seen)
+                waiting -= {end.key for end in seen.ends}
+        except KeyboardInterrupt:
+            log.warning("stopping without waiting for the save")
+            return
+        if waiting:
+            log.warning("%s did not save and end within %gs; stopping them", ", ".join(map(str, waiting)), wait_s)
+
     def _on_failures(self, state: Running, failed: tuple[TaskEnd, ...]) -> State:
         """Settle the batch until its cause is in (or the bound passes), then carry out the policy's decision."""
         now = self.clock()

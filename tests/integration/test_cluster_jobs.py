@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from controller.checkpoints import CheckpointManifest
 from controller.layout import read_seal, sealed_checkpoints
 from controller.metrics import read_metrics
 from controller.record import JobRecord
@@ -238,6 +239,13 @@ def test_a_job_submitted_through_the_jobs_api_with_token_auth_on(tmp_path):
         assert stopped.returncode == 0 and "job tfray-test-stop STOPPED" in stopped.stdout, stopped.stdout
         wait_for(lambda: last_state(runs / "digits-stop") == "STOPPED", 30,
                  "the controller to record STOPPED")
+        # The stop kept what it saved: the tasks got a notice, saved, and that checkpoint is registered.
+        stopped_dir = runs / "digits-stop"
+        latest = CheckpointManifest(stopped_dir, keep=3).latest()
+        reported = [row["step"] for row in read_metrics(stopped_dir)]
+        assert latest is not None and latest.step >= max(reported, default=0), (latest, reported[-3:])
+        (attempt,) = JobRecord(stopped_dir, "digits-stop").attempts()
+        assert set(attempt.statuses.values()) == {"STOPPED"}, attempt.statuses
     finally:
         head.stop()
 

@@ -17,11 +17,14 @@ PS0, EVAL = TaskKey("ps", 0), TaskKey("evaluator", 0)
 
 
 class FakeTaskGroup:
-    """Does what it is told. ``provision_error`` may be a callable of the task list (to fit some sizes)."""
+    """Does what it is told. ``provision_error`` may be a callable of the task list (to fit some sizes).
+    A task given notice saves and ends at the next poll, as one whose code uses JobCallback does (unless
+    ``saves_on_notice`` is False: code that ignores the notice)."""
 
     def __init__(self, *, provision_error=None, start_error=None, replace_error=None, capacity: bool = False,
-                 claim_error=None):
+                 claim_error=None, saves_on_notice: bool = True):
         self.claim_error = claim_error
+        self.saves_on_notice = saves_on_notice
         self.holder = None  # the driver that claimed the job
         self.provision_error = provision_error
         self.start_error = start_error
@@ -93,6 +96,8 @@ class FakeTaskGroup:
 
     def give_notice(self, key):
         self.notices.append(key)
+        if self.saves_on_notice:
+            self.ends.append(TaskEnd.failed(key, FailureCause.STOPPED_ON_NOTICE, f"{key} stopped on its notice"))
 
     def has_capacity(self, bundles):
         return self.capacity
