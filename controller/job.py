@@ -46,7 +46,7 @@ from controller.state import (
     Stopped,
     check_transition,
 )
-from controller.task_group import SchedulingTimeoutError, TaskGroup, TaskStartError
+from controller.task_group import InfeasibleDemandError, SchedulingTimeoutError, TaskGroup, TaskStartError
 from controller.task_table import TaskTable
 from controller.tensorboard import ScalarWriter
 from controller.watch import Watch
@@ -182,6 +182,8 @@ class Controller:
         tasks = plan(self.spec, workers=size.workers)
         try:
             self.group.provision(tasks, self.spec.placement.value, size.wait_s)
+        except InfeasibleDemandError as err:  # no size helps: the kind of node asked for does not exist
+            return Failed(str(err))
         except SchedulingTimeoutError as err:
             first = state.first_error or str(err)
             return Provisioning(rest, first) if rest else Failed(self.scaling.none_fit(first))

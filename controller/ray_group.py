@@ -22,7 +22,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
 
-from controller import ray_actors, ray_nodes, settings
+from controller import ray_actors, ray_demand, ray_nodes, settings
 from controller.layout import BACKUPS_DIR, read_tree
 from controller.lease import Holder
 from controller.plan import TaskSpec, describe_bundle
@@ -68,10 +68,10 @@ class RayTaskGroup:
         self._kill_actors()  # they live in the old reservation's bundles
         self._remove_pg()  # a restart on new capacity: the old reservation may hold a lost node's bundles
         self.tasks = list(tasks)
-        self.pg = placement_group([dict(t.bundle) for t in tasks], strategy=placement.upper(),
-                                  name=f"tfray-{self.job_name}")
-        ready, _ = ray.wait([self.pg.ready()], timeout=timeout_s)
-        if ready:
+        bundles = [dict(t.bundle) for t in tasks]
+        ray_demand.check_feasible(bundles, placement)  # before anything is reserved or launched for it
+        self.pg = placement_group(bundles, strategy=placement.upper(), name=f"tfray-{self.job_name}")
+        if ray_demand.wait_for(self.pg.ready(), timeout_s):
             return
         self._remove_pg()
         raise SchedulingTimeoutError(scheduling_timeout_message(tasks, placement, timeout_s, ray.cluster_resources(),

@@ -30,6 +30,8 @@ REPLACE_POLL_S = 1.0  # how often a replacement's start is checked against its n
 REPORT_DRAIN_TIMEOUT_S = 30.0  # bound on one fetch of the report inbox
 STOP_RUN_TIMEOUT_S = 20.0  # bound on ending a task's run for a restart (kill its process, collect its end)
 STOP_RUN_SLACK_S = 5.0  # the driver's wait for stop_run beyond the actor's own bound
+DEMAND_CHECK_S = 2.0  # while a placement group waits: how often the autoscaler's report is read
+DEMAND_REPORT_S = 15.0  # ... and how often an unchanged report is said again
 GATHER_TIMEOUT_S = 300.0  # bound on sending one checkpoint's files to the head (storage without shared disk)
 
 # ------------------------------------------------------------ the job-folder commands

@@ -21,6 +21,10 @@ class SchedulingTimeoutError(RuntimeError):
     """The cluster did not provide every task's resources within the scheduling timeout."""
 
 
+class InfeasibleDemandError(SchedulingTimeoutError):
+    """No node the cluster has or can ever start can hold what the job asks for: waiting is pointless."""
+
+
 class TaskStartError(RuntimeError):
     """A task actor did not start, or did not report its address, in time."""
 
