@@ -225,6 +225,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="tfray: %(message)s", stream=sys.stderr)
     try:
         return args.func(args)
-    except (SpecError, JobRunningError) as err:
+    except (SpecError, JobRunningError, api.ClusterUnreachableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

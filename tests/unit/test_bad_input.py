@@ -283,3 +283,30 @@ def test_the_commands_print_no_traceback_end_to_end(tmp_path):
 
 def test_the_suite_covers_at_least_eighty_malformed_inputs():
     assert len(SPECS) + len(FAULTS) + len(ENTRYPOINTS) + len(RECORDS) >= 80
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens once it is closed
+
+
+@pytest.mark.parametrize("how", ["address", "auto"])
+def test_a_cluster_that_is_not_there_is_said_at_once(tmp_path, monkeypatch, capsys, how):
+    """`ray.init` would retry a dead cluster's address for ever; a stale `ray start` address file is the
+    common case (`--address auto`)."""
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    port = closed_port()
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{port}")
+    spec = write_spec(tmp_path, GOOD)
+    started = time.monotonic()
+    address = f"127.0.0.1:{port}" if how == "address" else "auto"
+    assert_bad_input(["run", str(spec), "--address", address], f"no Ray cluster answers at 127.0.0.1:{port}", capsys)
+    assert time.monotonic() - started < 15
