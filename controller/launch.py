@@ -48,7 +48,7 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
             entrypoint_kind=ep.kind,
             entrypoint_target=target,
             args=dict(ep.args),
-            argv=tuple(ep.argv()),
+            argv=tuple(ep.command_line()),
             env=env,
             sys_path=tuple(sys_path),
             checkpoint_every_n_epochs=spec.checkpoint.every_n_epochs,
