@@ -69,6 +69,23 @@ Count = Annotated[StrictInt, Field(ge=0, le=MAX_TASKS_PER_ROLE)]
 MAX_ARGV = 10_000  # arguments in one command line (Linux's own limit is on bytes: ARG_MAX)
 
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}")
+RESERVED_ENV = {"TF_CONFIG": "its place in the cluster", "TFRAY_CONTEXT": "its context"}
+
+
+def check_environment(value: dict[str, str], field: str) -> dict[str, str]:
+    """Variables a process can be given: names without '=' or spaces, none that tfray sets, no NUL."""
+    for name, text in value.items():
+        if not ENV_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a variable name: use letters, digits and '_', not first a digit "
+                             "(a name with '=' or a space cannot be set)")
+        if name in RESERVED_ENV:
+            raise ValueError(f"{name} is set by tfray for each task ({RESERVED_ENV[name]}); remove it from {field}")
+        if "\0" in text:
+            raise ValueError(f"{name}: a NUL character cannot be in an environment variable")
+    return value
+
+
 def check_amount(name: str, amount: float) -> float:
     """A resource amount Ray can hold: 0, or at least its granularity, and not absurdly large."""
     if 0 < amount < MIN_RESOURCE:
