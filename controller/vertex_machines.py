@@ -76,7 +76,7 @@ def markdown_table() -> str:
     """The table docs/migrating.md shows (a unit test keeps the two the same)."""
     rows = ["| machine type | cpu | memory_mb | gpu |", "|---|---|---|---|"]
     for family, (gib, sizes) in FAMILIES.items():
-        rows.append(f"| `{family}-{{{','.join(map(str, sizes))}}}` | N | N x {gib:g} GiB x {MEMORY_SHARE:g} | "
+        rows.append(f"| `{family}-{{{','.join(map(str, sizes))}}}` | N | N x {gib:g} GiB x {MEMORY_SHARE:g}, in MiB | "
                     "acceleratorCount |")
     for name, shape in GPU_MACHINES.items():
         rows.append(f"| `{name}` | {shape.cpus} | {shape.memory_mb} | {shape.gpus} {shape.gpu_type} |")

@@ -163,3 +163,9 @@ def test_a_custom_job_that_cannot_be_imported_is_refused_naming_the_field(tmp_pa
     assert main(["import-vertex", str(path)]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err and str(path) in err.splitlines()[0], err
+
+
+def test_the_documented_table_is_the_one_the_importer_uses():
+    from controller.vertex_machines import markdown_table
+
+    assert markdown_table() in (REPO / "docs" / "migrating.md").read_text()
