@@ -49,6 +49,15 @@ class Program:
     notes: list[str]  # what became of interpreter options, script paths, volume paths in argv
 
 
+def mapping(value: Any, where: str) -> dict:
+    """A manifest's mapping (an absent one is empty), or ManifestError saying where it is something else."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ManifestError(f"{where}: must be a mapping, not {type(value).__name__} {_preview(value)}")
+    return value
+
+
 # ------------------------------------------------------------------ quantities
 # Kubernetes resource quantities (k8s.io/apimachinery/pkg/api/resource): a number, then a binary or
 # decimal suffix or an exponent: "2", "500m", "1.5", "4Gi", "2G", "1e9".
@@ -97,11 +106,11 @@ PYTHON_FLAGS = {"-u": ("PYTHONUNBUFFERED", "1"), "-B": ("PYTHONDONTWRITEBYTECODE
 def entrypoint_from(command: list | None, args: list | None, where: str, workdir: str | None = None,
                     mounts: tuple[str, ...] = ()) -> Program:
     """A container's command line as a script or module entrypoint with its exact argv."""
-    words = [*(command or []), *(args or [])]
     if not command:
         raise ManifestError(f"{where}: no command, so the image's own ENTRYPOINT runs and the manifest does not say "
                             "what it is; add command: [python, train.py] (or write the spec's entrypoint by hand)")
-    if not all(isinstance(w, (str, int, float)) and not isinstance(w, bool) for w in words):
+    words = [*command, *(args or [])] if isinstance(command, list) and isinstance(args, (list, type(None))) else []
+    if not words or not all(isinstance(w, (str, int, float)) and not isinstance(w, bool) for w in words):
         raise ManifestError(f"{where}: command and args must be lists of strings")
     words = [str(w) for w in words]
     env, notes = {}, []
@@ -109,7 +118,10 @@ def entrypoint_from(command: list | None, args: list | None, where: str, workdir
         if SHELL_SYNTAX.search(words[2]) or len(words) > 3:
             raise ManifestError(f"{where}: runs a shell script ({words[2]!r}); tfray runs one Python script or module "
                                 "per task: put the steps into the script, or write the spec's entrypoint by hand")
-        words = shlex.split(words[2])
+        try:
+            words = shlex.split(words[2])
+        except ValueError as err:
+            raise ManifestError(f"{where}: cannot read the shell line {words[2]!r} ({err})") from None
     if PYTHON.fullmatch(posixpath.basename(words[0])):
         rest = words[1:]
         while rest and rest[0] in PYTHON_FLAGS:
@@ -143,6 +155,7 @@ def entrypoint_from(command: list | None, args: list | None, where: str, workdir
 def _script_path(path: str, workdir: str | None, notes: list[str]) -> str:
     """A script's path in the image, as a path next to the spec: its part under the container's workingDir
     (if relative or under it), else its file name."""
+    workdir = workdir if isinstance(workdir, str) and posixpath.isabs(workdir) else None
     inside = posixpath.normpath(posixpath.join(workdir or "/", path))
     relative = posixpath.relpath(inside, workdir) if workdir and inside.startswith(workdir.rstrip("/") + "/") else None
     chosen = relative if relative else (path if not posixpath.isabs(path) else posixpath.basename(path))
@@ -182,20 +195,24 @@ def _said(entrypoint: dict) -> str:
     return shlex.join([entrypoint[kind], *entrypoint.get("argv", [])])
 
 
-def environment(items: Any, where: str, imported: Imported) -> dict[str, str]:
+def environment(items: Any, where: str, source: str, imported: Imported) -> dict[str, str]:
     """A container's env list ({name, value} or {name, valueFrom}) as the spec's env; what cannot be set
     from the spec is listed."""
+    if not isinstance(items, (list, type(None))):
+        raise ManifestError(f"{source}: {where}: must be a list of {{name, value}}")
     env = {}
     for i, item in enumerate(items or []):
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str):
-            raise ManifestError(f"{where}[{i}]: an env entry needs a name")
+            raise ManifestError(f"{source}: {where}[{i}]: an env entry is a mapping with a name")
         if "valueFrom" in item:
-            imported.not_carried.append(f"{where}.{name}: comes from {next(iter(item['valueFrom']), 'elsewhere')}; set "
-                                     "it on the Ray nodes, or in the spec's env by hand")
-        elif name in RESERVED_ENV or not ENV_NAME.fullmatch(name):
-            imported.changed.append(f"{where}.{name}: left out (tfray sets TF_CONFIG for each task itself)"
-                                 if name in RESERVED_ENV else f"{where}.{name}: not a name a process can be given")
+            source_kind = next(iter(mapping(item["valueFrom"], f"{source}: {where}.{name}.valueFrom")), "elsewhere")
+            imported.not_carried.append(f"{where}.{name}: comes from {source_kind}; set it on the Ray nodes, or in "
+                                        "the spec's env by hand")
+        elif name in RESERVED_ENV:
+            imported.changed.append(f"{where}.{name}: left out (tfray sets {name} for each task itself)")
+        elif not ENV_NAME.fullmatch(name):
+            imported.changed.append(f"{where}.{name}: left out (not a name a process can be given)")
         else:
             env[name] = str(item.get("value", ""))
     return env

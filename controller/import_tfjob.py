@@ -33,6 +33,7 @@ from controller.import_common import (
     environment,
     job_name,
     leftovers,
+    mapping,
     memory_mb,
     one_program,
 )
@@ -85,8 +86,9 @@ def import_tfjob(manifest: Any, source: str, fallback_name: str = "imported") ->
     rest = copy.deepcopy(manifest)
     for key in ("apiVersion", "kind", "status"):
         rest.pop(key, None)
-    spec = rest.get("spec") if isinstance(rest.get("spec"), dict) else {}
-    imported = Imported({"name": job_name(rest.get("metadata", {}).pop("name", None), fallback_name)})
+    spec = mapping(rest.get("spec"), f"{source}: spec")
+    imported = Imported({"name": job_name(mapping(rest.get("metadata"), f"{source}: metadata").pop("name", None),
+                                          fallback_name)})
     replicas = _replicas(spec.pop("tfReplicaSpecs", None), source, imported)
     counts = {role: r["count"] for role, r in replicas.items()}
     pss = counts.get("ps", 0) > 0
@@ -106,7 +108,7 @@ def import_tfjob(manifest: Any, source: str, fallback_name: str = "imported") ->
                                 "hangs a ParameterServerStrategy coordinator (docs/design.md §4)")
     programs = {role: r["program"] for role, r in replicas.items()}
     one_program(programs, {"chief", "evaluator"} if pss else set(programs), imported)
-    _run_policy(spec.get("runPolicy") or {}, replicas, imported, source)
+    _run_policy(mapping(spec.get("runPolicy"), f"{source}: spec.runPolicy"), replicas, imported, source)
     found = {r["label"]: r["leftovers"] for r in replicas.values()}
     found[""] = leftovers(rest, "", WALK)
     imported.not_carried += describe_leftovers(found, HINTS)
@@ -139,18 +141,21 @@ def _replica(replica: Any, role: str, label: str, source: str, imported: Importe
         raise ManifestError(f"{where}.replicas: {count!r} is not a replica count")
     if role in ("chief", "evaluator") and count > 1:
         raise ManifestError(f"{where}.replicas: {count} {role}s; a job has at most one {role}")
-    pod = replica.get("template", {}).get("spec", {})
+    pod = mapping(mapping(replica.get("template"), f"{where}.template").get("spec"), f"{where}.template.spec")
     containers = pod.pop("containers", None)
-    if not isinstance(containers, list) or not containers:
-        raise ManifestError(f"{where}.template.spec.containers: missing; the operator runs the `{CONTAINER}` "
-                            "container")
+    if not isinstance(containers, list) or not containers or not all(isinstance(c, dict) for c in containers):
+        raise ManifestError(f"{where}.template.spec.containers: missing, or not a list of containers; the operator "
+                            f"runs the `{CONTAINER}` container")
     main = next((c for c in containers if c.get("name") == CONTAINER), containers[0])
     path = f"template.spec.containers[{main.get('name', 0)}]"
+    mounts = main.get("volumeMounts") if isinstance(main.get("volumeMounts"), list) else []
     program = entrypoint_from(main.get("command"), main.get("args"), f"{where}.{path}", main.get("workingDir"),
-                              tuple(m.get("mountPath", "") for m in main.get("volumeMounts", []) if m.get("mountPath")))
+                              tuple(m["mountPath"] for m in mounts if isinstance(m, dict)
+                                    and isinstance(m.get("mountPath"), str)))
     program.where = f"{label}.{path}"
-    program.env.update(environment(main.get("env"), f"{label}.{path}.env", imported))
-    resources = container_resources(main.get("resources") or {}, f"{label}.{path}.resources", imported, source)
+    program.env.update(environment(main.get("env"), f"{label}.{path}.env", source, imported))
+    resources = container_resources(mapping(main.get("resources"), f"{where}.{path}.resources"),
+                                    f"{label}.{path}.resources", imported, source)
     for key in TAKEN_FROM_CONTAINER:
         main.pop(key, None)
     restart = replica.pop("restartPolicy", "Never")  # the operator's default (TFJobDefaultRestartPolicy)
@@ -162,7 +167,8 @@ def _replica(replica: Any, role: str, label: str, source: str, imported: Importe
 
 def container_resources(resources: dict, where: str, imported: Imported, source: str) -> dict:
     """A container's resources as a role's (each limit, else its request): cpu, memory_mb, gpu."""
-    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    limits = mapping(resources.get("limits"), f"{source}: {where}.limits")
+    requests = mapping(resources.get("requests"), f"{source}: {where}.requests")
     out: dict = {}
     for name in [*limits, *(n for n in requests if n not in limits)]:
         value = limits.get(name, requests.get(name))

@@ -31,6 +31,7 @@ from controller.import_common import (
     environment,
     job_name,
     leftovers,
+    mapping,
     one_program,
 )
 from controller.vertex_machines import ACCELERATORS, MEMORY_SHARE, machine
@@ -70,7 +71,7 @@ def import_vertex(manifest: Any, source: str, fallback_name: str = "imported") -
     imported = Imported({"name": job_name(rest.pop("displayName", None), fallback_name)})
     roles, programs, found, machines = {}, {}, {}, {}
     for i, pool in enumerate(pools):
-        if not pool or _count(pool, i, source) == 0:
+        if not mapping(pool, f"{source}: workerPoolSpecs[{i}]") or _count(pool, i, source) == 0:
             continue
         role, where = POOL_ROLES[i], f"workerPoolSpecs[{i}]"
         resources, said = _resources(pool, where, source)
@@ -116,7 +117,7 @@ def _count(pool: dict, index: int, source: str) -> int:
 
 def _resources(pool: dict, where: str, source: str) -> tuple[dict, str]:
     """A pool's machine as its role's resources, and how that was done."""
-    spec = pool.get("machineSpec") or {}
+    spec = mapping(pool.get("machineSpec"), f"{source}: {where}.machineSpec")
     machine_type = spec.pop("machineType", None)
     shape = machine(machine_type) if isinstance(machine_type, str) else None
     if shape is None:
@@ -140,11 +141,12 @@ def _resources(pool: dict, where: str, source: str) -> tuple[dict, str]:
 
 
 def _program(pool: dict, where: str, source: str, imported: Imported) -> Program:
-    container, package = pool.get("containerSpec"), pool.get("pythonPackageSpec")
+    container = mapping(pool.get("containerSpec"), f"{source}: {where}.containerSpec")
+    package = mapping(pool.get("pythonPackageSpec"), f"{source}: {where}.pythonPackageSpec")
     if bool(container) == bool(package):
         raise ManifestError(f"{source}: {where}: give containerSpec or pythonPackageSpec (one of them)")
     spec, field = (container, "containerSpec") if container else (package, "pythonPackageSpec")
-    env = environment(spec.pop("env", None), f"{where}.{field}.env", imported)
+    env = environment(spec.pop("env", None), f"{where}.{field}.env", source, imported)
     if container:
         program = entrypoint_from(spec.pop("command", None), spec.pop("args", None), f"{source}: {where}.{field}")
     else:
@@ -160,13 +162,13 @@ def _program(pool: dict, where: str, source: str, imported: Imported) -> Program
 
 
 def _job_settings(job: dict, imported: Imported, source: str) -> None:
-    output = (job.pop("baseOutputDirectory", None) or {}).get("outputUriPrefix")
+    output = mapping(job.pop("baseOutputDirectory", None), f"{source}: baseOutputDirectory").get("outputUriPrefix")
     if output:
         imported.spec["storage_path"] = output
         imported.changed.append(f"baseOutputDirectory {output}: the job's folder is {output.rstrip('/')}/"
                                 f"{imported.spec['name']}/; each task's AIP_MODEL_DIR, AIP_CHECKPOINT_DIR and "
                                 "AIP_TENSORBOARD_LOG_DIR are its model/, backups/ and tensorboard/code/")
-    timeout = (job.get("scheduling") or {}).pop("timeout", None)
+    timeout = mapping(job.get("scheduling"), f"{source}: scheduling").pop("timeout", None)
     if timeout is not None:
         match = re.fullmatch(r"(\d+(?:\.\d+)?)s?", str(timeout).strip())
         if match is None or float(match.group(1)) < 1:

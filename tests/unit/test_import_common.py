@@ -3,6 +3,8 @@ as a script or module with its exact argv (or refused, saying why)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from controller.import_common import ManifestError, cpu_cores, entrypoint_from, memory_mb
@@ -59,3 +61,49 @@ def test_a_moved_script_and_a_volume_path_are_said():
 def test_command_lines_tfray_cannot_run_are_refused(command, args, expected):
     with pytest.raises(ManifestError, match=expected):
         entrypoint_from(command, args, "tfReplicaSpecs.Worker")
+
+
+def shapes(node, path=()):
+    """Every mapping and list in a manifest, by its path."""
+    if isinstance(node, (dict, list)):
+        yield path
+        for key, value in (node.items() if isinstance(node, dict) else enumerate(node)):
+            yield from shapes(value, (*path, key))
+
+
+def replaced(manifest, path, value):
+    import copy
+
+    manifest = copy.deepcopy(manifest)
+    node = manifest
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return manifest
+
+
+@pytest.mark.parametrize("command, example", [("import-tfjob", "tfjob_pss.yaml"), ("import-tfjob", "tfjob_mwms.yaml"),
+                                              ("import-vertex", "vertex_pss.json"),
+                                              ("import-vertex", "vertex_mwms.yaml")])
+def test_any_part_of_a_manifest_in_the_wrong_shape_is_an_error_not_a_traceback(tmp_path, capsys, command, example):
+    """Each mapping or list of a real manifest replaced by a word, one at a time: the import either still
+    works (the part was one it lists as not carried over) or ends with exit 2 naming the file."""
+    import json
+
+    import yaml
+
+    from controller.cli import main
+    from controller.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "imports" / example).read_text())
+    refused = 0
+    for path in [p for p in shapes(manifest) if p]:
+        source = tmp_path / "manifest.json"
+        source.write_text(json.dumps(replaced(manifest, path, "oops")))
+        code = main([command, str(source)])
+        captured = capsys.readouterr()
+        assert code in (EXIT_OK, EXIT_BAD_INPUT), path
+        if code == EXIT_BAD_INPUT:
+            refused += 1
+            assert captured.err.startswith((f"error: {source}", "error: the spec made from")), (path, captured.err)
+    assert refused > 5  # the shapes that matter were refused, not only the ones that do not
