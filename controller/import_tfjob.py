@@ -159,6 +159,8 @@ def _replica(replica: Any, role: str, label: str, source: str, imported: Importe
     for key in TAKEN_FROM_CONTAINER:
         main.pop(key, None)
     restart = replica.pop("restartPolicy", "Never")  # the operator's default (TFJobDefaultRestartPolicy)
+    if not isinstance(restart, str) or restart not in RESTART:
+        raise ManifestError(f"{where}.restartPolicy: {restart!r}; use Always, OnFailure, ExitCode or Never")
     found = leftovers(replica, "", WALK) + leftovers(main, path, set())
     found += [(f"template.spec.containers[{c.get('name', i)}]", c) for i, c in enumerate(containers) if c is not main]
     return {"label": label, "count": count, "resources": resources, "program": program, "leftovers": found,
@@ -190,12 +192,14 @@ def container_resources(resources: dict, where: str, imported: Imported, source:
 def _run_policy(policy: dict, replicas: dict[str, dict], imported: Imported, source: str) -> None:
     deadline = policy.pop("activeDeadlineSeconds", None)
     if deadline is not None:
-        if not isinstance(deadline, int) or deadline < 1:
+        if not isinstance(deadline, int) or isinstance(deadline, bool) or deadline < 1:
             raise ManifestError(f"{source}: runPolicy.activeDeadlineSeconds: {deadline!r} is not a number of seconds")
         imported.spec["timeouts"] = {"job_s": deadline}
     backoff = policy.pop("backoffLimit", None)
     failure = {}
     if backoff is not None:
+        if not isinstance(backoff, int) or isinstance(backoff, bool) or backoff < 0:
+            raise ManifestError(f"{source}: runPolicy.backoffLimit: {backoff!r} is not a number of retries")
         failure = {"max_task_failures": backoff, "max_infrastructure_failures": backoff}
         imported.changed.append(f"runPolicy.backoffLimit {backoff}: max_task_failures and max_infrastructure_failures "
                                 f"are {backoff}; a lost node spends max_preemptions (10) instead, never these")
@@ -208,9 +212,6 @@ def _run_policy(policy: dict, replicas: dict[str, dict], imported: Imported, sou
     else:
         for policy_name in dict.fromkeys(policies.values()):
             labels = ", ".join(label for label, p in policies.items() if p == policy_name)
-            if policy_name not in RESTART:
-                raise ManifestError(f"{source}: restartPolicy {policy_name!r} ({labels}): use Always, OnFailure, "
-                                    "ExitCode or Never")
             imported.changed.append(f"restartPolicy {policy_name} ({labels}): {RESTART[policy_name]}")
     if failure:
         imported.spec["failure"] = failure

@@ -124,8 +124,11 @@ def _resources(pool: dict, where: str, source: str) -> tuple[dict, str]:
         raise ManifestError(f"{source}: {where}.machineSpec.machineType: {machine_type!r} is not in tfray's table "
                             "of machine types (docs/migrating.md); set roles.<role>.resources by hand")
     resources = {"cpu": shape.cpus, "memory_mb": shape.memory_mb}
-    accelerator, count = spec.pop("acceleratorType", None), int(spec.pop("acceleratorCount", 0) or 0)
-    gpu_type = ACCELERATORS.get(accelerator) if accelerator else shape.gpu_type
+    accelerator, count = spec.pop("acceleratorType", None), spec.pop("acceleratorCount", 0) or 0
+    if not isinstance(count, (int, str)) or isinstance(count, bool) or not str(count).isdigit():
+        raise ManifestError(f"{source}: {where}.machineSpec.acceleratorCount: {count!r} is not a count")
+    count = int(count)
+    gpu_type = ACCELERATORS.get(accelerator) if isinstance(accelerator, str) else shape.gpu_type
     if accelerator and gpu_type is None:
         raise ManifestError(f"{source}: {where}.machineSpec.acceleratorType {accelerator}: tfray runs TensorFlow "
                             f"on CPUs and NVIDIA GPUs (known: {', '.join(ACCELERATORS)})")
@@ -164,6 +167,8 @@ def _program(pool: dict, where: str, source: str, imported: Imported) -> Program
 def _job_settings(job: dict, imported: Imported, source: str) -> None:
     output = mapping(job.pop("baseOutputDirectory", None), f"{source}: baseOutputDirectory").get("outputUriPrefix")
     if output:
+        if not isinstance(output, str):
+            raise ManifestError(f"{source}: baseOutputDirectory.outputUriPrefix: {output!r} is not a URI")
         imported.spec["storage_path"] = output
         imported.changed.append(f"baseOutputDirectory {output}: the job's folder is {output.rstrip('/')}/"
                                 f"{imported.spec['name']}/; each task's AIP_MODEL_DIR, AIP_CHECKPOINT_DIR and "

@@ -202,7 +202,7 @@ BAD = [
     ("cpu not a quantity", _set((*CONTAINER, "resources"), {"limits": {"cpu": "four"}}),
      "Chief.template.spec.containers[tensorflow].resources.limits.cpu: 'four' is not a Kubernetes quantity"),
     ("an unknown restartPolicy", _set((*REPLICAS, "Worker", "restartPolicy"), "Sometimes"),
-     "restartPolicy 'Sometimes' (Worker)"),
+     "tfReplicaSpecs.Worker.restartPolicy: 'Sometimes'"),
     ("a deadline of 0", _set(("spec", "runPolicy", "activeDeadlineSeconds"), 0), "activeDeadlineSeconds"),
 ]
 
