@@ -267,7 +267,8 @@ def render(imported: Imported, source: str, how: str) -> str:
                           imported.not_carried)):
         if items:
             lines += ["", title] + [wrapped for item in items for wrapped in textwrap.wrap(
-                item, 110, initial_indent="  - ", subsequent_indent="    ")]
+                item, 110, initial_indent="  - ", subsequent_indent="    ", break_long_words=False,
+                break_on_hyphens=False)]  # a path or URI stays whole
     header = "\n".join(f"# {line}".rstrip() for line in lines)
     body = yaml.safe_dump(imported.spec, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
     return f"{header}\n\n{body}"
