@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from controller import runtime_env
 from controller.entrypoint import check_entrypoint
 from controller.lease import FileLease, JobRunningError, running_message
 from controller.preflight import check_storage
@@ -62,7 +63,8 @@ def checked(spec_or_path: JobSpec | str | os.PathLike | dict, faults: list[str] 
     else:
         spec, path = load_spec(spec_or_path), str(spec_or_path)
     spec = with_faults(spec, faults)
-    warnings = check_entrypoint(spec, search_path(path))
+    runtime_env.for_ray(spec)  # its paths and what Ray would refuse, before anything starts
+    warnings = check_entrypoint(spec, runtime_env.import_paths(spec) + search_path(path))
     check_storage(spec)
     return spec, warnings
 
@@ -152,8 +154,8 @@ def run_job(spec: JobSpec, sys_path: list[str], on_progress: Callable | None = N
     from controller.prometheus import RayGauges
     from controller.ray_group import RayTaskGroup
 
-    controller = Controller(spec, RayTaskGroup(spec.name), sys_path=sys_path, on_progress=on_progress,
-                            on_output=on_output, export_gauges=RayGauges())
+    controller = Controller(spec, RayTaskGroup(spec.name, runtime_env.for_ray(spec)), sys_path=sys_path,
+                            on_progress=on_progress, on_output=on_output, export_gauges=RayGauges())
     return controller.run()
 
 

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 
-from controller import api, cli_files
+from controller import api, cli_files, cli_import
 from controller.cli_cluster import SUBMIT_EPILOG, add_address, cmd_stop, cmd_submit
 from controller.dry_run import render_plan
 from controller.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
@@ -37,6 +37,8 @@ examples:
   tfray submit JOB.yaml --follow                          run it on a `ray up` cluster through its Jobs API
   tfray stop raysubmit_XXXX                               stop a submitted job
   tfray schema                                            the job spec's JSON Schema, every field described
+  tfray import-tfjob tfjob.yaml -o JOB.yaml               a Kubeflow TFJob as a job spec, what did not carry over listed
+  tfray import-vertex customjob.json -o JOB.yaml          a Vertex AI CustomJob as a job spec
 
 A job's checkpoints, metrics.jsonl and job.json live in <storage_path>/<name>;
 running the same job name again resumes from its newest complete checkpoint
@@ -214,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stop)
 
     cli_files.add_commands(sub)
+    cli_import.add_commands(sub)
 
     p = sub.add_parser("schema", help="print the job spec's JSON Schema")
     p.set_defaults(func=cmd_schema)

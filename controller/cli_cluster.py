@@ -32,11 +32,13 @@ def add_address(p, what: str = "") -> None:
 
 
 def cmd_submit(args) -> int:
+    from controller import runtime_env
     from controller import submit as remote
 
     spec = load_spec(args.spec)
-    check_entrypoint(spec, list(dict.fromkeys([str(Path(args.working_dir).resolve()),
-                                               str(Path(args.spec).resolve().parent)])))
+    runtime_env.for_ray(spec)  # what Ray would refuse on the cluster, refused here
+    check_entrypoint(spec, runtime_env.import_paths(spec) + list(dict.fromkeys([
+        str(Path(args.working_dir).resolve()), str(Path(args.spec).resolve().parent)])))
     if note := remote.relative_storage_note(spec):
         print(note, file=sys.stderr)
     submission_id = None

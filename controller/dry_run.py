@@ -22,7 +22,8 @@ def render_plan(spec) -> str:
     lines = [
         f"job: {spec.name}",
         f"strategy: {spec.strategy.value}",
-        f"entrypoint: {ep.kind} {target}" + (f" args {json.dumps(ep.args, sort_keys=True)}" if ep.args else ""),
+        f"entrypoint: {ep.kind} {target}" + (f" args {json.dumps(ep.args, sort_keys=True)}" if ep.args else "")
+        + (f" argv {json.dumps(ep.argv)}" if ep.argv is not None else ""),
         f"storage: {spec.storage_path}/{spec.name}"
         + ("" if os.path.isabs(os.path.expanduser(spec.storage_path)) or "://" in spec.storage_path
            else " (relative to the spec's folder)"),

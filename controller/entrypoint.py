@@ -22,6 +22,10 @@ from controller.spec import JobSpec, SpecError
 MAX_REEXPORTS = 8  # how many `from x import name` hops are followed
 
 
+class EntrypointNotFound(SpecError):
+    """The script or module is not on this machine (it may still come with a runtime_env working_dir URI)."""
+
+
 def find_module(module: str, search_path: list[str]) -> Path | None:
     """The source file of a dotted module (a package's ``__init__.py``), None when there is none to read.
     Raises SpecError when the module cannot be found."""
@@ -31,8 +35,8 @@ def find_module(module: str, search_path: list[str]) -> Path | None:
         name = ".".join(module.split(".")[:depth + 1])
         spec = _find_spec(name, paths)
         if spec is None:
-            raise SpecError(f"cannot find module '{name}' on the path ({', '.join(search_path)}); run from the "
-                            "folder that holds it or install its package")
+            raise EntrypointNotFound(f"cannot find module '{name}' on the path ({', '.join(search_path)}); run from "
+                                     "the folder that holds it or install its package")
         paths = list(spec.submodule_search_locations or [])
     origin = spec.origin if spec is not None else None
     return Path(origin) if origin and origin.endswith(".py") else None
@@ -114,26 +118,37 @@ def find_function(module: str, func: str, search_path: list[str], field: str) ->
 
 
 def check_entrypoint(spec: JobSpec, search_path: list[str]) -> list[str]:
-    """Check the entrypoint exists and parses, without running it; returns warnings (raises SpecError)."""
+    """Check the entrypoint exists and parses, without running it; returns warnings (raises SpecError).
+    Code that comes with a runtime_env ``working_dir`` URI is not here to read: not finding it is a warning."""
+    try:
+        return _check_entrypoint(spec, search_path)
+    except EntrypointNotFound as err:
+        if spec.runtime_env is None or not spec.runtime_env.working_dir_is_uri:
+            raise
+        return [f"{err}; it is looked for in runtime_env.working_dir ({spec.runtime_env.working_dir}) when the "
+                "job runs"]
+
+
+def _check_entrypoint(spec: JobSpec, search_path: list[str]) -> list[str]:
     ep = spec.entrypoint
     if ep.script:
         script = spec.resolve(ep.script)
         if not script.is_file():
-            raise SpecError(f"entrypoint.script: '{ep.script}' does not exist (looked at {script})")
+            raise EntrypointNotFound(f"entrypoint.script: '{ep.script}' does not exist (looked at {script})")
         tree = parse_source(script, "entrypoint.script")
         return _fault_warnings(spec, tree)
     if ep.module:
         try:
             path = find_module(ep.module, search_path)
-        except SpecError as err:
-            raise SpecError(f"entrypoint.module: {err}") from None
+        except EntrypointNotFound as err:
+            raise EntrypointNotFound(f"entrypoint.module: {err}") from None
         return _fault_warnings(spec, parse_source(path, "entrypoint.module")) if path else []
     module, func = ep.function.split(":")
     try:
         return find_function(module, func, search_path, "entrypoint.function")
     except SpecError as err:
         message = str(err)
-        raise SpecError(message if message.startswith("entrypoint.") else f"entrypoint.function: {message}") from None
+        raise type(err)(message if message.startswith("entrypoint.") else f"entrypoint.function: {message}") from None
 
 
 def _fault_warnings(spec: JobSpec, tree: ast.Module) -> list[str]:

@@ -24,11 +24,10 @@ from controller.spec_running import (
     StorageMode,
     Timeouts,
 )
-from controller.spec_training import ROLE_ORDER, Entrypoint, Role, RoleSpec, SpecModel, Strategy
+from controller.spec_runtime_env import RuntimeEnvSpec
+from controller.spec_training import ROLE_ORDER, Entrypoint, Role, RoleSpec, SpecModel, Strategy, check_environment
 
 MAX_TASKS = 1024  # tasks in one job, every role together (README, "A job spec")
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}")
-RESERVED_ENV = {"TF_CONFIG": "its place in the cluster", "TFRAY_CONTEXT": "its context"}
 NAME_RULE = "1-64 letters, digits, '_', '.' or '-' (it names a folder), starting with a letter or digit"
 
 
@@ -71,6 +70,9 @@ class JobSpec(SpecModel):
         default_factory=list, description="Faults to inject, for testing how the job survives them "
         "(also `tfray run --fault worker-1:kill@step=50`).",
     )
+    runtime_env: RuntimeEnvSpec | None = Field(
+        None, description="A Ray runtime environment (env_vars, pip, working_dir, py_modules, image_uri) for every "
+        "task actor; unset, tasks run in the nodes' own Python, which starts each actor about 0.5 s sooner.")
     # The spec file's folder, against which relative paths resolve (set by the loader).
     _base_dir: str = PrivateAttr(".")
 
@@ -84,15 +86,7 @@ class JobSpec(SpecModel):
     @field_validator("env")
     @classmethod
     def _env_is_an_environment(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
-            if not ENV_NAME.fullmatch(name):
-                raise ValueError(f"{name!r} is not a variable name: use letters, digits and '_', not first a digit "
-                                 "(a name with '=' or a space cannot be set)")
-            if name in RESERVED_ENV:
-                raise ValueError(f"{name} is set by tfray for each task ({RESERVED_ENV[name]}); remove it from env")
-            if "\0" in text:
-                raise ValueError(f"{name}: a NUL character cannot be in an environment variable")
-        return value
+        return check_environment(value, "env")
 
     @field_validator("storage_path")
     @classmethod
@@ -128,6 +122,14 @@ class JobSpec(SpecModel):
                 f"roles: {self.strategy.value} runs in one process; give exactly one chief (or one worker) "
                 "and no other roles"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _one_value_per_variable(self) -> "JobSpec":
+        both = sorted(set(self.env) & set(self.runtime_env.env_vars if self.runtime_env else {}))
+        if both:
+            raise ValueError(f"{', '.join(both)}: set in env and in runtime_env.env_vars; keep one (env is free, "
+                             "runtime_env slows each actor's start)")
         return self
 
     @model_validator(mode="after")

@@ -29,7 +29,7 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
                    sys_path: list[str], storage_token: str | None = None) -> dict[TaskKey, TaskLaunch]:
     """One launch per task for this run of the cluster (``restarts`` picks the faults that apply)."""
     ep = spec.entrypoint
-    target = str(spec.resolve(ep.script)) if ep.kind == "script" else (ep.function or ep.module)
+    target, import_path, cwd = code_location(spec, sys_path)
     configs = tf_configs(spec.strategy, tasks, addresses)
     pss = spec.strategy is Strategy.PARAMETER_SERVER
     # The coordinator must reach every ps and worker server before its code runs.
@@ -48,9 +48,10 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
             entrypoint_kind=ep.kind,
             entrypoint_target=target,
             args=dict(ep.args),
-            argv=tuple(ep.argv()),
+            argv=tuple(ep.command_line()),
             env=env,
-            sys_path=tuple(sys_path),
+            sys_path=import_path,
+            cwd=cwd,
             checkpoint_every_n_epochs=spec.checkpoint.every_n_epochs,
             restore_from=restore.path if restore else None,
             restore_step=restore.step if restore else None,
@@ -68,6 +69,24 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
         )
         for task in tasks
     }
+
+
+def code_location(spec: JobSpec, sys_path: list[str]) -> tuple[str, tuple[str, ...], str | None]:
+    """Where every task finds the code: (entrypoint target, import path, working folder).
+
+    Without a runtime_env ``working_dir`` the code is where the spec's files are on this machine (the same
+    paths on every node: one machine, a shared folder, or ``tfray submit``'s shipped folder): a script by
+    its absolute path, run in the first search folder. With one, each node has Ray's copy of it and the actor
+    already runs in it, with the copy first on its import path: a script by its path inside it, nothing
+    added to the import path (this machine's paths would shadow the copy), no change of folder."""
+    ep = spec.entrypoint
+    working_dir = spec.runtime_env.working_dir if spec.runtime_env else None
+    if working_dir is None:
+        target = str(spec.resolve(ep.script)) if ep.script else (ep.function or ep.module)
+        return target, tuple(sys_path), (sys_path[0] if sys_path and (ep.script or ep.module) else None)
+    if ep.script and not spec.runtime_env.working_dir_is_uri:
+        return spec.resolve(ep.script).relative_to(spec.resolve(working_dir)).as_posix(), (), None
+    return ep.script or ep.function or ep.module, (), None
 
 
 def replacement_launch(launch: TaskLaunch) -> TaskLaunch:

@@ -30,12 +30,13 @@ def actor_name(job: str, key: TaskKey, incarnation: int) -> str:
     return f"tfray:{job}:{key}" + (f"#{incarnation}" if incarnation > 1 else "")
 
 
-def create_actor(job_name: str, task: TaskSpec, pg, bundle_index: int, incarnation: int, env: dict, inbox):
+def create_actor(job_name: str, task: TaskSpec, pg, bundle_index: int, incarnation: int, env: dict, inbox,
+                 runtime_env: dict | None = None):
     """The task's actor in its bundle, named ``tfray:<job>:<task>`` so Ray's dashboard and ``ray list
     actors`` say who is who (a replacement whose predecessor's name is not released yet gets a suffix).
-    No runtime_env: the environment goes to the actor, which starts the task's launcher process with it
-    (Ray starts a new worker process for an actor with a runtime_env of its own: 0.5 s more per actor,
-    bench/actor_start.py). Threaded, so that ``stop_run`` can end a run in progress."""
+    No runtime_env unless the spec asks for one: the environment goes to the actor, which starts the task's
+    launcher process with it (Ray starts a new worker process for an actor with a runtime_env of its own:
+    0.5 s more per actor, bench/actor_start.py). Threaded, so that ``stop_run`` can end a run in progress."""
     from workers.task_actor import TaskActor  # imports no TensorFlow
 
     bundle = task.bundle
@@ -47,6 +48,7 @@ def create_actor(job_name: str, task: TaskSpec, pg, bundle_index: int, incarnati
         max_restarts=0,
         max_concurrency=4,  # run, stop_run, and room for Ray's own calls
         namespace=NAMESPACE,
+        **({"runtime_env": runtime_env} if runtime_env else {}),
     )
     name = actor_name(job_name, task.key, incarnation)
     try:
@@ -73,12 +75,13 @@ def stop_runs(actors: dict) -> set:
     return kept
 
 
-def await_infos(pending: dict, timeout_s: float) -> dict[TaskKey, TaskInfo]:
+def await_infos(pending: dict, timeout_s: float, runtime_env: dict | None = None) -> dict[TaskKey, TaskInfo]:
     ready, not_ready = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
     if not_ready:
         late = ", ".join(str(pending[r]) for r in not_ready)
+        setup = ", and the runtime_env's setup on each node: raise the timeout for a pip install" if runtime_env else ""
         raise TaskStartError(f"tasks {late} did not start within timeouts.startup_s={timeout_s:g}s "
-                             "(actor process start and port reservation); check the Ray logs of those actors")
+                             f"(actor process start and port reservation{setup}); check the Ray logs of those actors")
     infos = {}
     for ref in ready:
         try:

@@ -22,7 +22,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
 
-from controller import ray_actors, ray_demand, ray_nodes, settings
+from controller import ray_actors, ray_demand, ray_nodes, runtime_env, settings
 from controller.layout import BACKUPS_DIR, read_tree
 from controller.lease import Holder
 from controller.plan import TaskSpec, describe_bundle
@@ -50,8 +50,11 @@ def scheduling_timeout_message(tasks: list[TaskSpec], placement: str, timeout_s:
 class RayTaskGroup:
     """Runs a job's tasks as Ray actors inside one placement group."""
 
-    def __init__(self, job_name: str):
+    def __init__(self, job_name: str, runtime_env: dict | None = None):
         self.job_name = job_name
+        # The spec's runtime_env (controller/runtime_env.py), its local folders uploaded at the first actor.
+        self.runtime_env = runtime_env
+        self._runtime_env_shipped = not runtime_env
         self.tasks: list[TaskSpec] = []
         self.pg = None
         self.inbox: Inbox | None = None
@@ -94,7 +97,7 @@ class RayTaskGroup:
             pending[self.actors[task.key].reserve_port.remote()] = task.key
         self.dead.clear()
         try:
-            self.infos.update(ray_actors.await_infos(pending, timeout_s))
+            self.infos.update(ray_actors.await_infos(pending, timeout_s, self.runtime_env))
         except TaskStartError as err:
             if not reused:
                 raise
@@ -225,9 +228,12 @@ class RayTaskGroup:
         return dataclasses.replace(launch, **sent)
 
     def _new_actor(self, task: TaskSpec):
+        if not self._runtime_env_shipped:  # once per job: every actor then names the same uploaded package
+            self.runtime_env = runtime_env.ship(self.runtime_env)
+            self._runtime_env_shipped = True
         self.incarnations[task.key] = self.incarnations.get(task.key, 0) + 1
         return ray_actors.create_actor(self.job_name, task, self.pg, self.tasks.index(task),
-                                       self.incarnations[task.key], self.env, self.inbox.actor)
+                                       self.incarnations[task.key], self.env, self.inbox.actor, self.runtime_env)
 
     def _kill_actors(self) -> None:
         for actor in self.actors.values():

@@ -88,14 +88,22 @@ def read_text(path: Path, what: str = "job spec") -> str:
                         "as UTF-8") from None
 
 
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML text's data (JSON is YAML too), or SpecError naming ``source`` and what is wrong with it."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as err:
+        raise SpecError(f"{source}: not valid YAML: {err}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: not valid YAML: nested too deeply") from None
+
+
+def load_yaml(path: Path, what: str = "job spec") -> Any:
+    """A YAML file's data, or SpecError naming the file and what is wrong with it."""
+    return parse_yaml(read_text(path, what), str(path))
+
+
 def load_spec(path: str | os.PathLike) -> JobSpec:
     """Read and validate a job spec file; relative paths in it resolve against its folder."""
     path = Path(path)
-    text = read_text(path)
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML: {err}") from None
-    except RecursionError:
-        raise SpecError(f"{path}: not valid YAML: nested too deeply") from None
-    return parse_spec(data, source=str(path), base_dir=path.resolve().parent)
+    return parse_spec(load_yaml(path), source=str(path), base_dir=path.resolve().parent)

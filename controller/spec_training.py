@@ -66,6 +66,24 @@ MIN_RESOURCE = 0.0001  # Ray's resource granularity: a smaller amount is rounded
 MAX_RESOURCE = 1_000_000  # more of one resource than any node has
 RESOURCE_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_TASKS_PER_ROLE)]
+MAX_ARGV = 10_000  # arguments in one command line (Linux's own limit is on bytes: ARG_MAX)
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}")
+RESERVED_ENV = {"TF_CONFIG": "its place in the cluster", "TFRAY_CONTEXT": "its context"}
+
+
+def check_environment(value: dict[str, str], field: str) -> dict[str, str]:
+    """Variables a process can be given: names without '=' or spaces, none that tfray sets, no NUL."""
+    for name, text in value.items():
+        if not ENV_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a variable name: use letters, digits and '_', not first a digit "
+                             "(a name with '=' or a space cannot be set)")
+        if name in RESERVED_ENV:
+            raise ValueError(f"{name} is set by tfray for each task ({RESERVED_ENV[name]}); remove it from {field}")
+        if "\0" in text:
+            raise ValueError(f"{name}: a NUL character cannot be in an environment variable")
+    return value
 
 
 def check_amount(name: str, amount: float) -> float:
@@ -165,6 +183,11 @@ class Entrypoint(SpecModel):
         default_factory=dict,
         description="Arguments: keywords for a function; `--key=value` flags for a script or module.",
     )
+    argv: list[StrictStr] | None = Field(
+        None, max_length=MAX_ARGV,
+        description="A script's or module's exact command line after its name, passed as given (repeated flags, "
+        "positional arguments, '--flag value' pairs), e.g. ['--epochs', '3', 'data/']; instead of args.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Entrypoint":
@@ -185,14 +208,27 @@ class Entrypoint(SpecModel):
                 raise ValueError(f"args.{key}: a NUL character cannot be passed to a process")
         if self.script and "\0" in self.script:
             raise ValueError("script: a path cannot contain a NUL character")
+        if self.argv is not None:
+            self._check_argv()
         return self
+
+    def _check_argv(self) -> None:
+        if self.function:
+            raise ValueError("argv is a command line, for a script or module; a function takes args as keywords")
+        if self.args:
+            raise ValueError("set args (--key=value flags) or argv (the exact command line), not both")
+        for i, arg in enumerate(self.argv):
+            if "\0" in arg:
+                raise ValueError(f"argv.{i}: a NUL character cannot be passed to a process")
 
     @property
     def kind(self) -> str:
         return "function" if self.function else "script" if self.script else "module"
 
-    def argv(self) -> list[str]:
-        """The args as command-line flags for a script or module."""
+    def command_line(self) -> list[str]:
+        """What a script or module gets after its name: argv as given, else the args as ``--key=value`` flags."""
+        if self.argv is not None:
+            return list(self.argv)
         out = []
         for key, value in self.args.items():
             if isinstance(value, bool):

@@ -141,6 +141,7 @@ class TaskLaunch(TaskIdentity):
     argv: tuple = ()
     env: dict = field(default_factory=dict)
     sys_path: tuple = ()
+    cwd: str | None = None  # the training process's folder; None: the actor's (Ray's copy of a working_dir)
     checkpoint_every_n_epochs: int = 1
     restore_from: str | None = None  # newest complete checkpoint folder
     restore_step: int | None = None

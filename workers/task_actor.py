@@ -156,7 +156,7 @@ class TaskActor:
         request = os.path.join(work, "request.json")
         with open(request, "w") as f:
             json.dump({"env": env, "sys_path": list(launch.sys_path), "kind": kind,
-                       "cwd": launch.sys_path[0] if launch.sys_path and kind in ("script", "module") else None,
+                       "cwd": launch.cwd if kind in ("script", "module") else None,
                        "target": launch.entrypoint_target, "args": launch.args, "argv": list(launch.argv),
                        "alive_interval_s": self.config.alive_interval_s,
                        "exit_handlers_s": self.config.exit_handlers_s}, f)

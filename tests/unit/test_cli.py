@@ -59,6 +59,14 @@ def test_help_teaches(args):
     assert "tfray" in out.stdout
 
 
+def test_the_import_commands_are_in_help_and_in_the_readme():
+    out = subprocess.run([sys.executable, "-m", "controller", "--help"], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    readme = (REPO / "README.md").read_text()
+    for command in ("import-tfjob", "import-vertex"):
+        assert command in out.stdout and f"python -m controller {command}" in readme
+
+
 def test_help_lists_examples():
     out = subprocess.run([sys.executable, "-m", "controller", "--help"], cwd=REPO, capture_output=True, text=True,
                          timeout=60)

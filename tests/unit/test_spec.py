@@ -156,3 +156,37 @@ def test_bad_fault_command_line_form():
 
     with pytest.raises(ValueError, match="must look like TASK:ACTION@WHEN, e.g. worker-1:kill@step=50"):
         FaultSpec.parse("worker-1 kill")
+
+
+EXACT_ARGV = ["--epochs", "3", "--layers=64", "--layers=32", "data dir/", "", "--", "--not-a-flag"]
+
+
+def test_argv_reaches_the_launch_exactly_as_given(tmp_path):
+    from controller.dry_run import render_plan
+    from controller.launch import build_launches
+    from controller.plan import plan
+
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    spec = parse_spec(with_(entrypoint={"script": "train.py", "argv": EXACT_ARGV}), base_dir=tmp_path)
+    tasks = plan(spec)
+    launches = build_launches(spec, tasks, {t.key: f"h:{i}" for i, t in enumerate(tasks)}, {}, attempt=1,
+                              restarts=0, restore=None, sys_path=[str(tmp_path)])
+    assert {launch.argv for launch in launches.values()} == {tuple(EXACT_ARGV)}
+    assert '"--layers=64", "--layers=32", "data dir/", "", "--"' in render_plan(spec)
+
+
+def test_args_still_become_flags():
+    entrypoint = parse_spec(with_(entrypoint={"module": "trainer.task", "args": {"lr": 0.1, "fast": True}}))
+    assert entrypoint.entrypoint.command_line() == ["--lr=0.1", "--fast=true"]
+
+
+@pytest.mark.parametrize("entrypoint, expected", [
+    ({"function": "examples.digits:train", "argv": ["--x"]}, "a function takes args as keywords"),
+    ({"script": "train.py", "argv": ["--x"], "args": {"y": 1}}, "not both"),
+    ({"script": "train.py", "argv": ["a\0b"]}, "argv.0: a NUL character"),
+    ({"script": "train.py", "argv": [3]}, "entrypoint.argv.0"),
+    ({"script": "train.py", "argv": "--epochs 3"}, "entrypoint.argv"),
+])
+def test_bad_argv_is_rejected(entrypoint, expected):
+    with pytest.raises(SpecError, match=expected):
+        parse_spec(with_(entrypoint=entrypoint))

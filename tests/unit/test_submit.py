@@ -102,6 +102,14 @@ def test_a_bad_spec_fails_on_the_client(fake, tmp_path, capsys):
     assert "at most one chief" in capsys.readouterr().err and not fake.submitted
 
 
+def test_a_runtime_env_ray_would_refuse_fails_on_the_client(fake, tmp_path, capsys):
+    (tmp_path / "m.py").write_text("def f(ctx):\n    pass\n")
+    (tmp_path / "job.yaml").write_text("name: x\nstrategy: one_device\nroles: {chief: {count: 1}}\n"
+                                       "entrypoint: {function: 'm:f'}\nruntime_env: {working_dir: gone}\n")
+    assert main(["submit", str(tmp_path / "job.yaml"), "--working-dir", str(tmp_path)]) == EXIT_BAD_INPUT
+    assert "runtime_env.working_dir: 'gone' does not exist" in capsys.readouterr().err and not fake.submitted
+
+
 def test_a_relative_storage_path_is_warned_about(fake, capsys):
     assert main(["submit", "cluster_configs/jobs/digits_mwms.yaml"]) == EXIT_OK
     assert "storage_path '../../runs' is relative" in capsys.readouterr().err

@@ -1,0 +1,217 @@
+"""``tfray import-tfjob`` on realistic TFJob manifests (examples/imports/): the spec each becomes, every task's
+TF_CONFIG against the one Kubeflow's training operator gave (modulo addresses and the evaluator rule), what did
+not carry over (at the top of the spec and on stderr), and manifests it must refuse. Nothing starts."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controller.cli import main
+from controller.exit_codes import EXIT_BAD_INPUT
+from controller.import_tfjob import import_tfjob
+from tests.unit.dry_run_configs import dry_run_tf_configs
+
+REPO = Path(__file__).resolve().parents[2]
+PSS = REPO / "examples" / "imports" / "tfjob_pss.yaml"
+MWMS = REPO / "examples" / "imports" / "tfjob_mwms.yaml"
+
+
+def manifest(path: Path = PSS) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def operator_tf_configs(tfjob: dict) -> dict[tuple[str, int], dict]:
+    """The TF_CONFIG the training operator gives each replica (kubeflow/training-operator,
+    pkg/controller.v1/tensorflow/tensorflow.go: genClusterSpec and genTFConfigJSONStr): every replica type,
+    the evaluator too, lowercased, at <job>-<type>-<i>.<namespace>.svc:<port, 2222 by default>."""
+    name, namespace = tfjob["metadata"]["name"], tfjob["metadata"].get("namespace", "default")
+    cluster = {rtype.lower(): [f"{name}-{rtype.lower()}-{i}.{namespace}.svc:2222"
+                               for i in range(spec.get("replicas", 1))]
+               for rtype, spec in tfjob["spec"]["tfReplicaSpecs"].items()}
+    return {(rtype, i): {"cluster": cluster, "task": {"type": rtype, "index": i}, "environment": "cloud"}
+            for rtype, addresses in cluster.items() for i in range(len(addresses))}
+
+
+def modulo_addresses_and_the_evaluator_rule(config: dict) -> dict:
+    """The operator's TF_CONFIG as tfray words it: an address by its place (role-index), a master called chief,
+    no `environment`, and the evaluator out of the training cluster with a cluster of its own (docs/design.md §4)."""
+    def ours(task_type: str) -> str:
+        return "chief" if task_type == "master" else task_type
+
+    role = ours(config["task"]["type"])
+    if role == "evaluator":
+        cluster = {"evaluator": ["evaluator-0"]}
+    else:
+        cluster = {ours(t): [f"{ours(t)}-{i}" for i in range(len(addresses))]
+                   for t, addresses in config["cluster"].items() if t != "evaluator"}
+    return {"cluster": cluster, "task": {"type": role, "index": config["task"]["index"]}}
+
+
+@pytest.mark.parametrize("path", [PSS, MWMS], ids=lambda p: p.name)
+def test_every_task_gets_the_tf_config_the_operator_gave_modulo_addresses_and_the_evaluator_rule(path):
+    tfjob = manifest(path)
+    ours = dry_run_tf_configs(import_tfjob(tfjob, str(path)).spec)
+    theirs = [modulo_addresses_and_the_evaluator_rule(c) for c in operator_tf_configs(tfjob).values()]
+    assert ours == {(c["task"]["type"], c["task"]["index"]): c for c in theirs}
+    raw = operator_tf_configs(tfjob)
+    if any(role == "evaluator" for role, _ in raw):  # the rule is real: the operator listed the evaluator
+        assert all("evaluator" in c["cluster"] for c in raw.values())
+        assert all("evaluator" not in c["cluster"] for (role, _), c in ours.items() if role != "evaluator")
+
+
+def test_the_pss_manifest_becomes_this_spec():
+    """Every role; resources from limits, else requests, in every unit form; the chief's exact command line."""
+    imported = import_tfjob(manifest(), "tfjob_pss.yaml")
+    assert imported.spec == {
+        "name": "criteo-pss",
+        "strategy": "parameter_server",
+        "roles": {
+            "chief": {"count": 1, "resources": {"cpu": 4, "memory_mb": 8192}},  # limits "4", 8Gi
+            "worker": {"count": 3, "resources": {"cpu": 1.5, "memory_mb": 5723, "gpu": 1}},  # requests 1500m, 6G
+            "ps": {"count": 2, "resources": {"cpu": 0.5, "memory_mb": 3072}},  # requests 500m, 3072Mi
+            "evaluator": {"count": 1, "resources": {"cpu": 1, "memory_mb": 1908}},  # limits 1, 2000000000 bytes
+        },
+        "entrypoint": {"script": "train.py", "argv": ["--data_dir=/data/criteo", "--model_dir",
+                                                      "gs://acme-ml/criteo/model", "--steps", "20000",
+                                                      "--batch_size", "1024"]},
+        "env": {"TF_CPP_MIN_LOG_LEVEL": "1"},
+        "timeouts": {"job_s": 14400},
+        "failure": {"max_task_failures": 5, "max_infrastructure_failures": 5},
+    }
+
+
+def test_the_mwms_manifest_becomes_this_spec():
+    imported = import_tfjob(manifest(MWMS), "tfjob_mwms.yaml")
+    assert imported.spec["strategy"] == "multi_worker_mirrored"
+    assert imported.spec["roles"] == {"chief": {"count": 1, "resources": {"cpu": 16, "memory_mb": 57221, "gpu": 2}},
+                                      "worker": {"count": 2, "resources": {"cpu": 16, "memory_mb": 57221, "gpu": 2}}}
+    assert imported.spec["entrypoint"] == {"module": "trainer.task", "argv": [
+        "--epochs=90", "--per_replica_batch=128", "--data=/data/imagenet-subset"]}
+    assert imported.spec["env"] == {"PYTHONUNBUFFERED": "1", "NCCL_DEBUG": "WARN",
+                                    "TF_GPU_ALLOCATOR": "cuda_malloc_async"}
+    assert any("TF_CONFIG task type is chief, where the operator wrote master" in c for c in imported.changed)
+
+
+PSS_NOT_CARRIED = [  # (what, in the line that lists it)
+    "containers[tensorflow].image gcr.io/acme-ml/criteo-trainer:2.21.0 (Chief, Worker, PS, Evaluator)",
+    "template.spec.volumes", "volumeMounts", "template.spec.nodeSelector", "template.spec.tolerations",
+    "spec.runPolicy.cleanPodPolicy Running", "spec.runPolicy.schedulingPolicy", "ttlSecondsAfterFinished",
+    "serviceAccountName criteo-trainer (Chief)", "env.WANDB_API_KEY: comes from secretKeyRef",
+    "Evaluator.template.spec.containers[tensorflow]: runs evaluate.py", "metadata.namespace ml-training",
+    "containers[tensorflow].ports",
+]
+
+
+def test_what_did_not_carry_over_is_at_the_top_of_the_spec_and_on_stderr(tmp_path, capsys):
+    out = tmp_path / "criteo.yaml"
+    assert main(["import-tfjob", str(PSS), "-o", str(out)]) == 0
+    header = out.read_text().split("\nname: ", 1)[0]
+    err = capsys.readouterr().err
+    for what in PSS_NOT_CARRIED:
+        assert what in header.replace("\n#     ", " "), what
+        assert what in err, what
+    assert "restartPolicy Never (PS): cannot be kept for one role" in err
+    assert "a ps task runs no code of yours under tfray" in err
+
+
+def test_the_written_spec_validates_once_the_code_is_in_place(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for source, code in ((PSS, {"train.py": "print('train')\n"}),
+                         (MWMS, {"trainer/__init__.py": "", "trainer/task.py": "print('task')\n"})):
+        out = tmp_path / f"{source.stem}.yaml"
+        assert main(["import-tfjob", str(source), "-o", str(out)]) == 0
+        assert main(["validate", str(out)]) == EXIT_BAD_INPUT  # the code is not there yet, and it says so
+        assert "entrypoint" in capsys.readouterr().err
+        for name, text in code.items():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(text)
+        assert main(["validate", str(out)]) == 0
+        assert main(["dry-run", str(out)]) == 0
+    assert "argv [\"--epochs=90\"" in capsys.readouterr().out
+
+
+def test_an_existing_spec_is_not_replaced_without_force(tmp_path, capsys):
+    out = tmp_path / "job.yaml"
+    out.write_text("mine\n")
+    assert main(["import-tfjob", str(PSS), "-o", str(out)]) == EXIT_BAD_INPUT
+    assert out.read_text() == "mine\n" and "pass --force" in capsys.readouterr().err
+    assert main(["import-tfjob", str(PSS), "-o", str(out), "--force"]) == 0
+
+
+def with_replicas(policy: str | None = None, **replica_changes) -> dict:
+    tfjob = manifest(MWMS)
+    for replica in tfjob["spec"]["tfReplicaSpecs"].values():
+        replica.pop("restartPolicy")
+        if policy:
+            replica["restartPolicy"] = policy
+        replica.update(replica_changes)
+    return tfjob
+
+
+def test_never_restarting_everywhere_is_budgets_of_zero():
+    """Never is the operator's default: the first failure ends the job, so tfray's budgets are all 0."""
+    for tfjob in (with_replicas(), with_replicas("Never")):
+        imported = import_tfjob(tfjob, "t.yaml")
+        assert imported.spec["failure"] == {"max_preemptions": 0, "max_task_failures": 0,
+                                            "max_infrastructure_failures": 0}
+        assert any("every budget is 0" in c for c in imported.changed)
+    on_failure = import_tfjob(with_replicas("OnFailure"), "t.yaml")
+    assert on_failure.spec["failure"] == {"max_task_failures": 3, "max_infrastructure_failures": 3}  # backoffLimit
+    assert any("an exception in your code fails the job at once" in c for c in on_failure.changed)
+
+
+def bad(change) -> dict:
+    tfjob = manifest()
+    change(tfjob)
+    return tfjob
+
+
+REPLICAS = ("spec", "tfReplicaSpecs")
+
+
+def _set(path, value):
+    def change(tfjob):
+        node = tfjob
+        for key in path[:-1]:
+            node = node[key]
+        if value is ...:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+    return change
+
+
+CONTAINER = (*REPLICAS, "Chief", "template", "spec", "containers", 0)
+BAD = [
+    ("not a TFJob", _set(("kind",), "PyTorchJob"), "kind is 'PyTorchJob', not TFJob"),
+    ("no replicas", _set(REPLICAS, ...), "spec.tfReplicaSpecs is missing"),
+    ("an unknown replica type", _set((*REPLICAS, "Launcher"), {"replicas": 1}), "tfReplicaSpecs.Launcher: not a"),
+    ("Chief and Master", _set((*REPLICAS, "Master"), copy.deepcopy(manifest()["spec"]["tfReplicaSpecs"]["Chief"])),
+     "a second chief replica type"),
+    ("two chiefs", _set((*REPLICAS, "Chief", "replicas"), 2), "tfReplicaSpecs.Chief.replicas: 2 chiefs"),
+    ("a negative count", _set((*REPLICAS, "Worker", "replicas"), -1), "tfReplicaSpecs.Worker.replicas"),
+    ("PS without a chief", _set((*REPLICAS, "Chief"), ...), "has PS but no Chief"),
+    ("no containers", _set((*REPLICAS, "PS", "template", "spec", "containers"), []), "PS.template.spec.containers"),
+    ("no command", _set((*CONTAINER, "command"), ...), "no command, so the image's own ENTRYPOINT runs"),
+    ("a shell pipeline", _set((*CONTAINER, "command"), ["sh", "-c", "python train.py | tee log"]),
+     "runs a shell script"),
+    ("cpu not a quantity", _set((*CONTAINER, "resources"), {"limits": {"cpu": "four"}}),
+     "Chief.template.spec.containers[tensorflow].resources.limits.cpu: 'four' is not a Kubernetes quantity"),
+    ("an unknown restartPolicy", _set((*REPLICAS, "Worker", "restartPolicy"), "Sometimes"),
+     "tfReplicaSpecs.Worker.restartPolicy: 'Sometimes'"),
+    ("a deadline of 0", _set(("spec", "runPolicy", "activeDeadlineSeconds"), 0), "activeDeadlineSeconds"),
+]
+
+
+@pytest.mark.parametrize("label, change, expected", BAD, ids=[b[0] for b in BAD])
+def test_a_manifest_that_cannot_be_imported_is_refused_naming_the_field(tmp_path, capsys, label, change, expected):
+    path = tmp_path / "tfjob.yaml"
+    path.write_text(yaml.safe_dump(bad(change)))
+    assert main(["import-tfjob", str(path), "-o", str(tmp_path / "job.yaml")]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}") and expected in err and "Traceback" not in err, err
+    assert not (tmp_path / "job.yaml").exists()
