@@ -22,7 +22,8 @@ def fingerprint(spec: JobSpec) -> dict:
     """What decides what a job trains: its strategy, its roles' counts, its entrypoint and arguments."""
     ep = spec.entrypoint
     return {"strategy": spec.strategy.value, "roles": {r.value: n for r, n in spec.counts().items() if n},
-            "entrypoint": f"{ep.kind} {ep.function or ep.script or ep.module}", "args": dict(ep.args)}
+            "entrypoint": f"{ep.kind} {ep.function or ep.script or ep.module}",
+            "args": list(ep.argv) if ep.argv is not None else dict(ep.args)}
 
 
 def last_attempt(spec: JobSpec) -> AttemptRecord | None:
