@@ -39,7 +39,8 @@ def test_each_task_and_its_launcher_see_exactly_the_gpus_ray_assigned_it(fake_gp
     chief, w0, w1 = (seen[t]["process"] for t in ("chief-0", "worker-0", "worker-1"))
     assert chief["CUDA_VISIBLE_DEVICES"] in ("0", "1") and chief["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
     # The two halves share the GPU the chief does not have; each grows its memory as it needs it.
-    assert w0["CUDA_VISIBLE_DEVICES"] == w1["CUDA_VISIBLE_DEVICES"] == ({"0", "1"} - {chief["CUDA_VISIBLE_DEVICES"]}).pop()
+    other = ({"0", "1"} - {chief["CUDA_VISIBLE_DEVICES"]}).pop()
+    assert w0["CUDA_VISIBLE_DEVICES"] == w1["CUDA_VISIBLE_DEVICES"] == other
     assert w0["TF_FORCE_GPU_ALLOW_GROWTH"] == w1["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
     assert not any(views["process"]["TFRAY_GPU_MEMORY_LIMIT_MB"] for views in seen.values())
     evaluator = seen["evaluator-0"]
