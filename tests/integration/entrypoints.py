@@ -126,9 +126,14 @@ def devices_seen(ctx) -> dict:
 
 
 def runtime_state(ctx) -> dict:
-    """Whether this process, forked from a launcher that imported TensorFlow, inherited a started TF runtime."""
+    """Whether this process, forked from a launcher that imported TensorFlow, inherited a started TF runtime
+    (and, so the probe is known to see one, whether it sees the runtime this process then starts)."""
     import sys
 
     from workers.gpus import runtime_untouched
 
-    return {"tf_imported": "tensorflow" in sys.modules, "untouched": runtime_untouched()}
+    state = {"tf_imported": "tensorflow" in sys.modules, "untouched": runtime_untouched()}
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1.0
+    return {**state, "untouched_after_an_op": runtime_untouched()}
