@@ -39,10 +39,11 @@ import threading
 import time
 from pathlib import Path
 
+from bench import conv_model
 from bench.events import EVENTS_ENV, log_event
 
 JOB_DEFAULTS = {"epochs": 10, "steps_per_epoch": 50, "per_replica_batch": 32, "learning_rate": 0.005,
-                "hidden_units": 64}
+                "hidden_units": 64, "model": "mlp"}  # model: mlp (digits) | conv (synthetic images, bench/gpu.py)
 CKPT_PREFIX = "ckpt"  # the same file prefix as workers.keras
 SEAL = "COMPLETE.json"  # the hand-launched way's "this checkpoint is complete" marker
 
@@ -96,9 +97,15 @@ def _import_tf(events: str, task: str):
 
 
 def build(tf, strategy, events: str, task: str, *, steps_per_epoch: int, per_replica_batch: int,
-          learning_rate: float, hidden_units: int, **_):
-    """(model, dataset, global batch): the digits MLP compiled under ``strategy`` and its input."""
+          learning_rate: float, hidden_units: int, model: str = "mlp", **_):
+    """(model, dataset, global batch): the digits MLP (or the GPU check's conv net) compiled under ``strategy``
+    and its input; the devices the task trains on go to the event log."""
     from examples.digits import load_data
+
+    conv_model.log_devices(tf, strategy, events, task)
+    if model == "conv":
+        return conv_model.build(tf, strategy, events, task, per_replica_batch=per_replica_batch,
+                                learning_rate=learning_rate)
 
     x_tr, y_tr, _, _ = load_data()
     log_event(events, "data_loaded", task=task)
@@ -203,6 +210,7 @@ def _fit(tf, model, dataset, events: str, task: str, initial_epoch: int, epochs:
     model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch, verbose=0,
               callbacks=callbacks)
     step = int(model.optimizer.iterations.numpy())
+    conv_model.log_gpu_memory(tf, events, task)
     log_event(events, "finished", task=task, step=step)
     return step
 

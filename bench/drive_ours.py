@@ -86,13 +86,14 @@ def job_spec(args, storage: Path):
 
     if args.strategy == "mwms":
         cpu = 0.5 if args.chief else 1.0  # a chief too: three tasks share the same two CPUs
-        roles = {"worker": {"count": args.workers, "resources": {"cpu": cpu}}}
+        resources = json.loads(args.resources) if args.resources else {"cpu": cpu}  # e.g. GPUs (bench/gpu.py)
+        roles = {"worker": {"count": args.workers, "resources": resources}}
         if args.chief:
-            roles["chief"] = {"count": 1, "resources": {"cpu": cpu}}
+            roles["chief"] = {"count": 1, "resources": json.loads(args.chief_resources or "null") or resources}
         entrypoint = {"function": "bench.digits_bench:train_ours",
                       "args": {"events": args.events, "faults": args.faults, "epochs": args.epochs,
                                "steps_per_epoch": args.steps_per_epoch, "per_replica_batch": args.per_replica_batch,
-                               "notice_check": not args.no_notice_check}}
+                               "notice_check": not args.no_notice_check, "model": args.model}}
         strategy = "multi_worker_mirrored"
     else:
         roles = {"chief": {"count": 1, "resources": {"cpu": 0.5}},
@@ -123,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--steps-per-epoch", type=int, default=50)
     parser.add_argument("--per-replica-batch", type=int, default=32)
+    parser.add_argument("--model", default="mlp", choices=["mlp", "conv"], help="MWMS: the digits MLP or the conv net")
+    parser.add_argument("--resources", default=None, help="MWMS: each task's resources as JSON, e.g. "
+                        '\'{"cpu": 1, "gpu": 0.5}\' (default: CPUs only)')
+    parser.add_argument("--chief-resources", default=None, help="MWMS: the chief's, if not --resources")
     parser.add_argument("--num-cpus", type=float, default=2)
     parser.add_argument("--job-s", type=float, default=600)
     args = parser.parse_args(argv)

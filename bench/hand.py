@@ -73,11 +73,16 @@ def _job_flags(args) -> list[str]:
             f"--per-replica-batch={args.per_replica_batch}"]
 
 
+def _task_env(args) -> dict[str, str]:
+    """What every task process gets besides TF_CONFIG (``--task-env``: e.g. the GPUs, as a script would set)."""
+    return dict(kv.split("=", 1) for kv in args.task_env)
+
+
 def run_mwms(args, launcher: Launcher) -> int:
     run_dir = Path(args.run_dir)
     tasks = [("chief", 0)] * args.chief + [("worker", i) for i in range(args.workers)]
     cmd = [sys.executable, "-m", "bench.digits_bench", f"--ckpt-dir={run_dir / 'ckpt'}", f"--events={args.events}",
-           f"--faults={args.faults}", *_job_flags(args)]
+           f"--faults={args.faults}", f"--model={args.model}", *_job_flags(args)]
     log_event(args.events, "launch", task="launcher")
     for restart in range(args.max_restarts + 1):
         ports = {task: free_port() for task in tasks}
@@ -85,7 +90,8 @@ def run_mwms(args, launcher: Launcher) -> int:
         for role, index in tasks:
             cluster.setdefault(role, []).append(f"127.0.0.1:{ports[(role, index)]}")
         for role, index in tasks:
-            launcher.spawn(f"{role}-{index}", cmd, {"cluster": cluster, "task": {"type": role, "index": index}})
+            launcher.spawn(f"{role}-{index}", cmd, {"cluster": cluster, "task": {"type": role, "index": index}},
+                           _task_env(args))
         while True:
             time.sleep(POLL_S)
             if launcher.dead():
@@ -149,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ps", type=int, default=1)
     parser.add_argument("--faults", default="", help="MWMS: faults for bench.digits_bench")
     parser.add_argument("--kill-at", type=int, default=None, help="PSS: SIGKILL worker-1 at this coordinator step")
+    parser.add_argument("--model", default="mlp", choices=["mlp", "conv"], help="MWMS: the digits MLP or the conv net")
+    parser.add_argument("--task-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="MWMS: an environment variable for every task, e.g. CUDA_VISIBLE_DEVICES=0")
     parser.add_argument("--max-restarts", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--steps-per-epoch", type=int, default=50)

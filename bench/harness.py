@@ -90,11 +90,12 @@ def run_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_one(scenario: str, way: str, run_dir: Path, size: dict, args) -> dict:
-    """One run in its own process; returns its figures (or the error that kept it from having any)."""
+def run_one(scenario: str, way: str, run_dir: Path, size: dict, args, cmd: list[str] | None = None) -> dict:
+    """One run in its own process (``cmd``, or this benchmark's command for the scenario and way); returns its
+    figures (or the error that kept it from having any)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     env = run_env(dict(kv.split("=", 1) for kv in args.ours_env) if way == "ours" else None)
-    cmd = command(scenario, way, run_dir, size, args)
+    cmd = cmd or command(scenario, way, run_dir, size, args)
     began, load_before = time.time(), os.getloadavg()[0]
     with open(run_dir / "driver.log", "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 
+from controller import settings
+from controller.gpu_plan import describe_devices, describe_job, uses_gpus
 from controller.plan import describe_bundle, plan
 from controller.tf_config import placeholder_address, tf_configs
 
@@ -32,6 +34,7 @@ def render_plan(spec) -> str:
         "failure budgets: " + ", ".join(f"{k}={v}" for k, v in spec.failure.limits().items())
         + f", backoff {spec.failure.backoff_s:g}s doubling to {spec.failure.max_backoff_s:g}s",
         "timeouts: " + ", ".join(f"{k}={v:g}s" for k, v in spec.timeouts.model_dump().items() if v is not None),
+        *describe_job(spec),
     ]
     for fault in spec.faults:
         when = (f"step {fault.at_step}" if fault.at_step is not None
@@ -44,6 +47,8 @@ def render_plan(spec) -> str:
                                  ("side-car, outside the training cluster", task.sidecar)) if on]
         lines.append(f"{task.key}{' (' + ', '.join(notes) + ')' if notes else ''}")
         lines.append(f"  resources: {describe_bundle(task.bundle)}")
+        if uses_gpus(spec):
+            lines.append(f"  GPUs: {describe_devices(task.devices, settings.GPU_CONTEXT_RESERVE_MB)}")
         config = configs[task.key]
         lines.append(f"  TF_CONFIG: {json.dumps(config, sort_keys=True) if config else '(none: single process)'}")
     return "\n".join(lines) + "\n"

@@ -17,6 +17,8 @@ One task, by strategy, role and cause (docs/design.md §5):
 | any | chief/worker | user code raised | fail fast (do not spend retries on a bug) |
 | PSS | chief | TF reports a lost server (UnavailableError) | restart the cluster (infrastructure) |
 | MWMS | any | TF aborted its collectives for an unresponsive peer | restart the group (infrastructure) |
+| any | chief/worker | out of GPU memory | fail fast with advice (a retry would run out again) |
+| any | any | its GPU failed (launch failure, ECC, device gone) | restart / replace (infrastructure) |
 
 A batch (several ends that belong together):
 
@@ -40,6 +42,7 @@ A batch (several ends that belong together):
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from controller.spec_running import FailurePolicySpec
@@ -53,10 +56,12 @@ BUDGET_OF = {
     C.PROCESS_DIED: "max_task_failures",
     C.HUNG: "max_task_failures",
     C.INFRASTRUCTURE: "max_infrastructure_failures",
+    C.DEVICE_LOST: "max_infrastructure_failures",
     C.CHECKPOINT_UNREADABLE: "max_corrupt_checkpoints",
 }
 ROOT_CAUSES = {C.PROCESS_DIED, C.NODE_LOST, C.HUNG, C.INFRASTRUCTURE, C.START_FAILED,  # decide at once
-               C.CHECKPOINT_UNREADABLE}
+               C.CHECKPOINT_UNREADABLE, C.GPU_OOM, C.DEVICE_LOST}
+GPU_CAUSES = {C.GPU_OOM, C.DEVICE_LOST}  # read from the error's text: a cause, however the task ended
 CAPACITY_CAUSES = {C.NODE_LOST, C.STOPPED_ON_NOTICE}  # the task's capacity is going away with it
 
 # A chief under ParameterServerStrategy raises these when a ps or worker it
@@ -107,13 +112,45 @@ ABORTED_COLLECTIVE_MARKERS = ("Collective ops is aborted", "CoordinationService/
                               "coordination service has stopped")
 
 
+# Out of GPU memory: TensorFlow's ResourceExhaustedError on a GPU ("OOM when allocating tensor ... on
+# /job:.../device:GPU:0 by allocator GPU_0_bfc"), the CUDA driver's and the CUDA libraries' own words.
+# Not "ran out of memory trying to allocate": TF logs that as a warning when it merely could not cache more.
+GPU_OOM_MARKERS = re.compile(r"OOM when allocating[^\n]*GPU|CUDA_ERROR_OUT_OF_MEMORY|cudaErrorMemoryAllocation|"
+                             r"CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED")
+# A GPU that failed under the task: the CUDA driver's errors for a kernel that faulted or a device that went
+# away (an Xid in the kernel's log), and nvidia-smi's words for a device that fell off the bus.
+DEVICE_LOST_MARKERS = re.compile(r"CUDA_ERROR_LAUNCH_FAILED|unspecified launch failure|CUDA_ERROR_ILLEGAL_ADDRESS|"
+                                 r"an illegal memory access was encountered|CUDA_ERROR_ECC_UNCORRECTABLE|"
+                                 r"uncorrectable ECC error|CUDA_ERROR_HARDWARE_STACK_ERROR|"
+                                 r"CUDA_ERROR_NVLINK_UNCORRECTABLE|GPU is lost|fallen off the bus|NVRM: Xid")
+OOM_ADVICE = ("lower the per-replica batch, set roles.<role>.resources.gpu_memory (growth) or gpu_memory_mb, or "
+              "put fewer tasks on each GPU")
+
+
 def looks_like_lost_server(error: str | None) -> bool:
     return bool(error) and any(marker in error for marker in LOST_SERVER_MARKERS)
 
 
+def gpu_cause(cause: FailureCause, error: str | None) -> FailureCause | None:
+    """A GPU failure read from an end's error (its traceback, or the output of a process that died): the
+    device gone under a process that raised or died, or out of memory in one that raised (a process killed
+    may have printed an allocator's warning before; that is not why it died)."""
+    if not error or cause not in (C.USER_ERROR, C.PROCESS_DIED):
+        return None
+    if DEVICE_LOST_MARKERS.search(error):
+        return C.DEVICE_LOST
+    if cause is C.USER_ERROR and GPU_OOM_MARKERS.search(error):
+        return C.GPU_OOM
+    return None
+
+
 def classify(strategy: str, role: str, cause: FailureCause, error: str | None) -> FailureCause:
-    """Refine a cause: a PSS chief's 'user error' that is a lost server, or an MWMS task's whose collectives
-    TensorFlow aborted for an unresponsive peer, is infrastructure."""
+    """Refine a cause: a GPU out of memory or lost (from the error's text); a PSS chief's 'user error' that is
+    a lost server, or an MWMS task's whose collectives TensorFlow aborted for an unresponsive peer, is
+    infrastructure."""
+    on_gpu = gpu_cause(cause, error)
+    if on_gpu is not None:
+        return on_gpu
     if cause is not C.USER_ERROR or not error:
         return cause
     if strategy == "parameter_server" and role == "chief" and looks_like_lost_server(error):
@@ -132,6 +169,11 @@ def decide_task(strategy: str, role: str, cause: FailureCause, spent: dict[str, 
         if role == "evaluator":
             return FailureAction.CONTINUE_WITHOUT, "the evaluator's code raised; training goes on", None
         return FailureAction.FAIL, "user code raised: failing fast, no retry spent", None
+    if cause is C.GPU_OOM:
+        if role == "evaluator":
+            return FailureAction.CONTINUE_WITHOUT, "the evaluator ran out of GPU memory; training goes on", None
+        return (FailureAction.FAIL, f"out of GPU memory: failing fast, no retry spent (a retry would run out "
+                f"again): {OOM_ADVICE.replace('<role>', role)}", None)
     expendable = role == "evaluator" or (pss and role == "worker")
     if expendable and cause in (C.NODE_LOST, C.START_FAILED):
         gone = "its node is gone" if cause is C.NODE_LOST else "it could not be started again"
@@ -148,8 +190,9 @@ def decide_task(strategy: str, role: str, cause: FailureCause, spent: dict[str, 
         return (FailureAction.RESTART_CLUSTER, f"its restore checkpoint cannot be read: it is set aside and the "
                 f"cluster restarts from the one before ({spend})", budget)
     scope = "the cluster" if pss else "the group (collectives cannot be rebuilt in place)"
+    lost = "its GPU failed" if cause is C.DEVICE_LOST else f"lost ({cause.value})"
     return (FailureAction.RESTART_CLUSTER,
-            f"{role} lost ({cause.value}); {scope} restarts from the newest checkpoint ({spend})", budget)
+            f"{role} {lost}; {scope} restarts from the newest checkpoint in fresh processes ({spend})", budget)
 
 
 class FailurePolicy:
@@ -170,8 +213,9 @@ class FailurePolicy:
 
     @staticmethod
     def settled(batch: tuple[TaskEnd, ...], running: set[TaskKey]) -> bool:
-        """True when the batch holds a cause in itself, or every running tracked task's end."""
-        if any(end.cause in ROOT_CAUSES for end in batch):
+        """True when the batch holds a cause in itself (a GPU failure read from an error is one), or every
+        running tracked task's end."""
+        if any(end.cause in ROOT_CAUSES or gpu_cause(end.cause, end.error) for end in batch):
             return True
         return running <= {end.key for end in batch}
 
@@ -185,7 +229,7 @@ class FailurePolicy:
                drained: frozenset[TaskKey] = frozenset()) -> BatchDecision:
         """The job's answer to a settled batch (``restarts``: how many this attempt has done so far;
         ``drained``: tasks sent a notice because their node is being drained)."""
-        causes = [end for end in batch if end.cause not in (None, C.USER_ERROR)]
+        causes = [end for end in batch if end.cause not in (None, C.USER_ERROR) or gpu_cause(end.cause, end.error)]
         symptoms = tuple(end.key for end in batch if causes and end not in causes)
         spent = dict(spent)
         decisions = []

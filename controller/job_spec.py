@@ -25,7 +25,16 @@ from controller.spec_running import (
     Timeouts,
 )
 from controller.spec_runtime_env import RuntimeEnvSpec
-from controller.spec_training import ROLE_ORDER, Entrypoint, Role, RoleSpec, SpecModel, Strategy, check_environment
+from controller.spec_training import (
+    ROLE_ORDER,
+    Collective,
+    Entrypoint,
+    Role,
+    RoleSpec,
+    SpecModel,
+    Strategy,
+    check_environment,
+)
 
 MAX_TASKS = 1024  # tasks in one job, every role together (README, "A job spec")
 NAME_RULE = "1-64 letters, digits, '_', '.' or '-' (it names a folder), starting with a letter or digit"
@@ -45,6 +54,11 @@ class JobSpec(SpecModel):
     strategy: Strategy = Field(description="tf.distribute strategy: " + ", ".join(s.value for s in Strategy) + ".")
     roles: dict[Role, RoleSpec] = Field(description="Task roles with counts and resources, e.g. chief, worker.")
     entrypoint: Entrypoint = Field(description="What every task runs.")
+    collective: Collective = Field(
+        Collective.AUTO, description="multi_worker_mirrored's all-reduce (TensorFlow's CommunicationOptions): "
+        "auto (NCCL when every chief and worker task has whole GPUs, else TensorFlow's choice, ring on CPU), "
+        "ring, or nccl (one task per GPU). ctx.make_strategy() applies it; a script reads it from "
+        "TFRAY_COLLECTIVE or calls workers.gpus.communication_options().")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for every task "
                                 "(names: letters, digits and '_', not first a digit; TF_CONFIG is set by tfray).")
     # ------------------------------------------------ how to run it (controller/spec_running.py)
@@ -130,6 +144,27 @@ class JobSpec(SpecModel):
         if both:
             raise ValueError(f"{', '.join(both)}: set in env and in runtime_env.env_vars; keep one (env is free, "
                              "runtime_env slows each actor's start)")
+        return self
+
+    @model_validator(mode="after")
+    def _devices_fit_strategy(self) -> "JobSpec":
+        training = {role: self.roles[role].resources.gpu for role in (Role.CHIEF, Role.WORKER)
+                    if self.counts()[role]}
+        if self.collective is not Collective.AUTO:
+            if self.strategy is not Strategy.MULTI_WORKER_MIRRORED:
+                raise ValueError(f"collective: only multi_worker_mirrored all-reduces across tasks; remove it "
+                                 f"for {self.strategy.value}")
+            short = {role: gpu for role, gpu in training.items() if gpu < 1}
+            if self.collective is Collective.NCCL and short:
+                role, gpu = next(iter(short.items()))
+                raise ValueError(f"collective: nccl needs a whole GPU for every chief and worker task, but "
+                                 f"roles.{role.value}.resources.gpu is {gpu:g} (NCCL refuses two tasks on one GPU, "
+                                 "and has nothing to do on CPUs): use ring, or auto")
+        if self.strategy is Strategy.ONE_DEVICE:
+            for role, gpu in training.items():
+                if gpu > 1:
+                    raise ValueError(f"roles.{role.value}.resources.gpu is {gpu:g}: one_device trains on one "
+                                     "device; use mirrored to train on several GPUs in one task")
         return self
 
     @model_validator(mode="after")

@@ -12,16 +12,18 @@ import dataclasses
 
 from controller import settings
 from controller.checkpoints import CheckpointRecord
+from controller.gpu_plan import collective
 from controller.plan import TaskSpec
 from controller.spec import JobSpec, Strategy
 from controller.tf_config import tf_configs
-from controller.wire import ActorConfig, TaskKey, TaskLaunch
+from controller.wire import COLLECTIVE_ENV, ActorConfig, DevicePlan, TaskKey, TaskLaunch
 
 
 def task_env(spec: JobSpec) -> dict[str, str]:
-    """Every task's environment: the fixed TF settings, the strategy's, then the spec's own."""
+    """Every task's environment: the fixed TF settings, the strategy's, the all-reduce, then the spec's own.
+    (Each task's GPUs are its actor's to set: only it knows which ones Ray assigned.)"""
     strategy_env = settings.PSS_TASK_ENV if spec.strategy is Strategy.PARAMETER_SERVER else {}
-    return {**settings.TASK_ENV, **strategy_env, **spec.env}
+    return {**settings.TASK_ENV, **strategy_env, COLLECTIVE_ENV: collective(spec), **spec.env}
 
 
 def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey, str], env: dict[str, str], *,
@@ -94,10 +96,11 @@ def replacement_launch(launch: TaskLaunch) -> TaskLaunch:
     return dataclasses.replace(launch, faults=())
 
 
-def actor_config(key: TaskKey, env: dict[str, str]) -> ActorConfig:
-    """What a task's actor is built with: its identity, the job's environment and its intervals."""
+def actor_config(key: TaskKey, env: dict[str, str], devices: DevicePlan = DevicePlan()) -> ActorConfig:
+    """What a task's actor is built with: its identity, the job's environment, its GPUs and its intervals."""
     return ActorConfig(
-        role=key.role, index=key.index, env=dict(env),
+        role=key.role, index=key.index, env=dict(env), devices=devices,
+        gpu_context_reserve_mb=settings.GPU_CONTEXT_RESERVE_MB, nvidia_smi_timeout_s=settings.NVIDIA_SMI_TIMEOUT_S,
         heartbeat_interval_s=settings.HEARTBEAT_INTERVAL_S,
         heartbeat_reply_timeout_s=settings.HEARTBEAT_REPLY_TIMEOUT_S,
         alive_interval_s=settings.ALIVE_INTERVAL_S, sidecar_poll_s=settings.SIDECAR_POLL_S,

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from controller.gpu_plan import device_plan
 from controller.spec import ROLE_ORDER, JobSpec, Role, Strategy
-from controller.wire import TaskKey
+from controller.wire import DevicePlan, TaskKey
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class TaskSpec:
     is_chief: bool
     in_cluster: bool  # part of TF_CONFIG's cluster (the evaluator is not)
     runs_server: bool = False  # PSS ps/worker: serves a tf.distribute.Server instead of running user code
+    devices: DevicePlan = DevicePlan()  # its GPUs (the bundle's GPU amount) and how much of their memory it takes
 
     @property
     def tracked(self) -> bool:
@@ -66,6 +68,7 @@ def plan(spec: JobSpec, workers: int | None = None) -> list[TaskSpec]:
                     is_chief=is_chief,
                     in_cluster=role is not Role.EVALUATOR,
                     runs_server=pss and role in (Role.PS, Role.WORKER),
+                    devices=device_plan(spec.roles[role].resources),
                 )
             )
     return tasks

@@ -51,11 +51,11 @@ def create_actor(job_name: str, task: TaskSpec, pg, bundle_index: int, incarnati
         **({"runtime_env": runtime_env} if runtime_env else {}),
     )
     name = actor_name(job_name, task.key, incarnation)
+    config = actor_config(task.key, env, task.devices)
     try:
-        return ray.remote(TaskActor).options(name=name, **options).remote(actor_config(task.key, env), inbox)
+        return ray.remote(TaskActor).options(name=name, **options).remote(config, inbox)
     except ValueError:  # the name of an actor killed a moment ago is not released yet
-        return ray.remote(TaskActor).options(name=f"{name}#{uuid.uuid4().hex[:6]}", **options).remote(
-            actor_config(task.key, env), inbox)
+        return ray.remote(TaskActor).options(name=f"{name}#{uuid.uuid4().hex[:6]}", **options).remote(config, inbox)
 
 
 def stop_runs(actors: dict) -> set:

@@ -58,6 +58,11 @@ OUTPUT_FLUSH_S = 0.2  # how often a task sends the lines its training process pr
 TASK_LOG_MAX_BYTES = 20 * 2**20  # a task's log file is rotated past this size ...
 TASK_LOG_BACKUPS = 3  # ... keeping this many older ones
 SERVER_PROBE_MAX_S = 2.0  # one gRPC readiness probe of a PSS server waits at most this long
+# gpu_memory: share leaves this much of the task's share of a GPU outside TensorFlow's allocator: the CUDA
+# context and cuDNN/cuBLAS workspaces of each process live there, and two tasks whose limits add up to the
+# whole device would run out of memory at start.
+GPU_CONTEXT_RESERVE_MB = 1024
+NVIDIA_SMI_TIMEOUT_S = 10.0  # bound on reading the GPUs' memory (gpu_memory: share) when a task actor starts
 
 # Set in every task process before TensorFlow is imported (docs/design.md §4):
 # tf-keras instead of Keras 3 (multi-worker fit needs it), and SO_REUSEPORT for

@@ -43,6 +43,14 @@ class Strategy(str, enum.Enum):
 
 
 
+class Collective(str, enum.Enum):
+    """How MultiWorkerMirroredStrategy's tasks all-reduce (``tf.distribute.experimental.CommunicationOptions``)."""
+
+    AUTO = "auto"  # NCCL when every training task has whole GPUs, else TensorFlow's choice (ring on CPU)
+    RING = "ring"  # TensorFlow's ring all-reduce over gRPC: CPUs, or tasks sharing a GPU
+    NCCL = "nccl"  # NVIDIA's NCCL: GPUs only, one task per GPU
+
+
 class Role(str, enum.Enum):
     """A TensorFlow task type, as it appears in TF_CONFIG."""
 
@@ -70,7 +78,11 @@ MAX_ARGV = 10_000  # arguments in one command line (Linux's own limit is on byte
 
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}")
-RESERVED_ENV = {"TF_CONFIG": "its place in the cluster", "TFRAY_CONTEXT": "its context"}
+RESERVED_ENV = {"TF_CONFIG": "its place in the cluster", "TFRAY_CONTEXT": "its context",
+                "CUDA_VISIBLE_DEVICES": "the GPUs Ray assigned it (roles.<role>.resources.gpu)",
+                "TF_FORCE_GPU_ALLOW_GROWTH": "its GPU memory (roles.<role>.resources.gpu_memory: growth)",
+                "TFRAY_GPU_MEMORY_LIMIT_MB": "its GPU memory (roles.<role>.resources.gpu_memory_mb)",
+                "TFRAY_COLLECTIVE": "its all-reduce (collective)"}
 
 
 def check_environment(value: dict[str, str], field: str) -> dict[str, str]:
@@ -96,6 +108,18 @@ def check_amount(name: str, amount: float) -> float:
     return amount
 
 
+class GpuMemory(str, enum.Enum):
+    """How much of each of its GPUs' memory a task's TensorFlow takes (docs/design.md §4, GPUs)."""
+
+    AUTO = "auto"  # growth for a share of a GPU (gpu < 1), all for whole GPUs
+    GROWTH = "growth"  # allocate as needed (TF_FORCE_GPU_ALLOW_GROWTH=true): tasks sharing a GPU both fit
+    SHARE = "share"  # a hard limit of gpu x the device's memory (a logical device of that size)
+    ALL = "all"  # TensorFlow's default: nearly all of it at start, the fastest for a GPU of its own
+
+
+MAX_GPU_MEMORY_MB = 1 << 22  # 4 TiB: more than any GPU has
+
+
 class Resources(SpecModel):
     """Resources of one task of a role; they become one placement-group bundle."""
 
@@ -103,6 +127,14 @@ class Resources(SpecModel):
                        f"least {MIN_RESOURCE:g}.")
     gpu: float = Field(0.0, ge=0, description="GPUs reserved for the task (Ray `num_gpus`): a share of one GPU "
                        "below 1, or whole GPUs.")
+    gpu_memory: GpuMemory = Field(
+        GpuMemory.AUTO, description="How much of each GPU's memory the task's TensorFlow takes: growth (as "
+        "needed; TF_FORCE_GPU_ALLOW_GROWTH), share (a hard limit of gpu x the device's memory), all "
+        "(TensorFlow's default: nearly all at start), or auto: growth for a share of a GPU (gpu below 1, "
+        "so two tasks on one GPU both fit), all for whole GPUs. Needs gpu > 0.")
+    gpu_memory_mb: StrictInt | None = Field(
+        None, ge=64, le=MAX_GPU_MEMORY_MB, description="A hard limit in MiB on each of the task's GPUs (a logical "
+        "device of that size, set before your code runs); instead of gpu_memory. Needs gpu > 0.")
     memory_mb: StrictInt | None = Field(
         None, ge=1, le=1 << 30, description="Memory reserved for the task in MiB (Ray `memory`); unset reserves none."
     )
@@ -136,6 +168,19 @@ class Resources(SpecModel):
                 raise ValueError(f"custom resource '{name}' is negative ({amount}): use a value >= 0")
             check_amount(f"custom resource '{name}'", amount)
         return value
+
+    @model_validator(mode="after")
+    def _gpu_memory_needs_a_gpu(self) -> "Resources":
+        if not self.gpu and (self.gpu_memory is not GpuMemory.AUTO or self.gpu_memory_mb is not None):
+            name = "gpu_memory_mb" if self.gpu_memory_mb is not None else "gpu_memory"
+            raise ValueError(f"{name} is set but the task has no GPU (gpu: 0): set gpu, or remove {name}")
+        if self.gpu_memory_mb is not None and self.gpu_memory is not GpuMemory.AUTO:
+            raise ValueError(f"gpu_memory is '{self.gpu_memory.value}' and gpu_memory_mb is {self.gpu_memory_mb}: "
+                             "set one of them (gpu_memory_mb is a limit of its own)")
+        if self.gpu_memory is GpuMemory.SHARE and self.gpu >= 1:
+            raise ValueError(f"gpu_memory is 'share' but gpu is {self.gpu:g}: share divides one GPU between tasks "
+                             "(gpu below 1); a task with whole GPUs has them to itself: use all or growth")
+        return self
 
     @model_validator(mode="after")
     def _reserves_something(self) -> "Resources":

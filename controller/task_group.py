@@ -41,6 +41,7 @@ class TaskInfo:
     node_id: str
     hostname: str
     pid: int
+    gpus: tuple[str, ...] = ()  # the GPU IDs Ray assigned it on its node (what its CUDA_VISIBLE_DEVICES lists)
 
 
 class TaskGroup(Protocol):

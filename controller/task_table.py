@@ -74,8 +74,12 @@ class TaskTable:
                 self.statuses[key] = TaskStatus.STOPPED
 
     def describe(self, key: TaskKey) -> str:
+        """The task and where it runs: node, host, pid and its GPUs (a GPU failure names the device)."""
         info = self.infos.get(key)
-        return f"{key} on node {info.node_id[:12]} ({info.hostname}, pid {info.pid})" if info else str(key)
+        if info is None:
+            return str(key)
+        devices = f", GPU{'s' if len(info.gpus) > 1 else ''} {','.join(info.gpus)}" if info.gpus else ""
+        return f"{key} on node {info.node_id[:12]} ({info.hostname}, pid {info.pid}{devices})"
 
     def status_names(self) -> dict[str, str]:
         return {str(k): v.value for k, v in self.statuses.items()}

@@ -78,6 +78,8 @@ class FailureCause(str, enum.Enum):
     INFRASTRUCTURE = "infrastructure"  # Ray or gRPC failed under the task (a server it used is gone)
     START_FAILED = "start_failed"  # a replacement could not be started (set by the controller)
     CHECKPOINT_UNREADABLE = "checkpoint_unreadable"  # restoring the checkpoint failed with a data error
+    GPU_OOM = "gpu_oom"  # the task ran out of GPU memory (classified from its error by the controller)
+    DEVICE_LOST = "device_lost"  # the task's GPU failed under it: a launch failure, an ECC error, the device gone
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,21 @@ class TaskEnd:
     @classmethod
     def failed(cls, key: TaskKey, cause: FailureCause, error: str) -> "TaskEnd":
         return cls(key, False, cause=cause, error=error)
+
+
+# What a training process is told about its GPUs, in its environment (set by the task actor; scripts may read them).
+GPU_MEMORY_LIMIT_ENV = "TFRAY_GPU_MEMORY_LIMIT_MB"  # a hard limit on each visible GPU, applied before user code
+COLLECTIVE_ENV = "TFRAY_COLLECTIVE"  # MultiWorkerMirroredStrategy's all-reduce: auto | ring | nccl
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """How a task uses GPUs: what Ray reserves for it and how much of each GPU's memory TensorFlow takes
+    (the spec's choices with ``auto`` resolved, by ``controller/gpu_plan.py``)."""
+
+    gpus: float = 0.0  # Ray's num_gpus for the task: 0, a share of one GPU below 1, or whole GPUs
+    memory: str = "none"  # growth | share | all | limit; none without a GPU
+    memory_limit_mb: int | None = None  # with memory == "limit": MiB on each of its GPUs
 
 
 @dataclass(frozen=True)
@@ -120,6 +137,9 @@ class ActorConfig(TaskIdentity):
     output_flush_s: float
     log_max_bytes: int
     log_backups: int
+    devices: DevicePlan = DevicePlan()  # its GPUs: what its launcher and training processes may see and take
+    gpu_context_reserve_mb: int = 1024  # gpu_memory: share leaves this much of its share to the CUDA context
+    nvidia_smi_timeout_s: float = 10.0  # bound on reading the GPUs' memory for gpu_memory: share
 
 
 @dataclass(frozen=True)

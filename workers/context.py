@@ -174,11 +174,15 @@ class TaskContext(TaskIdentity):
     # -------------------------------------------------------------- strategy
 
     def make_strategy(self):
-        """Build the job's ``tf.distribute`` strategy (TF_CONFIG is already set)."""
+        """Build the job's ``tf.distribute`` strategy (TF_CONFIG is already set). Mirrored strategies train one
+        replica per GPU the task sees (its ``CUDA_VISIBLE_DEVICES``); MultiWorkerMirroredStrategy all-reduces
+        with the spec's ``collective``."""
         import tensorflow as tf
 
         if self.strategy == "multi_worker_mirrored":
-            return tf.distribute.MultiWorkerMirroredStrategy()
+            from workers.gpus import communication_options
+
+            return tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication_options())
         if self.strategy == "parameter_server":
             resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
             return tf.distribute.ParameterServerStrategy(resolver)

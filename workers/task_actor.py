@@ -34,6 +34,7 @@ import traceback
 
 from controller import wire
 from controller.wire import ActorConfig, FailureCause, TaskEnd, TaskLaunch
+from workers import gpus
 from workers.context import CONTEXT_ENV, STOP_FILE_ENV, CheckpointUnreadable, TaskContext
 from workers.heartbeat import Heartbeat
 from workers.launcher_client import LauncherClient, LauncherDied
@@ -53,6 +54,13 @@ class TaskActor:
 
     def __init__(self, config: ActorConfig, inbox):
         os.environ.update(config.env)  # the launcher starts with the job's environment
+        # ... and sees exactly the GPUs Ray assigned this task (none without one), set before the launcher
+        # imports TensorFlow; every training process it forks gets them again in its own environment.
+        self.gpu_ids = gpus.assigned_gpus()
+        memory = gpus.device_memory_mb(config.nvidia_smi_timeout_s) if config.devices.memory == "share" else None
+        self.device_env, self.device_note = gpus.device_env(config.devices, self.gpu_ids, memory,
+                                                            config.gpu_context_reserve_mb)
+        os.environ.update(self.device_env)
         self.config = config
         self.key = config.key
         self.inbox = inbox
@@ -87,7 +95,7 @@ class TaskActor:
             self._launcher = LauncherClient(dict(os.environ))
         return {"address": f"{ray.util.get_node_ip_address()}:{self._port_socket.getsockname()[1]}",
                 "node_id": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname(),
-                "pid": os.getpid()}
+                "pid": os.getpid(), "gpus": tuple(self.gpu_ids)}
 
     def stop_run(self) -> bool:
         """End the run in progress (its training process is killed) and wait until it has ended,
@@ -113,7 +121,7 @@ class TaskActor:
                                       f"{type(err).__name__}: {err}\n{traceback.format_exc()}")
 
     def _run(self, launch: TaskLaunch) -> TaskEnd:
-        env = dict(launch.env)  # for the training process (this actor has it since it started)
+        env = {**launch.env, **self.device_env}  # for the training process (this actor has it since it started)
         if launch.tf_config is not None:
             env["TF_CONFIG"] = json.dumps(launch.tf_config)
         job_dir, restore_from = self.storage.prepare(launch)
@@ -124,8 +132,9 @@ class TaskActor:
                      console=False)
         for line in self._launcher.take_printed():  # its TensorFlow import's banners: the log keeps them
             output.write(line, console=False)
-        if self.storage.note:
-            output.note(self.storage.note)
+        for note in (self.storage.note, self.device_note):
+            if note:
+                output.note(note)
         ctx = TaskContext(
             job_name=launch.job_name, job_dir=job_dir, attempt=launch.attempt, strategy=launch.strategy,
             role=launch.role, index=launch.index, is_chief=launch.is_chief, num_workers=launch.num_workers,

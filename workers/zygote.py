@@ -44,6 +44,7 @@ import traceback
 
 from controller import wire
 from controller.wire import PREIMPORT_ENV
+from workers import gpus
 
 ZYGOTE_FD_ENV = "TFRAY_ZYGOTE_FD"
 MAX_MESSAGE = 65536
@@ -58,7 +59,8 @@ def die_with_parent() -> None:
 
 
 def _warm_imports() -> None:
-    """What every run would import first: TensorFlow (and tf-keras when the job uses it)."""
+    """What every run would import first: TensorFlow (and tf-keras when the job uses it). Only imported: a
+    device listed or a tensor made here would initialise CUDA, which no forked process could then use."""
     if os.environ.get(PREIMPORT_ENV) == "0":
         return
     try:
@@ -69,6 +71,10 @@ def _warm_imports() -> None:
         import workers.keras  # noqa: F401
     except Exception as err:  # the run imports it again and reports the error properly
         print(f"[tfray] warm-up import of TensorFlow failed: {err}", flush=True)
+    if not gpus.runtime_untouched():
+        print("[tfray] warning: TensorFlow's runtime was started while the launcher imported it; training "
+              "processes forked from it may fail to use their GPUs. Set TFRAY_PREIMPORT_TF: \"0\" in the spec's "
+              "env to import TensorFlow in each training process instead.", flush=True)
 
 
 def main() -> None:
@@ -204,6 +210,7 @@ def _run(request: dict, reports: _Reports) -> int:
             sys.path.insert(0, path)
     if request.get("cwd"):
         os.chdir(request["cwd"])
+    gpus.apply_memory_limit()  # before any code of the user's can start TensorFlow's runtime
     kind, target = request["kind"], request["target"]
     context.REPORT_SENDER = reports.send  # every context in this process reports through the actor's pipe
     if kind == "serve":

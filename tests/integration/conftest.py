@@ -41,6 +41,14 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def fake_gpu_ray():
+    """A local Ray told it has two GPUs: it reserves and assigns GPU IDs as on a GPU node (nothing uses them)."""
+    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, _temp_dir=short_tmpdir(), log_to_driver=True)
+    yield
+    ray.shutdown()
+
+
 def node_cluster(worker_nodes: int = 2, **head_args):
     """A real multi-node Ray on this machine (1-CPU head + 1-CPU worker nodes), the driver attached.
     A generator for a module fixture: yields the ``ray.cluster_utils.Cluster``."""

@@ -108,3 +108,32 @@ class _Barrier:
             return int(step), notice == "1"
         except (OSError, ValueError):
             return -1, False
+
+
+def devices_seen(ctx) -> dict:
+    """What this task's training process and its launcher (its parent) were given about GPUs: written to
+    ``<job>/devices-<task>.json`` (read from /proc, so the launcher's is what it really has)."""
+    import json
+    import os
+
+    names = ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH", "TFRAY_GPU_MEMORY_LIMIT_MB", "TFRAY_COLLECTIVE")
+    with open(f"/proc/{os.getppid()}/environ", "rb") as f:
+        launcher = dict(item.decode().split("=", 1) for item in f.read().split(b"\0") if b"=" in item)
+    seen = {"process": {n: os.environ.get(n) for n in names}, "launcher": {n: launcher.get(n) for n in names}}
+    with open(os.path.join(ctx.job_dir, f"devices-{ctx.task}.json"), "w") as f:
+        json.dump(seen, f)
+    return seen
+
+
+def runtime_state(ctx) -> dict:
+    """Whether this process, forked from a launcher that imported TensorFlow, inherited a started TF runtime
+    (and, so the probe is known to see one, whether it sees the runtime this process then starts)."""
+    import sys
+
+    from workers.gpus import runtime_untouched
+
+    state = {"tf_imported": "tensorflow" in sys.modules, "untouched": runtime_untouched()}
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1.0
+    return {**state, "untouched_after_an_op": runtime_untouched()}

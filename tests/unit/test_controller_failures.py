@@ -5,8 +5,8 @@ Stepped with the fake task group; asserts fakes.states, what the group was asked
 
 from controller.events import Decision, Restart
 from controller.record import JobRecord
-from controller.state import JobState, Recovering, RecoveryReason, Running
-from controller.task_group import NodeLostError, TaskStartError
+from controller.state import Failed, JobState, Recovering, RecoveryReason, Running
+from controller.task_group import NodeLostError, TaskInfo, TaskStartError
 from controller.wire import FailureCause, TaskEnd
 from tests.unit import fakes
 from tests.unit.fakes import CHIEF, EVAL, PS0, W0, W1
@@ -189,3 +189,20 @@ def test_a_hung_evaluator_whose_budget_is_spent_is_killed_and_left_out(tmp_path)
     clock.now += 2
     assert controller.step().name is JobState.RUNNING
     assert group.killed == [EVAL] and controller.outcome().statuses["evaluator-0"] == "FAILED"
+
+
+# ------------------------------------------------------------------ a GPU failure, as the controller sees it
+
+def test_a_task_out_of_gpu_memory_fails_the_job_naming_it_its_gpu_and_what_to_do(tmp_path):
+    shared_gpu = {"worker": {"count": 2, "resources": {"gpu": 0.5}}}
+    controller, group = fakes.running(fakes.make_spec(tmp_path, roles=shared_gpu))
+    where = controller.tasks.infos[W1]
+    controller.tasks.infos[W1] = TaskInfo(where.address, where.node_id, where.hostname, where.pid, ("0",))
+    group.ends = [TaskEnd.failed(W1, FailureCause.USER_ERROR, "ResourceExhaustedError: OOM when allocating "
+                                 "tensor with shape[64,512] on /job:worker/replica:0/task:1/device:GPU:0")]
+    state = controller.step()
+    assert isinstance(state, Failed), state
+    assert "worker-1 on node" in state.message and "GPU 0)" in state.message
+    assert "out of GPU memory" in state.message and "roles.worker.resources.gpu_memory" in state.message
+    (decision,) = decisions(controller)
+    assert (decision.cause, decision.action, decision.budget) == ("gpu_oom", "fail", None)

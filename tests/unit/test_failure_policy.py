@@ -15,6 +15,13 @@ NONE_SPENT = {k: 0 for k in LIMITS}
 CHIEF, W0, W1, PS0 = TaskKey("chief", 0), TaskKey("worker", 0), TaskKey("worker", 1), TaskKey("ps", 0)
 
 
+GPU_OOM = ("ResourceExhaustedError: {{function_node __wrapped__Conv2D}} OOM when allocating tensor with "
+           "shape[256,64,112,112] and type float on /job:worker/replica:0/task:1/device:GPU:0 by allocator GPU_0_bfc")
+CPU_OOM = ("ResourceExhaustedError: OOM when allocating tensor with shape[1000000,1000] and type float on "
+           "/job:worker/replica:0/task:1/device:CPU:0 by allocator cpu")
+DEVICE_LOST = "InternalError: CUDA error: CUDA_ERROR_LAUNCH_FAILED: unspecified launch failure [Op:MatMul]"
+
+
 def policy(strategy=MWMS, **failure) -> FailurePolicy:
     return FailurePolicy(strategy, FailurePolicySpec(**failure), settle_s=2.0, notice_grace_s=30.0)
 
@@ -45,6 +52,22 @@ def policy(strategy=MWMS, **failure) -> FailurePolicy:
          "Collective ops is aborted by: ... RPC: /tensorflow.CoordinationService/Heartbeat",
          A.RESTART_CLUSTER, "max_infrastructure_failures"),
         (MWMS, "evaluator", C.PROCESS_DIED, None, A.REPLACE_TASK, "max_task_failures"),
+        # GPUs: out of memory fails fast (a retry would run out again); a GPU that failed restarts
+        (MWMS, "worker", C.USER_ERROR, GPU_OOM, A.FAIL, None),
+        (PSS, "chief", C.USER_ERROR, GPU_OOM, A.FAIL, None),
+        (MWMS, "evaluator", C.USER_ERROR, GPU_OOM, A.CONTINUE_WITHOUT, None),
+        (MWMS, "worker", C.USER_ERROR, "InternalError: failed to allocate memory: CUDA_ERROR_OUT_OF_MEMORY: out of "
+         "memory", A.FAIL, None),
+        (MWMS, "worker", C.USER_ERROR, CPU_OOM, A.FAIL, None),  # a user error, not a GPU's (below)
+        (MWMS, "worker", C.PROCESS_DIED, "killed by signal 9; ... failed to allocate 2.0G (CUDA_ERROR_OUT_OF_MEMORY)",
+         A.RESTART_CLUSTER, "max_task_failures"),  # a warning printed before a kill is not why it died
+        (MWMS, "worker", C.USER_ERROR, DEVICE_LOST, A.RESTART_CLUSTER, "max_infrastructure_failures"),
+        (MWMS, "chief", C.PROCESS_DIED, "killed by signal 6; ... F0000 ... CUDA_ERROR_ILLEGAL_ADDRESS: an illegal "
+         "memory access was encountered", A.RESTART_CLUSTER, "max_infrastructure_failures"),
+        (PSS, "worker", C.USER_ERROR, "uncorrectable ECC error encountered", A.REPLACE_TASK,
+         "max_infrastructure_failures"),
+        (PSS, "ps", C.PROCESS_DIED, "CUDA_ERROR_LAUNCH_FAILED: unspecified launch failure", A.RESTART_CLUSTER,
+         "max_infrastructure_failures"),
     ],
 )
 def test_one_task(strategy, role, cause, error, action, budget):
@@ -65,6 +88,17 @@ def test_preemptions_never_spend_the_error_budget():
 def test_an_expendable_task_is_left_out_when_its_budget_is_spent():
     spent = {**NONE_SPENT, "max_task_failures": 3}
     assert decide_task(PSS, "worker", C.PROCESS_DIED, spent, LIMITS)[0] is A.CONTINUE_WITHOUT
+
+
+def test_gpu_causes_are_named_and_out_of_memory_comes_with_advice():
+    assert classify(MWMS, "worker", C.USER_ERROR, GPU_OOM) is C.GPU_OOM
+    assert classify(MWMS, "worker", C.USER_ERROR, CPU_OOM) is C.USER_ERROR
+    assert classify(MWMS, "worker", C.USER_ERROR, DEVICE_LOST) is C.DEVICE_LOST
+    _, reason, _ = decide_task(MWMS, "worker", C.GPU_OOM, NONE_SPENT, LIMITS)
+    assert "out of GPU memory" in reason and "per-replica batch" in reason
+    assert "roles.worker.resources.gpu_memory" in reason and "fewer tasks on each GPU" in reason
+    _, reason, _ = decide_task(MWMS, "worker", C.DEVICE_LOST, NONE_SPENT, LIMITS)
+    assert "its GPU failed" in reason and "fresh processes" in reason
 
 
 def test_classify_keeps_plain_user_errors():
@@ -150,3 +184,20 @@ def test_settling_on_a_notice_waits_for_the_grace():
 def test_an_unreplaced_task_is_gone_on_without():
     batch = policy(PSS).decide_unreplaced(W0, C.START_FAILED, "did not start", NONE_SPENT)
     assert batch.action is A.CONTINUE_WITHOUT and batch.decisions[0].cause is C.START_FAILED
+
+
+def test_an_out_of_memory_task_fails_the_job_and_its_peers_errors_are_symptoms():
+    aborted = "Collective ops is aborted by: worker-1 stopped answering"
+    batch = policy().decide((TaskEnd.failed(W1, C.USER_ERROR, GPU_OOM), TaskEnd.failed(W0, C.USER_ERROR, aborted),
+                             TaskEnd.failed(CHIEF, C.USER_ERROR, aborted)), NONE_SPENT, restarts=0)
+    assert batch.action is A.FAIL and batch.spent == NONE_SPENT
+    assert [(d.task, d.cause) for d in batch.decisions] == [(W1, C.GPU_OOM)] and set(batch.symptoms) == {W0, CHIEF}
+
+
+def test_a_lost_gpu_restarts_on_the_infrastructure_budget_at_once():
+    end = TaskEnd.failed(W1, C.USER_ERROR, DEVICE_LOST)
+    assert FailurePolicy.settled((end,), running={CHIEF, W0, W1})  # a cause in itself: no settling wait
+    assert not FailurePolicy.settled((TaskEnd.failed(W1, C.USER_ERROR, "ValueError"),), running={CHIEF, W0, W1})
+    batch = policy().decide((end,), NONE_SPENT, restarts=0)
+    assert (batch.action, batch.recovery) == (A.RESTART_CLUSTER, RecoveryReason.FAILURE)
+    assert batch.spent["max_infrastructure_failures"] == 1 and batch.decisions[0].cause is C.DEVICE_LOST
