@@ -112,7 +112,7 @@ def assert_provided(extra: str, modules: dict[str, str | None], how: str) -> Non
     missing = {}  # distribution -> the first of its modules seen
     for module, owner in sorted(owners(modules).items()):
         if owner is None or normal(owner) not in provided:
-            missing.setdefault(owner or f"(not installed: {module})", module)
+            missing.setdefault(owner or f"(not installed here, so unknown: {module})", module)
     assert not missing, (f"Ray's {extra} provider {how} {missing} (distribution: module), which the [{extra}] "
                          "extra in pyproject.toml does not bring: add the distribution there and pin it in "
                          "cluster_configs/constraints.txt")
@@ -153,7 +153,9 @@ def test_importing_rays_provider_loads_only_what_the_extra_brings(extra):
     modules = [f"ray.autoscaler._private.{folder}.{name}" for name in ("config", "node_provider")]
     done = subprocess.run([sys.executable, "-c", IMPORT_PROVIDER, *modules], capture_output=True, text=True,
                           timeout=120, check=False)
-    assert done.returncode == 0, f"importing Ray's {extra} provider failed:\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (f"importing Ray's {extra} provider failed (is the extra installed? `make setup`, "
+                                  f"or pip install -e '.[{extra}]' -c cluster_configs/constraints.txt):\n"
+                                  f"{done.stderr[-3000:]}")
     loaded = json.loads(done.stdout.splitlines()[-1])
     ray_loaded = modules_ray_loads()
     third_party = {name: file for name, file in loaded.items() if name not in ray_loaded and file
