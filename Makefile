@@ -1,5 +1,8 @@
 # The two commands of the README: `make demo` and `make test`. Each sets up
 # what it needs (a virtualenv in .venv with the project and its test extra).
+# The cloud extras are there so that the tests check the pinned SDKs against
+# Ray's cloud providers (tests/unit/test_cloud_sdks.py); -c installs exactly the
+# versions every cluster node gets.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,10 +11,10 @@ DEMO_JOB := cluster_configs/jobs/digits_mwms.yaml
 
 .PHONY: setup demo test test-unit bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml cluster_configs/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,aws,gcp,azure]' -c cluster_configs/constraints.txt
 	touch $(STAMP)
 
 setup: $(STAMP)

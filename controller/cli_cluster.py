@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 from controller.entrypoint import check_entrypoint
-from controller.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STILL_RUNNING, EXIT_STOPPED
+from controller.exit_codes import EXIT_BAD_INPUT, EXIT_DETACHED, EXIT_FAILED, EXIT_OK, EXIT_STILL_RUNNING, EXIT_STOPPED
 from controller.spec import load_spec
 
-SUBMIT_EPILOG = """\
+SUBMIT_EPILOG = f"""\
 the path from zero to a trained model on a cluster (docs/clusters.md):
   ray up cluster_configs/aws.yaml                  start the cluster (after filling in its FILL IN values)
   ray dashboard cluster_configs/aws.yaml           keep running: forwards the head's Jobs API to 127.0.0.1:8265
@@ -21,8 +21,17 @@ the path from zero to a trained model on a cluster (docs/clusters.md):
 Run from the folder to ship (or give --working-dir): it becomes the job's working folder
 on the cluster, and the spec must be inside it. Same as
 `ray job submit --working-dir . -- python -m controller run JOB.yaml`.
-exit status with --follow: 0 succeeded, 1 failed, 130 stopped, 124 still running after --timeout;
-2 when the spec is invalid or the cluster cannot be reached or refuses the token.
+--follow shows the job's own log; Ray's autoscaler events, which are the whole cluster's,
+are left out (`ray job logs ID` keeps them).
+
+exit status with --follow (controller/exit_codes.py):
+  {EXIT_OK:>3}  the job succeeded
+  {EXIT_FAILED:>3}  the job failed
+  {EXIT_BAD_INPUT:>3}  the spec is invalid, or the cluster cannot be reached or refuses the token
+  {EXIT_DETACHED:>3}  you stopped following (Ctrl-C); the job goes on: `tfray stop ID` stops it
+  {EXIT_STILL_RUNNING:>3}  still running after --timeout; the job goes on
+  {EXIT_STOPPED:>3}  the job was stopped (`tfray stop`, `ray job stop`), or Ctrl-C came before it was submitted
+without --follow: {EXIT_OK} once the job is submitted, {EXIT_BAD_INPUT} as above.
 """
 
 
@@ -57,9 +66,12 @@ def cmd_submit(args) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         if submission_id is None:
+            print("\ninterrupted before the submit was confirmed; `ray job list` shows whether the job exists",
+                  file=sys.stderr)
             return EXIT_STOPPED
-        print(f"\nstopped following; job {submission_id} goes on. Stop it with: tfray stop {submission_id}")
-        return EXIT_STOPPED
+        print(f"\nstopped following (exit {EXIT_DETACHED}); job {submission_id} goes on. "
+              f"Stop it with: tfray stop {submission_id}")
+        return EXIT_DETACHED
     if status is None:
         print(f"\njob {submission_id} is still running after --timeout {args.timeout:g}s; "
               f"follow it with `ray job logs --follow {submission_id}`")

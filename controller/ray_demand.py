@@ -32,7 +32,8 @@ STATUS_KEY = "__autoscaling_status"  # ray_constants.DEBUG_AUTOSCALING_STATUS: t
 
 
 def autoscaler_status() -> dict | None:
-    """The autoscaler's last report, or None when no autoscaler runs (or it wrote none yet)."""
+    """The autoscaler's last report, or None when no autoscaler runs (or it wrote none yet). The v1
+    autoscaler's own report, else the v2 autoscaler's state (`ray up` turns v2 on in Ray 2.60) in its shape."""
     import json
 
     from ray.experimental.internal_kv import _internal_kv_get, _internal_kv_initialized
@@ -40,10 +41,36 @@ def autoscaler_status() -> dict | None:
     if not _internal_kv_initialized():
         return None
     raw = _internal_kv_get(STATUS_KEY)
+    if raw:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+    return _v2_status()
+
+
+def _v2_status() -> dict | None:
     try:
-        return json.loads(raw) if raw else None
-    except ValueError:
+        from ray.autoscaler.v2.sdk import get_cluster_status
+        from ray.autoscaler.v2.utils import is_autoscaler_v2
+
+        if not is_autoscaler_v2(fetch_from_server=True):
+            return None
+        status = get_cluster_status(ray.get_runtime_context().gcs_address)
+    except Exception as err:  # noqa: BLE001 -- a view for people: without it the wait is only quieter
+        log.debug("the autoscaler's state cannot be read: %s", err)
         return None
+    launching: dict = {}
+    for launch in status.pending_launches:
+        launching[launch.ray_node_type_name] = launching.get(launch.ray_node_type_name, 0) + launch.count
+    unavailable = {launch.ray_node_type_name: {"is_available": False, "unavailable_node_information": {
+        "category": "launch failed", "description": launch.details or ""}} for launch in status.failed_launches}
+    return {"autoscaler_report": {
+        "pending_launches": launching,
+        "pending_nodes": [[n.ip_address, n.ray_node_type_name, n.node_status or "pending"]
+                          for n in status.pending_nodes],
+        "failed_nodes": [[n.ip_address, n.ray_node_type_name] for n in status.failed_nodes],
+        "node_availability_summary": {"node_availabilities": unavailable}}}
 
 
 def _monitor_config(gcs_address: str) -> str | None:

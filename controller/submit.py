@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import sys
 import time
@@ -138,22 +139,67 @@ def submit(client, spec, spec_path: str, working_dir: str, submission_id: str | 
             time.sleep(settings.AGENT_RETRY_S)
 
 
-async def _tail(client, submission_id: str, out: TextIO) -> None:
+# Ray's driver prints the autoscaler's events as "(autoscaler +12s) Adding 2 node(s) ..." (coloured on a
+# terminal), including its one-time "Tip: use `ray status` ..." line.
+AUTOSCALER_EVENT = re.compile(r"^(?:\x1b\[[0-9;]*m)*\(autoscaler \+[0-9hms]+\)")
+AUTOSCALER_NOTE = ("tfray: Ray's autoscaler events are left out here: they are the whole cluster's, often about "
+                   "earlier jobs, and cannot be told apart by job. `ray job logs {id}` keeps them; `ray status` "
+                   "on the head shows the cluster's nodes and demand.")
+
+
+class JobLogFilter:
+    """Passes a job's log stream on line by line, leaving out Ray's autoscaler events.
+
+    Ray's driver prints every autoscaler event of the cluster, not only its own job's: events of a job that
+    ended moments before (its nodes, demand that no node type can meet) arrive seconds late, so a followed job
+    would start with them. The job's own controller reports what its placement group waits for; the
+    complete log, events included, stays available through `ray job logs`.
+    """
+
+    def __init__(self, out: TextIO, note: str):
+        self.out, self.note, self.partial, self.hidden = out, note, "", 0
+
+    def feed(self, chunk: str) -> None:
+        lines = (self.partial + chunk).split("\n")
+        self.partial = lines.pop()  # a line cut between chunks waits for its end
+        kept = [line for line in lines if not self._hide(line)]
+        if kept:
+            self.out.write("\n".join(kept) + "\n")
+            self.out.flush()
+
+    def close(self) -> None:
+        if self.partial and not self._hide(self.partial):
+            self.out.write(self.partial)
+            self.out.flush()
+        self.partial = ""
+
+    def _hide(self, line: str) -> bool:
+        if not AUTOSCALER_EVENT.match(line):
+            return False
+        if not self.hidden:
+            print(self.note, file=sys.stderr, flush=True)
+        self.hidden += 1
+        return True
+
+
+async def _tail(client, submission_id: str, lines: JobLogFilter) -> None:
     async for chunk in client.tail_job_logs(submission_id):
-        out.write(chunk)
-        out.flush()
+        lines.feed(chunk)
 
 
 def follow(client, submission_id: str, timeout_s: float, out: TextIO | None = None):
-    """Stream the job's logs until it ends; its terminal JobStatus, or None if timeout_s passed first."""
-    out = out or sys.stdout
+    """Stream the job's logs, less Ray's autoscaler events, until it ends; its terminal JobStatus, or None if
+    timeout_s passed first."""
+    lines = JobLogFilter(out or sys.stdout, AUTOSCALER_NOTE.format(id=submission_id))
     deadline = time.monotonic() + timeout_s
     try:
-        asyncio.run(asyncio.wait_for(_tail(client, submission_id, out), timeout=timeout_s))
+        asyncio.run(asyncio.wait_for(_tail(client, submission_id, lines), timeout=timeout_s))
     except asyncio.TimeoutError:
         return None
     except Exception as err:  # noqa: BLE001 -- the log stream broke (a proxy, a restart): polling tells the end
         print(f"tfray: the log stream ended early ({err}); waiting for the job's status", file=sys.stderr)
+    finally:
+        lines.close()  # a last line without its newline
     # The stream closes when the driver exits; the terminal status follows within moments.
     status = _wait_terminal(client, submission_id, max(deadline, time.monotonic() + settings.STATUS_SETTLE_S))
     return status if status.is_terminal() else None

@@ -303,14 +303,14 @@ def test_fake_multinode_adds_nodes_for_a_job_and_removes_them_when_idle(tmp_path
         wait_for(lambda: head.assert_running() or watch.snapshots, 90, "the head to accept a driver")
         assert not watch.added(watch.snapshots[-1]), "nodes before any job asked for them"
 
-        # A chief on an on_demand node, which no node type of the config offers: failed at once, no node started.
+        # A chief on a TPU node, which no node type of the config offers: failed at once, no node started.
         started = time.monotonic()
         never = write_job(tmp_path, "digits-never", tmp_path / "runs", epochs=2,
-                          roles={"chief": {"count": 1, "resources": {"cpu": 1, "custom": {"on_demand": 1}}},
+                          roles={"chief": {"count": 1, "resources": {"cpu": 1, "custom": {"tpu_node": 1}}},
                                  "worker": {"count": 1, "resources": {"cpu": 1, "custom": {"spot": 1}}}})
         refused = cli(["run", str(never), "--address", head.address], head.client_env(), REPO, 120)
         assert refused.returncode == 1 and time.monotonic() - started < 30, refused.stderr[-3000:]
-        assert "no node type of this cluster can ever hold what the job asks for: CPU=1, on_demand=1" in \
+        assert "no node type of this cluster can ever hold what the job asks for: CPU=1, tpu_node=1" in \
             refused.stderr and "cpu_spot:" in refused.stderr, refused.stderr[-3000:]
         assert not watch.added(watch.snapshots[-1]), "nodes were started for a job that can never run"
 

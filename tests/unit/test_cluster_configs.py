@@ -23,8 +23,6 @@ from packaging.requirements import Requirement
 from ray.autoscaler._private import providers
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from controller.spec import load_spec
-
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "cluster_configs"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
@@ -107,18 +105,80 @@ def test_setup_installs_this_project_at_pinned_versions_never_a_nightly_ray(path
         assert "worker_setup_commands" not in node_type  # it would replace the setup above
 
 
-def test_node_setup_installs_the_project_with_the_constraints():
+def test_node_setup_installs_the_project_with_the_constraints_from_the_wheelhouse_else_the_index():
     script = (CONFIG_DIR / "node_setup.sh").read_text()
     assert 'project="${TFRAY_PROJECT:-$HOME/tfray}"' in script  # where file_mounts put the repository
-    install = re.search(r'pip install --quiet -c "\$project/cluster_configs/constraints.txt" \\\s*"\$project"', script)
-    assert install, "node_setup.sh must pip-install the project under constraints.txt"
+    assert 'constraints="$project/cluster_configs/constraints.txt"' in script
+    assert 'wheels="${TFRAY_WHEELHOUSE:-$HOME/tfray-wheels}"' in script
+    assert 'offline=("--no-index" "--find-links" "$wheels")' in script
+    # From the wheelhouse only when it is complete; else (or when it does not fit) from the index.
+    assert re.search(r'if \[ -f "\$wheels/COMPLETE" \] && .*\n\s*"\$\{pip\[@\]\}" "\$\{offline\[@\]\}" '
+                     r'-c "\$constraints" "\$project"; then', script), "node_setup.sh must install from the wheelhouse"
+    assert re.search(r'else\n(.*\n)*?\s*"\$\{pip\[@\]\}" -c "\$constraints" "\$project"\nfi', script), \
+        "node_setup.sh must fall back to the index under the same constraints"
     assert 'chmod 600 "$HOME/.ray/auth_token"' in script
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if provider_of(p) != "fake_multinode"], ids=lambda p: p.name)
+def test_the_head_builds_the_wheelhouse_that_every_worker_receives(path, monkeypatch):
+    raw, config = prepared(path, monkeypatch)
+    builder = (CONFIG_DIR / "build_wheelhouse.sh").read_text()
+    assert 'wheels="${TFRAY_WHEELHOUSE:-$HOME/tfray-wheels}"' in builder  # where node_setup.sh looks
+    # After node_setup.sh (the head's venv exists), on the head only; then synced to each worker.
+    assert config["head_setup_commands"][:2] == ["bash ~/tfray/cluster_configs/node_setup.sh",
+                                                 "bash ~/tfray/cluster_configs/build_wheelhouse.sh"]
+    assert "build_wheelhouse.sh" not in " ".join(config["worker_setup_commands"])
+    assert raw["cluster_synced_files"] == ["~/tfray-wheels"]
+
+
+@pytest.mark.parametrize("kind", CLOUDS)
+def test_the_heads_cloud_sdk_is_the_pinned_extra(kind):
+    raw = yaml.safe_load(by_provider(kind).read_text())
+    installs = [cmd for cmd in raw["head_setup_commands"] if "pip install" in cmd]
+    assert installs == [f'~/tfray-venv/bin/pip install --quiet -c ~/tfray/cluster_configs/constraints.txt '
+                        f'"$HOME/tfray[{kind}]"'], installs  # tests/unit/test_cloud_sdks.py checks the extra
+
+
+def ray_starts(text: str) -> list[str]:
+    """Every `ray start` command in a text, a backslash-continued command joined into one line."""
+    joined = re.sub(r"\\\n(#\s*)?", " ", text)
+    command = re.compile(r"^[#\s]*(?:[A-Z_][A-Z0-9_]*=\S*\s+)*ray start\b")  # not prose that names it
+    return [line for line in joined.splitlines() if command.match(line)]
+
+
+def test_every_ray_start_disables_usage_stats():
+    # Ray otherwise sends usage statistics from every node and every local head, and tries to resolve
+    # its usage host at start, which a machine without internet access waits on.
+    starts = {}
+    for path in CONFIGS:
+        raw = yaml.safe_load(path.read_text())
+        comments = "\n".join(line for line in path.read_text().splitlines() if line.lstrip().startswith("#"))
+        starts[path.name] = [cmd for cmd in commands(raw) if "ray start" in cmd] + ray_starts(comments)
+    for doc in (DOCS, REPO / "README.md"):
+        starts[doc.name] = ray_starts(doc.read_text())
+    for name, found in starts.items():
+        for cmd in found:
+            assert "--disable-usage-stats" in cmd, f"{name}: a ray start without --disable-usage-stats: {cmd}"
+    # The four configs' head and worker starts, the fake cluster's head, the local token-auth head.
+    assert sum(map(len, starts.values())) >= 10, starts
+
+
+def test_gcp_subnet_path_names_the_configs_project_and_region():
+    raw = yaml.safe_load(by_provider("gcp").read_text())
+    provider = raw["provider"]
+    assert provider["availability_zone"].startswith(provider["region"] + "-")
+    for name, node_type in raw["available_node_types"].items():
+        subnet = node_type["node_config"]["networkInterfaces"][0]["subnetwork"]
+        expected = f"projects/{provider['project_id']}/regions/{provider['region']}/subnetworks/tfray-subnet"
+        assert subnet == expected, f"gcp.yaml {name}: the subnet path must name provider.project_id and .region"
 
 
 def test_constraints_pin_what_the_tests_run_with_inside_pyproject_ranges():
     tomllib = pytest.importorskip("tomllib")
-    declared = {Requirement(r).name.lower(): Requirement(r)
-                for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    # The runtime dependencies and the cloud SDK extras (the head installs one under these pins).
+    requirements = project["dependencies"] + [r for extra in CLOUDS for r in project["optional-dependencies"][extra]]
+    declared = {Requirement(r).name.lower(): Requirement(r) for r in requirements}
     pins = {}
     for line in (CONFIG_DIR / "constraints.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
@@ -127,7 +187,8 @@ def test_constraints_pin_what_the_tests_run_with_inside_pyproject_ranges():
             assert version(name) == pinned, f"constraints.txt pins {name}=={pinned}, the tests run {version(name)}"
             if name.lower() in declared:
                 assert declared[name.lower()].specifier.contains(pinned), f"{name}=={pinned} is outside pyproject's range"
-    assert not set(declared) - set(pins), f"pyproject dependencies without a pin: {sorted(set(declared) - set(pins))}"
+    unpinned = sorted(set(declared) - set(pins))
+    assert not unpinned, f"pyproject requirements without a pin in cluster_configs/constraints.txt: {unpinned}"
 
 
 @pytest.mark.parametrize("path", [p for p in CONFIGS if provider_of(p) != "fake_multinode"], ids=lambda p: p.name)
@@ -180,16 +241,6 @@ def test_cpu_and_gpu_worker_types_offer_the_resources_job_specs_ask_for(kind):
             assert (node_type["node_config"]["InstanceType"][0] in "gp") == gpu, name
         else:  # GCE and Azure need them written down
             assert resources["CPU"] > 0 and (resources.get("GPU", 0) >= 1) == gpu, name
-
-
-def test_shipped_job_specs_ask_only_for_resources_the_cloud_configs_offer():
-    for spec_path in sorted((CONFIG_DIR / "jobs").glob("*.yaml")):
-        spec = load_spec(spec_path)
-        asked = {name for role in spec.roles.values() for name in role.resources.custom}
-        for kind in CLOUDS:
-            raw = yaml.safe_load(by_provider(kind).read_text())
-            offered = {name for t in worker_types(raw).values() for name in t["resources"]}
-            assert asked <= offered, f"{spec_path.name} asks for {sorted(asked - offered)}, which {kind} lacks"
 
 
 def test_aws_ingress_is_the_users_security_group_on_every_node():

@@ -16,16 +16,16 @@ FAKE = yaml.safe_load((ROOT / "cluster_configs" / "fake_multinode.yaml").read_te
 
 def test_node_types_of_a_config_leave_out_types_that_never_start():
     types = demand.node_types(FAKE)
-    assert [t.name for t in types] == ["ray.head.default", "cpu_spot"]
+    assert [t.name for t in types] == ["ray.head.default", "cpu_spot", "cpu_on_demand"]
     assert types[1].resources["spot"] == 1000 and types[1].max_workers == 4 and types[0].max_workers is None
     config = {"available_node_types": {"h": {"resources": {}}, "never": {"max_workers": 0}}, "head_node_type": "h"}
     assert [t.name for t in demand.node_types(config)] == ["h"]
 
 
 def test_a_resource_no_node_type_declares_never_fits_and_the_message_says_what_is_offered():
-    asked = [{"CPU": 1, "on_demand": 1}, {"CPU": 1, "spot": 1}]
+    asked = [{"CPU": 1, "tpu_node": 1}, {"CPU": 1, "spot": 1}]
     message = demand.never_fits_message(asked, "pack", demand.node_types(FAKE))
-    assert message.startswith("no node type of this cluster can ever hold what the job asks for: CPU=1, on_demand=1.")
+    assert message.startswith("no node type of this cluster can ever hold what the job asks for: CPU=1, tpu_node=1.")
     assert "cpu_spot: CPU=1, cpu_node=1000" in message and "spot=1000" in message
     assert "ray.head.default: CPU=0" in message
     assert demand.never_fits_message([{"CPU": 1, "spot": 1}] * 3, "pack", demand.node_types(FAKE)) is None

@@ -5,7 +5,10 @@ The real Jobs API (token auth on, a real job) is tests/integration/test_cluster_
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shlex
+import signal
 import socket
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from ray.job_submission import JobStatus
 from controller import settings
 from controller import submit as remote
 from controller.cli import main
-from controller.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STILL_RUNNING, EXIT_STOPPED
+from controller.exit_codes import EXIT_BAD_INPUT, EXIT_DETACHED, EXIT_FAILED, EXIT_OK, EXIT_STILL_RUNNING, EXIT_STOPPED
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = "cluster_configs/jobs/digits_mwms_cluster.yaml"
@@ -29,7 +32,7 @@ class FakeClient:
 
     def __init__(self, statuses=(JobStatus.SUCCEEDED,), logs=("training\n",), stall_s: float = 0.0):
         self.statuses = list(statuses)
-        self.logs = list(logs)
+        self.logs = list(logs)  # signal.SIGINT among them: Ctrl-C at that point
         self.stall_s = stall_s
         self.submitted: dict = {}
         self.stopped: list[str] = []
@@ -39,9 +42,10 @@ class FakeClient:
         return kwargs.get("submission_id") or "raysubmit_fake"
 
     async def tail_job_logs(self, submission_id):
-        import asyncio
-
         for chunk in self.logs:
+            if chunk is signal.SIGINT:  # Ctrl-C in the middle of the stream, as the terminal sends it
+                os.kill(os.getpid(), signal.SIGINT)
+                await asyncio.sleep(5)
             yield chunk
         await asyncio.sleep(self.stall_s)
 
@@ -87,6 +91,47 @@ def test_follow_gives_up_after_the_timeout_and_leaves_the_job_running(fake, caps
     assert main(["submit", SPEC, "--follow", "--timeout", "0.3"]) == EXIT_STILL_RUNNING
     assert "still running after --timeout 0.3s" in capsys.readouterr().out
     assert not fake.stopped
+
+
+def test_ctrl_c_on_follow_lets_go_of_the_job_with_its_own_exit_code(fake, capsys):
+    fake.logs, fake.statuses = ["epoch 1\n", signal.SIGINT, "never shown\n"], [JobStatus.RUNNING]
+    code = main(["submit", SPEC, "--follow"])
+    assert code == EXIT_DETACHED and code != EXIT_STOPPED  # "I let go" is not "the job was stopped"
+    out = capsys.readouterr().out
+    assert "epoch 1" in out and "never shown" not in out
+    assert "stopped following" in out and "tfray stop raysubmit_fake" in out
+    assert not fake.stopped  # the job goes on
+
+
+def test_every_exit_code_is_distinct_and_in_the_help(capsys):
+    codes = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "invalid": EXIT_BAD_INPUT,
+             "you stopped following": EXIT_DETACHED, "after --timeout": EXIT_STILL_RUNNING,
+             "the job was stopped": EXIT_STOPPED}
+    assert len(set(codes.values())) == len(codes)
+    with pytest.raises(SystemExit):
+        main(["submit", "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    for words, code in codes.items():
+        assert any(line.split()[:1] == [str(code)] and words in line for line in lines), (words, code)
+    readme = (REPO / "README.md").read_text()
+    for code in codes.values():
+        assert f"| {code} |" in readme, f"README's exit-code table lacks {code}"
+
+
+def test_follow_leaves_out_rays_autoscaler_events_and_keeps_the_jobs_own_lines(fake, capsys):
+    # As Ray's driver prints them: coloured on a terminal, plain in a file; a line may be cut between chunks.
+    fake.logs = ["\x1b[36m(autoscaler +2s)\x1b[0m Tip: use `ray status` to view detailed cluster status.\n"
+                 "(autoscaler +3s) Error: No available node types can fulfill resource request {'on_demand': 1.0}\n",
+                 "job digits attempt 1: 3 tasks; starting fresh\n(autosc",
+                 "aler +9s) Adding 2 node(s) of type cpu_spot.\n"
+                 "progress epoch 1/15 (autoscaler +1s) is only text here\nlast line without newline"]
+    fake.statuses = [JobStatus.SUCCEEDED]
+    assert main(["submit", SPEC, "--follow"]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert "autoscaler +2s" not in captured.out and "on_demand" not in captured.out and "Adding" not in captured.out
+    assert ("job digits attempt 1: 3 tasks; starting fresh\nprogress epoch 1/15 (autoscaler +1s) is only text here\n"
+            "last line without newline") in captured.out
+    assert captured.err.count("autoscaler events are left out") == 1 and "ray job logs raysubmit_fake" in captured.err
 
 
 def test_a_spec_outside_the_working_folder_is_refused_before_anything_is_sent(fake, tmp_path, capsys):
@@ -160,7 +205,7 @@ def test_submit_help_teaches_the_path_from_ray_up(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     for text in ("ray up cluster_configs/aws.yaml", "ray dashboard", "RAY_AUTH_MODE=token", "ray job submit",
-                 "124 still running"):
+                 "124  still running"):
         assert text in out
 
 
