@@ -211,12 +211,15 @@ class FailurePolicy:
         noticed = any(end.cause is C.STOPPED_ON_NOTICE for end in batch)
         return now + (self.notice_grace_s if noticed else self.settle_s)
 
-    @staticmethod
-    def settled(batch: tuple[TaskEnd, ...], running: set[TaskKey]) -> bool:
+    def settled(self, batch: tuple[TaskEnd, ...], running: set[TaskKey]) -> bool:
         """True when the batch holds a cause in itself (a GPU failure read from an error is one), or every
-        running tracked task's end."""
+        running tracked task's end. A PSS chief that lost a server waits (until the settle deadline) for
+        the server's own end: that is the cause, and its budget is the one to spend."""
         if any(end.cause in ROOT_CAUSES or gpu_cause(end.cause, end.error) for end in batch):
             return True
+        if self.strategy == "parameter_server" and any(
+                end.key.role == "chief" and looks_like_lost_server(end.error) for end in batch):
+            return False
         return running <= {end.key for end in batch}
 
     def backoff_s(self, restart: int) -> float:

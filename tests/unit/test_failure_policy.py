@@ -172,7 +172,17 @@ def test_a_batch_decision_says_its_restarts_backoff():
     ((TaskEnd.failed(W0, C.STOPPED_ON_NOTICE, "s"),), {CHIEF, W0}, False),  # peers are still saving
 ])
 def test_settling(ends, running, settled):
-    assert FailurePolicy.settled(ends, running) is settled
+    assert policy().settled(ends, running) is settled
+
+
+def test_a_pss_chief_that_lost_a_server_waits_for_the_servers_end():
+    """The chief is PSS's only tracked task, but its UnavailableError is a symptom: the lost server's end,
+    a moment behind it, is the cause (and the budget to spend); the settle deadline bounds the wait."""
+    lost = TaskEnd.failed(CHIEF, C.USER_ERROR, "tensorflow.python.framework.errors_impl.UnavailableError: ps-0")
+    pss = policy(PSS)
+    assert not pss.settled((lost,), running={CHIEF})
+    assert pss.settled((lost, TaskEnd.failed(PS0, C.PROCESS_DIED, "killed")), running={CHIEF})
+    assert pss.settled((TaskEnd.failed(CHIEF, C.USER_ERROR, "ValueError: bad"),), running={CHIEF})
 
 
 def test_settling_on_a_notice_waits_for_the_grace():
@@ -196,8 +206,8 @@ def test_an_out_of_memory_task_fails_the_job_and_its_peers_errors_are_symptoms()
 
 def test_a_lost_gpu_restarts_on_the_infrastructure_budget_at_once():
     end = TaskEnd.failed(W1, C.USER_ERROR, DEVICE_LOST)
-    assert FailurePolicy.settled((end,), running={CHIEF, W0, W1})  # a cause in itself: no settling wait
-    assert not FailurePolicy.settled((TaskEnd.failed(W1, C.USER_ERROR, "ValueError"),), running={CHIEF, W0, W1})
+    assert policy().settled((end,), running={CHIEF, W0, W1})  # a cause in itself: no settling wait
+    assert not policy().settled((TaskEnd.failed(W1, C.USER_ERROR, "ValueError"),), running={CHIEF, W0, W1})
     batch = policy().decide((end,), NONE_SPENT, restarts=0)
     assert (batch.action, batch.recovery) == (A.RESTART_CLUSTER, RecoveryReason.FAILURE)
     assert batch.spent["max_infrastructure_failures"] == 1 and batch.decisions[0].cause is C.DEVICE_LOST
