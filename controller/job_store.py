@@ -82,6 +82,8 @@ class JobStore:
     def register(self, report: dict) -> CheckpointRecord | None:
         """A checkpoint a task reported; None when it is not complete."""
         path = report["path"]
+        # Tasks that save past the checkpoint they restored from have restored it: it may be pruned again.
+        self.manifest.protected = {step for step in self.manifest.protected if step >= report["step"]}
         if "files" in report:  # gathered from a task that cannot write into the storage path
             path = write_tree(checkpoint_dir(self.job_dir, report["step"]), report["files"])
         registered = self.manifest.register(path)

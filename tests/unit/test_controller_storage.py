@@ -140,3 +140,16 @@ def test_the_summary_accounts_for_every_planned_fault(tmp_path):
     assert lines == ["fault kill worker-1 at step 5 (run 0 of the cluster): fired",
                      "fault hang worker-0 at 9s after start (run 1 of the cluster): never fired (its moment did "
                      "not come)"]
+
+
+def test_the_restored_checkpoint_is_pruned_once_the_tasks_save_past_it(tmp_path):
+    """Kept from pruning while a restart restores it; an ordinary old checkpoint once the tasks save past it."""
+    spec = with_checkpoints(tmp_path, 10, 20, checkpoint={"keep": 2})
+    controller, group = fakes.running(spec)
+    assert group.launches[CHIEF].restore_step == 20
+    assert controller.store.manifest.protected == {20}
+    for step in (30, 40):
+        group.reports.append(fakes.checkpoint_report(spec, step))
+        controller.step()
+    assert [r.step for r in controller.store.manifest.records] == [30, 40]
+    assert not checkpoint_dir(spec.job_dir, 20).exists()
