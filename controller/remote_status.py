@@ -21,7 +21,7 @@ from controller import settings
 from controller.layout import CHECKPOINTS_DIR, MANIFEST
 from controller.lease import FileLease
 from controller.metrics import METRICS_FILE
-from controller.record import JOB_STATE_FILE
+from controller.record import EVENTS_FILE, JOB_STATE_FILE
 from controller.spec import JobSpec
 from controller.status_view import job_view
 
@@ -34,7 +34,8 @@ def view_from_uri(spec: JobSpec) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="tfray-status-") as scratch:
         mirror = Mirror(spec.storage_uri, scratch)
-        for rel, tail in ((JOB_STATE_FILE, None), (MANIFEST, None), (METRICS_FILE, METRICS_TAIL_BYTES)):
+        for rel, tail in ((JOB_STATE_FILE, None), (EVENTS_FILE, None), (MANIFEST, None),
+                          (METRICS_FILE, METRICS_TAIL_BYTES)):
             mirror.fetch(rel, Path(scratch) / rel, tail)
         view = job_view(spec, job_dir=scratch)
         view["job_dir"] = spec.storage_uri

@@ -44,3 +44,44 @@ def test_an_attempt_that_never_ended_is_taken_over_and_marked(tmp_path):
     (marked,) = record.attempts()
     assert marked.state == "DRIVER_LOST" and "attempt 2 carried on" in marked.message
     assert record.take_over_lost_attempt(3) is None  # it ended now
+
+
+def test_events_are_appended_once_and_job_json_keeps_only_their_count(tmp_path):
+    """A days-long job's record: each write appends the new events only; job.json does not grow with them."""
+    record = JobRecord(tmp_path, "j")
+    events = tuple(TaskReported(task="worker-1", what="serving", time=float(i)) for i in range(200))
+    record.write_attempt(AttemptRecord(attempt=1, state="RUNNING", events=events[:1]))
+    small = record.path.stat().st_size
+    for n in range(2, 201):
+        record.write_attempt(AttemptRecord(attempt=1, state="RUNNING", events=events[:n]))
+    assert record.path.stat().st_size <= small + 4  # counters, not events (the count has more digits)
+    data = json.loads(record.path.read_text())["attempts"][0]
+    assert "events" not in data and data["event_count"] == 200
+    assert len(record.events_path.read_text().splitlines()) == 200  # each event written once
+    assert record.attempts()[0].events == events
+
+
+def test_a_job_json_with_events_inline_still_reads_is_taken_over_and_kept(tmp_path):
+    """A record written before events.jsonl: read as before; a new attempt's events go to the file and the
+    old attempt's stay where they were."""
+    old = {"name": "j", "attempts": [{"attempt": 1, "state": "RUNNING", "restarts": 1, "events": [
+        {"time": 0, "task": "worker-1", "cause": "process_died", "action": "restart_cluster", "reason": "r"}]}]}
+    (tmp_path / "job.json").write_text(json.dumps(old))
+    record = JobRecord(tmp_path, "j")
+    lost = record.take_over_lost_attempt(2)
+    assert lost.restarts == 1 and isinstance(lost.events[0], Decision)
+    record.write_attempt(AttemptRecord(attempt=2, state="SUCCEEDED", events=(*lost.events,
+                                                                              Restart(restart=2, reason="failure"))))
+    first, second = record.attempts()
+    assert first.state == "DRIVER_LOST" and isinstance(first.events[0], Decision)
+    assert [type(e) for e in second.events] == [Decision, Restart]
+    data = json.loads(record.path.read_text())["attempts"]
+    assert "events" in data[0] and "events" not in data[1]
+
+
+def test_a_torn_last_event_line_is_skipped(tmp_path):
+    record = JobRecord(tmp_path, "j")
+    record.write_attempt(AttemptRecord(attempt=1, state="RUNNING", events=(Restart(restart=1, reason="grow"),)))
+    with record.events_path.open("a") as f:
+        f.write('{"attempt": 1, "record": {"event": "rest')
+    assert [e.reason for e in record.attempts()[0].events] == ["grow"]
