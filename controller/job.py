@@ -268,7 +268,7 @@ class Controller:
         try:
             if self.watch is not None:
                 try:
-                    self.watch.take(self.watch.observer.collect())
+                    self.watch.take(self.watch.observer.collect(final=True))
                 except Exception as err:  # the inbox may be gone with a dead cluster
                     log.warning("could not fetch the last reports: %s", err)
         finally:

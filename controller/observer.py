@@ -85,10 +85,11 @@ class Observer:
         reports = self.collect()
         return dataclasses.replace(reports, ends=ends + self._silent(), drains=self._draining())
 
-    def collect(self) -> Observation:
-        """The reports only (metrics to the collector): what tasks sent before a teardown still counts."""
+    def collect(self, final: bool = False) -> Observation:
+        """The reports only (metrics to the collector): what tasks sent before a teardown still counts;
+        ``final``: the job ends, so every report sent until now."""
         checkpoints, notices, task_events, folders, output = [], [], [], [], []
-        for record in self.collector.handle(self.group.drain_reports()):
+        for record in self.collector.handle(self.group.drain_reports(final)):
             kind = record.get("kind")
             if kind == wire.CHECKPOINT:
                 checkpoints.append(record)

@@ -166,11 +166,20 @@ class RayTaskGroup:
             self.inbox.request_sidecar_stop()
 
     def poll(self, timeout_s: float) -> list[TaskEnd]:
-        if not self.running:
+        """Wait up to ``timeout_s`` for a run to end or a report to arrive (the inbox's drain call answers:
+        it is made to answer a little before the timeout with the heartbeats, so that one round trip a poll
+        brings every record)."""
+        call = self.inbox.call(max(0.0, timeout_s - settings.REPORT_CALL_SLACK_S)) if self.inbox else None
+        waits = [*self.running, *([call] if call is not None else [])]
+        if not waits:
             return []
-        ready, _ = ray.wait(list(self.running), num_returns=1, timeout=timeout_s)
-        if ready:  # pick up every other end that is already in
+        ready, _ = ray.wait(waits, num_returns=1, timeout=timeout_s)
+        if call is not None:
+            self.inbox.answered(ready)
+        if any(ref in self.running for ref in ready):  # a run ended: pick up every other end already in
             ready, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
+        else:
+            ready = []
         ends = []
         for ref in ready:
             key = self.running.pop(ref)
@@ -186,8 +195,8 @@ class RayTaskGroup:
                 ends.append(TaskEnd.failed(key, FailureCause.USER_ERROR, str(err)))
         return ends
 
-    def drain_reports(self) -> list[dict]:
-        return self.inbox.drain() if self.inbox is not None else []
+    def drain_reports(self, final: bool = False) -> list[dict]:
+        return self.inbox.records(final) if self.inbox is not None else []
 
     def draining_nodes(self) -> dict[str, float]:
         return ray_nodes.draining_nodes()

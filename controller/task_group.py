@@ -77,10 +77,12 @@ class TaskGroup(Protocol):
         """Kill one task now (a hung one); its end is not reported as an event."""
 
     def poll(self, timeout_s: float) -> list[TaskEnd]:
-        """Wait up to ``timeout_s`` for any task to end; return the ends seen."""
+        """Wait up to ``timeout_s`` for any task to end, or less when reports arrive (so they are handled at
+        once); return the ends seen."""
 
-    def drain_reports(self) -> list[dict]:
-        """Every report sent by tasks since the last call, in order per task."""
+    def drain_reports(self, final: bool = False) -> list[dict]:
+        """The reports sent by tasks since the last call, in order per task (one that arrived during the
+        call may come at the next one); ``final`` (the job ends): every report sent before the call."""
 
     def draining_nodes(self) -> dict[str, float]:
         """Nodes being drained (e.g. a spot VM about to be reclaimed): node id -> deadline (epoch s, 0 = none)."""

@@ -87,7 +87,7 @@ class FakeTaskGroup:
         ends, self.ends = self.ends, []
         return ends
 
-    def drain_reports(self):
+    def drain_reports(self, final=False):
         reports, self.reports = self.reports, []
         return reports
 
