@@ -99,9 +99,13 @@ class JobRecord:
             raise TornRecordError(f"{self.path} is not a job record ({type(err).__name__}: {err})") from None
 
     def set_aside(self) -> Path:
-        """Move a torn record out of the way (kept for whoever wants to look); where it went."""
-        aside = self.path.with_name(f"{self.path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+        """Move a torn record out of the way (kept for whoever wants to look); where it went. Its events go
+        with it: the next attempt is numbered 1 again and must not inherit the old attempt 1's events."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.torn-{stamp}")
         self.path.rename(aside)
+        if self.events_path.exists():
+            self.events_path.rename(self.events_path.with_name(f"{self.events_path.name}.torn-{stamp}"))
         return aside
 
     def next_attempt(self) -> int:

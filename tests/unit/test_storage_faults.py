@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from controller.checkpoints import CheckpointManifest
+from controller.events import Restart
 from controller.layout import checkpoint_dir, read_seal, seal, verify_checkpoint
 from controller.lease import FileLease, JobRunningError
 from controller.record import AttemptRecord, JobRecord, TornRecordError
@@ -79,12 +80,14 @@ def test_a_torn_manifest_is_rebuilt_from_the_sealed_folders(tmp_path, torn):
 
 def test_a_torn_record_is_named_and_set_aside(tmp_path):
     record = JobRecord(tmp_path, "j")
-    record.write_attempt(AttemptRecord(attempt=1, state="FAILED"))
+    record.write_attempt(AttemptRecord(attempt=1, state="FAILED", events=(Restart(restart=1, reason="grow"),)))
     record.path.write_text(record.path.read_text()[:30])
     with pytest.raises(TornRecordError, match="job.json is not a job record"):
         record.attempts()
     aside = record.set_aside()
     assert aside.exists() and not record.path.exists() and record.attempts() == []
+    record.write_attempt(AttemptRecord(attempt=1, state="RUNNING"))
+    assert record.attempts()[0].events == ()  # the torn record's attempt 1 events went aside with it
 
 
 def test_one_driver_holds_the_lease_and_a_second_is_told_who(tmp_path):
