@@ -26,7 +26,7 @@ demo: setup
 	$(BIN)/python -m controller run $(DEMO_JOB)
 
 test: setup
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=15
 
 test-unit: setup
 	$(BIN)/python -m pytest -ra tests/unit

@@ -7,8 +7,8 @@ count on it as its own driver process (``bench/drive_scale.py``), the order alte
 neither way always goes first: this project's controller with N light tasks
 (no TensorFlow), and N bare Ray actors placed by hand (the floor). It
 prints one row per task count with both ways' figures and ours over bare;
-``results.json`` and ``table.md`` keep them. ``python -m bench`` runs it as
-its ``scale`` scenario (``--quick``: 4 and 16 tasks).
+``results.json`` and ``table.md`` keep them. It runs on its own (it is not
+yet a scenario of ``python -m bench``).
 """
 
 from __future__ import annotations
