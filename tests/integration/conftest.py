@@ -20,6 +20,13 @@ REPO = Path(__file__).resolve().parents[2]
 TASK_CLASSES = {"TaskActor", "ReportInbox"}
 
 
+def sigint_as_in_a_terminal() -> None:
+    """``preexec_fn`` of a child a test stops with SIGINT: the signal's default action back, even where the
+    suite was started in the background (a shell then starts it with SIGINT ignored, and children inherit that,
+    so Ctrl-C would never arrive)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def short_tmpdir() -> str:
     """Ray's socket paths must stay under 107 bytes: pytest's tmp paths are too long."""
     return tempfile.mkdtemp(prefix="tfr", dir="/tmp")

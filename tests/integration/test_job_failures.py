@@ -19,7 +19,7 @@ from controller.state import JobState
 from controller.status import render_status
 from controller.status_view import job_view
 
-from .conftest import REPO, assert_nothing_left, job_spec
+from .conftest import REPO, assert_nothing_left, job_spec, sigint_as_in_a_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +58,7 @@ def start_cli(job, *extra) -> tuple[subprocess.Popen, queue.Queue, list]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "controller", "run", str(job), "--address", address, *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
+        preexec_fn=sigint_as_in_a_terminal,
     )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()

@@ -17,7 +17,7 @@ import yaml
 
 from controller.tensorboard import ScalarWriter
 
-from .conftest import REPO
+from .conftest import REPO, sigint_as_in_a_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,8 @@ def test_tfray_tensorboard_serves_the_job_on_loopback(tmp_path):
     write_reports(tmp_path / "runs" / "curves")
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "controller", "tensorboard", str(spec), "--port", str(port)],
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              preexec_fn=sigint_as_in_a_terminal)
     try:
         deadline, tags = time.monotonic() + 90, None
         while tags is None:  # bounded: TensorBoard takes a few seconds to load its plugins

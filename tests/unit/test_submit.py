@@ -93,7 +93,16 @@ def test_follow_gives_up_after_the_timeout_and_leaves_the_job_running(fake, caps
     assert not fake.stopped
 
 
-def test_ctrl_c_on_follow_lets_go_of_the_job_with_its_own_exit_code(fake, capsys):
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt here, as in a terminal, even where the suite runs in the background (a
+    shell starts it with SIGINT ignored): the Ctrl-C the fake sends must arrive, or the follow waits forever."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_on_follow_lets_go_of_the_job_with_its_own_exit_code(fake, capsys, ctrl_c_raises):
     fake.logs, fake.statuses = ["epoch 1\n", signal.SIGINT, "never shown\n"], [JobStatus.RUNNING]
     code = main(["submit", SPEC, "--follow"])
     assert code == EXIT_DETACHED and code != EXIT_STOPPED  # "I let go" is not "the job was stopped"
