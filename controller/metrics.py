@@ -68,10 +68,12 @@ class MetricsCollector:
         """Record metric reports; return the other records (checkpoints, task events) for the controller."""
         others = []
         lines = []
+        chief_reported = False
         for record in records:
             if record.get("kind") != "metrics":
                 others.append(record)
                 continue
+            chief_reported = chief_reported or record.get("task") == self.chief
             row = {"job": self.job_name, "attempt": self.attempt, "restart": self.restart, "time": time.time(),
                    **record}
             lines.append(json.dumps(row, sort_keys=True, default=str))
@@ -86,7 +88,8 @@ class MetricsCollector:
             if self.scalars is not None:
                 self.scalars.flush()
             chief_row = self.latest.get(self.chief)
-            if self.on_progress and chief_row and any(r.get("task") == self.chief for r in records):
+            # Only a new metrics report of the chief is progress (its heartbeats and checkpoints are not).
+            if self.on_progress and chief_row and chief_reported:
                 self.on_progress(Progress(self.chief, chief_row.get("step", 0), chief_row.get("values", {})))
         return others
 

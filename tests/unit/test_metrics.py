@@ -26,3 +26,14 @@ def test_no_progress_for_reports_from_other_tasks(tmp_path):
     collector = MetricsCollector(tmp_path, "job", 1, chief="chief-0", on_progress=seen.append)
     collector.handle([{"kind": "metrics", "task": "worker-1", "step": 1, "values": {}}])
     assert seen == []
+
+
+def test_the_chiefs_other_records_do_not_print_its_progress_again(tmp_path):
+    """Reports arrive in small batches: the chief's checkpoint or heartbeat after its metrics is not news."""
+    seen = []
+    collector = MetricsCollector(tmp_path, "job", 1, chief="chief-0", on_progress=seen.append)
+    collector.handle([{"kind": "metrics", "task": "chief-0", "step": 14, "values": {"loss": 1.0}}])
+    collector.handle([{"kind": "checkpoint", "task": "chief-0", "step": 14, "path": "/x"}])
+    collector.handle([{"kind": "metrics", "task": "worker-0", "step": 14, "values": {}},
+                      {"kind": "heartbeat", "task": "chief-0", "pid": 1, "notice": None}])
+    assert [p.line() for p in seen] == [seen[0].line()] and "step 14" in seen[0].line()
