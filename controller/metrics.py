@@ -87,9 +87,9 @@ class MetricsCollector:
             self._file.flush()
             if self.scalars is not None:
                 self.scalars.flush()
-            chief_row = self.latest.get(self.chief)
             # Only a new metrics report of the chief is progress (its heartbeats and checkpoints are not).
-            if self.on_progress and chief_row and chief_reported:
+            if self.on_progress and chief_reported:
+                chief_row = self.latest[self.chief]
                 self.on_progress(Progress(self.chief, chief_row.get("step", 0), chief_row.get("values", {})))
         return others
 

@@ -125,11 +125,11 @@ class Inbox:
             self._call = self.actor.drain.remote(wait_s, settings.REPORT_BATCH_S)
         return self._call
 
-    def answered(self, ready: list) -> bool:
-        """After a wait: keep what the call brought if it answered; True if it did. A call that failed is
-        not made again (no busy loop on an inbox that is gone; the plain drain says so)."""
+    def answered(self, ready: list) -> None:
+        """After a wait: keep what the call brought if it answered. A call that failed is not made again (no
+        busy loop on an inbox that is gone; the plain drain says so)."""
         if self._call is None or self._call not in ready:
-            return False
+            return
         call, self._call = self._call, None
         try:
             self._taken += ray.get(call, timeout=settings.REPORT_DRAIN_TIMEOUT_S)
@@ -137,9 +137,8 @@ class Inbox:
             self._calls = False
             log.warning("the report inbox's waiting call failed (%s); reports are read at each step",
                         type(err).__name__)
-            return False
+            return
         self._woken = True
-        return True
 
     def records(self, final: bool = False) -> list[dict]:
         """The reports in, in order: what the calls brought, or a plain drain when no call answered since
