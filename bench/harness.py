@@ -14,7 +14,9 @@ Scenarios (``--quick`` shrinks them and folds the clean run into the fault run):
 - ``mwms-faults``: the same job with worker-1 SIGKILLed 25 steps into epoch 4,
   then SIGTERMed (notice, SIGKILL 2 s later) 25 steps into epoch 7;
 - ``pss``: the parameter-server job (this project and by hand only: Ray Train
-  has no parameter servers), worker-1 SIGKILLed from outside mid-run.
+  has no parameter servers), worker-1 SIGKILLed from outside mid-run;
+- ``scale`` and ``long``: sweeps of their own (``bench/sweeps.py``): N light
+  tasks against N bare Ray actors, and a job that reports 100,000 times.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import figures
+from bench import figures, sweeps
 from bench.memory import TreeSampler
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,11 +48,11 @@ def sizes(quick: bool) -> dict:
         s = 20
         return {"steps_per_epoch": s, "epochs": 10, "fault_epochs": 10, "kill_at": 2 * s + s // 2,
                 "term_at": 4 * s + s // 2, "grace_s": 1.0, "pss_epochs": 8, "pss_steps": 25, "pss_kill_at": 75,
-                "scenarios": ("mwms-faults", "pss")}
+                "scenarios": ("mwms-faults", "pss", "scale")}
     s = 50
     return {"steps_per_epoch": s, "epochs": 10, "fault_epochs": 14, "kill_at": 3 * s + s // 2,
             "term_at": 6 * s + s // 2, "grace_s": 2.0, "pss_epochs": 24, "pss_steps": 50, "pss_kill_at": 300,
-            "scenarios": ("mwms", "mwms-faults", "pss")}
+            "scenarios": ("mwms", "mwms-faults", "pss", "scale", "long")}
 
 
 def command(scenario: str, way: str, run_dir: Path, size: dict, args) -> list[str]:
@@ -296,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small jobs, fault run only, for the smoke test")
     parser.add_argument("--out", default=None, help="where runs and results go (default: a new folder in /tmp)")
     parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated subset of ours,hand,raytrain")
-    parser.add_argument("--scenarios", default=None, help="comma-separated subset of mwms,mwms-faults,pss")
+    parser.add_argument("--scenarios", default=None,
+                        help="comma-separated subset of mwms,mwms-faults,pss,scale,long")
     parser.add_argument("--workers", type=int, default=2, help="MWMS/PSS worker tasks (default 2)")
     parser.add_argument("--chief", action="store_true",
                         help="MWMS: add a chief task to ours and hand-launched (Ray Train has only workers)")
@@ -333,14 +336,15 @@ def main(argv: list[str] | None = None) -> int:
             scenario, way = run_dir.name.rsplit("-", 1)
             if scenario in size["scenarios"] and way in ways:
                 runs.append({**read_run(scenario, way, run_dir), "rep": int(run_dir.parent.name[3:]) - 1})
-        return report(runs, size, args, out)
+        swept = [sweeps.read_sweep(name, out) for name in size["scenarios"] if name in sweeps.SWEEPS]
+        return report(runs, size, args, out, swept)
     out = Path(args.out or tempfile.mkdtemp(prefix="tfr-bench-", dir="/tmp"))
     out.mkdir(parents=True, exist_ok=True)
     print(f"bench: {reps} repetition(s) of {', '.join(size['scenarios'])} for {', '.join(ways)}; runs in {out}",
           flush=True)
     runs = []
     for rep in range(reps):
-        for scenario in size["scenarios"]:
+        for scenario in (s for s in size["scenarios"] if s not in sweeps.SWEEPS):
             order = [w for w in ways if scenario != "pss" or w != "raytrain"]
             order = order[rep % len(order):] + order[:rep % len(order)]  # rotate: no way always goes first
             for way in order:
@@ -349,14 +353,19 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run)
                 print(f"  rep {rep + 1} {scenario:<11} {way:<8} {run.get('state')} in {run['wall_s']:.0f}s"
                       + (f" ({run.get('error')})" if run.get("error") else ""), flush=True)
-    return report(runs, size, args, out)
+    swept = []
+    for name in (s for s in size["scenarios"] if s in sweeps.SWEEPS):  # each repeats within itself
+        swept.append(sweeps.run_sweep(name, out, args.quick, reps, 6 * args.run_timeout_s))
+        print(f"  {name}: {swept[-1]['state']} in {swept[-1]['wall_s']:.0f}s", flush=True)
+    return report(runs, size, args, out, swept)
 
 
-def report(runs: list[dict], size: dict, args, out: Path) -> int:
+def report(runs: list[dict], size: dict, args, out: Path, swept: list[dict] = ()) -> int:
     """Print the table and the breakdown; keep them and every run's figures in ``out``."""
-    text, data = table(runs, size, args)
-    detail = breakdown(runs, size)
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "size": size, "runs": runs, "table": data},
+    text, data = table(runs, size, args) if runs else ("", [])
+    detail = breakdown(runs, size) if runs else ""
+    (out / "results.json").write_text(json.dumps({"args": vars(args), "size": size, "runs": runs, "table": data,
+                                                  "sweeps": {s["name"]: s for s in swept}},
                                                  indent=1, default=str))
     loads = [x for r in runs for x in r.get("load_avg", ())]
     machine = (f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
@@ -368,8 +377,11 @@ def report(runs: list[dict], size: dict, args, out: Path) -> int:
     print(machine)
     print()
     print(detail)
-    (out / "table.md").write_text(text + "\n\n" + machine + "\n\n" + detail + "\n")
-    bad = [r for r in runs if r.get("state") not in ("SUCCEEDED",)]
+    extra = sweeps.report(swept)
+    print(extra)
+    (out / "table.md").write_text(text + "\n\n" + machine + "\n\n" + detail + "\n\n" + extra + "\n")
+    bad = [r for r in runs if r.get("state") not in ("SUCCEEDED",)] + [s for s in swept if s["state"] != "SUCCEEDED"]
     if bad:
-        print("\nruns that did not succeed: " + ", ".join(f"{r['run_dir']} ({r.get('state')})" for r in bad))
+        print("\nruns that did not succeed: " + ", ".join(f"{r.get('run_dir', r.get('name'))} ({r.get('state')})"
+                                                          for r in bad))
     return 0 if not bad else 1

@@ -3,8 +3,8 @@
 It holds the driver's lease (one driver per job), the checkpoint manifest,
 ``job.json`` and the storage token, and, when the storage path is a URI, the
 mirror that downloads the folder before a run and uploads what changed. A
-checkpoint a task could not write into the storage path arrives with its
-files and is written here, seal last. A torn ``job.json`` is set aside and
+checkpoint a task could not write into the storage path is streamed here
+from the task's node by the task group, seal last, then registered. A torn ``job.json`` is set aside and
 the record starts anew; a torn manifest is rebuilt from the sealed folders;
 the checkpoints are kept either way.
 """
@@ -14,13 +14,16 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from controller.checkpoints import CheckpointManifest, CheckpointRecord
-from controller.layout import GATHERED_DIRS, LOGS_DIR, TOKEN_FILE, checkpoint_dir, write_files, write_tree
+from controller.layout import GATHERED_DIRS, LOGS_DIR, TOKEN_FILE, checkpoint_dir
 from controller.lease import FileLease
 from controller.record import AttemptRecord, JobRecord, TornRecordError
 from controller.spec import JobSpec
 from controller.storage import Mirror
+from controller.task_group import FolderFetchError
+from controller.wire import TaskKey
 
 log = logging.getLogger("tfray")
 
@@ -79,13 +82,20 @@ class JobStore:
         for record in self.manifest.adopt_sealed():
             log.info("checkpoint at step %d, sealed as the job ended: %s", record.step, record.path)
 
-    def register(self, report: dict) -> CheckpointRecord | None:
-        """A checkpoint a task reported; None when it is not complete."""
+    def register(self, report: dict, fetch_folder: Callable) -> CheckpointRecord | None:
+        """A checkpoint a task reported; None when it is not complete. One on the task's node (it does not
+        share the storage path) is brought here first with ``fetch_folder`` (``TaskGroup.fetch_folder``)."""
         path = report["path"]
         # Tasks that save past the checkpoint they restored from have restored it: it may be pruned again.
         self.manifest.protected = {step for step in self.manifest.protected if step >= report["step"]}
-        if "files" in report:  # gathered from a task that cannot write into the storage path
-            path = write_tree(checkpoint_dir(self.job_dir, report["step"]), report["files"])
+        if report.get("node_copy"):
+            try:
+                path = fetch_folder(TaskKey.parse(report["task"]), path, checkpoint_dir(self.job_dir, report["step"]),
+                                    remove_after=True, replace=True)
+            except FolderFetchError as err:
+                log.warning("checkpoint of step %s on %s's node was not gathered: %s", report["step"],
+                            report["task"], err)
+                return None
         registered = self.manifest.register(path)
         if registered is None:
             log.warning("checkpoint %s reported by %s is not complete; ignored", report["path"], report["task"])
@@ -94,15 +104,18 @@ class JobStore:
             self.sync()
         return registered
 
-    def write_folder(self, name: str, files: dict) -> None:
-        """A job folder gathered from a node that does not share the storage path: the chief's model, backups
-        and TensorBoard logs replace ours; a task's log files join the attempt's logs."""
-        if name in GATHERED_DIRS:
-            write_tree(self.job_dir / name, files)
-        elif name.startswith(f"{LOGS_DIR}/attempt-") and name.count("/") == 1:
-            write_files(self.job_dir / name, files)
-        else:
+    def gather_folder(self, report: dict, fetch_folder: Callable) -> None:
+        """A job folder on a node that does not share the storage path, brought here with ``fetch_folder``:
+        the chief's model, backups and TensorBoard logs replace ours; a task's log files join the attempt's."""
+        name = report["name"]
+        if name not in GATHERED_DIRS and not (name.startswith(f"{LOGS_DIR}/attempt-") and name.count("/") == 1):
             log.warning("a task sent a folder named %r, which is not one of the job's; ignored", name)
+            return
+        try:
+            fetch_folder(TaskKey.parse(report["task"]), report["path"], self.job_dir / name, remove_after=False,
+                         replace=name in GATHERED_DIRS)
+        except FolderFetchError as err:
+            log.warning("%s of %s was not gathered: %s", name, report["task"], err)
             return
         self.sync()
 

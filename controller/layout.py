@@ -8,9 +8,10 @@ can tell a truncated or altered checkpoint from a good one), ``quarantine/``
 ``checkpoints/workertemp/<task>/`` (the other tasks' discarded
 copies), ``manifest.json``, ``metrics.jsonl`` and ``job.json``. A task
 that cannot see the head's storage path writes into a folder on its own
-node (:func:`node_job_dir`) and its checkpoint's files travel as
-:func:`read_tree` / :func:`write_tree` maps. Both sides import this module;
-it has no Ray and no TensorFlow.
+node (:func:`node_job_dir`) and its checkpoint's files travel in chunks
+(:func:`read_chunks` on the side that has them, :func:`write_chunks` on the
+other), so no process ever holds a whole checkpoint. Both sides import this
+module; it has no Ray and no TensorFlow.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
 
 COMPLETE_MARKER = "COMPLETE.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -36,6 +38,9 @@ LOGS_DIR = "logs"  # every task's output, by attempt: logs/attempt-<N>/<task>.lo
 TF_STATE_FILE = "checkpoint"  # TensorFlow's name for the file that names a folder's newest checkpoint
 CKPT_PREFIX = "ckpt"  # a checkpoint folder's TF files: ckpt.index, ckpt.data-*
 CHUNK_BYTES = 1 << 20  # files are read in pieces this size, never whole
+# Files sent between nodes go in pieces this size: large enough that Ray's cost per object is small against
+# the copy, small enough that a process holding a few of them stays small (bench/checkpoints.py).
+STREAM_CHUNK_BYTES = 8 << 20
 TOKEN_FILE = ".tfray-storage-token"  # written by the controller; a task that reads it shares the file system
 NODE_DIR_ENV = "TFRAY_NODE_STORAGE"  # where tasks keep files on their own node (default: <tmp>/tfray-node)
 
@@ -172,31 +177,74 @@ def sealed_checkpoints(job_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def read_tree(folder: str | os.PathLike) -> dict[str, bytes]:
-    """Every file under ``folder`` by relative path (a checkpoint, to send through Ray)."""
+def read_chunks(folder: str | os.PathLike, remove_after: bool = False,
+                chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[tuple[str, bytes]]:
+    """Every file under ``folder`` as ``(relative path, piece)`` pairs, one file's pieces in order and
+    together, the checkpoint seal last (an empty file is one empty piece); then the folder is removed if
+    ``remove_after``. Nothing when the folder does not exist."""
     folder = Path(folder)
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name == COMPLETE_MARKER, p))
+    for path in files:
+        rel = path.relative_to(folder).as_posix()
+        with open(path, "rb") as f:
+            piece = f.read(chunk_bytes)
+            yield rel, piece
+            while piece := f.read(chunk_bytes):
+                yield rel, piece
+    if remove_after:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def write_tree(folder: str | os.PathLike, files: dict[str, bytes]) -> Path:
-    """Write ``files`` as ``folder``'s whole content, the checkpoint seal last, so a half-copied checkpoint is
-    never sealed."""
-    folder = Path(folder)
-    if folder.exists():
-        shutil.rmtree(folder)
-    return write_files(folder, files)
+class ChunkWriter:
+    """Writes ``(relative path, piece)`` pairs (as :func:`read_chunks` yields them) into ``folder``: each file
+    under a temporary name, renamed once its last piece is in, so a reader sees whole files or none, and a
+    checkpoint's seal only after every file it seals. ``replace``: the files are the folder's whole content
+    (it is emptied first); else they join what is there. ``abort`` removes a file cut short."""
+
+    def __init__(self, folder: str | os.PathLike, replace: bool = True):
+        self.folder = Path(folder)
+        if replace and self.folder.exists():
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._name: str | None = None
+        self._tmp: Path | None = None
+        self._file: BinaryIO | None = None
+
+    def add(self, name: str, piece) -> None:
+        if name != self._name:
+            self._finish_file()
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise ValueError(f"refusing to write {name!r} outside {self.folder}")
+            target = self.folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._name, self._tmp = name, target.with_name(f".{target.name}.tmp")
+            self._file = open(self._tmp, "wb")
+        self._file.write(piece)
+
+    def close(self) -> Path:
+        self._finish_file()
+        return self.folder
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+            self._name = self._file = None
+
+    def _finish_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            os.replace(self._tmp, self.folder / self._name)
+            self._name = self._file = None
 
 
-def write_files(folder: str | os.PathLike, files: dict[str, bytes]) -> Path:
-    """Write ``files`` into ``folder`` (each atomically, the seal last), leaving its other files."""
-    folder = Path(folder)
-    ordered = sorted(files, key=lambda name: name == COMPLETE_MARKER)
-    for name in ordered:
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise ValueError(f"refusing to write {name!r} outside {folder}")
-        target = folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(files[name])
-        os.replace(tmp, target)
-    return folder
+def write_chunks(folder: str | os.PathLike, pieces: Iterable[tuple[str, bytes]], replace: bool = True) -> Path:
+    """Write the pieces with a :class:`ChunkWriter`; a stream cut short leaves no half-written file."""
+    writer = ChunkWriter(folder, replace)
+    try:
+        for name, piece in pieces:
+            writer.add(name, piece)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()

@@ -81,10 +81,7 @@ class MetricsCollector:
             if self.scalars is not None:
                 self.scalars.write(record)
         if lines:
-            if self._file is None:
-                self._file = self.path.open("a")
-            self._file.write("\n".join(lines) + "\n")
-            self._file.flush()
+            self._append(lines)
             if self.scalars is not None:
                 self.scalars.flush()
             # Only a new metrics report of the chief is progress (its heartbeats and checkpoints are not).
@@ -92,6 +89,13 @@ class MetricsCollector:
                 chief_row = self.latest[self.chief]
                 self.on_progress(Progress(self.chief, chief_row.get("step", 0), chief_row.get("values", {})))
         return others
+
+    def _append(self, lines: list[str]) -> None:
+        """One write and flush for every row a drain brought (the file is only ever appended to)."""
+        if self._file is None:
+            self._file = self.path.open("a")
+        self._file.write("\n".join(lines) + "\n")
+        self._file.flush()
 
     def close(self) -> None:
         if self.scalars is not None:

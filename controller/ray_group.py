@@ -7,27 +7,26 @@ cluster has. Each task actor (``workers/task_actor.py``) reserves its TF
 port on its own node and keeps it bound until TensorFlow binds it (the race
 of Ray issue #34271). A restart keeps the actors that are alive: their
 launchers fork fresh training processes. Reports go through the job's inbox
-(``controller/ray_inbox.py``); node liveness, drains and free room come
+(``controller/ray_inbox.py``); files on a task's node are streamed from its
+actor to the inbox, which writes them (``workers/file_stream.py``); node liveness, drains and free room come
 from ``controller/ray_nodes.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import RayActorError, RayError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
 
 from controller import ray_actors, ray_demand, ray_nodes, runtime_env, settings
-from controller.layout import BACKUPS_DIR, read_tree
 from controller.lease import Holder
 from controller.plan import TaskSpec, describe_bundle
 from controller.ray_inbox import Inbox
-from controller.task_group import NodeLostError, SchedulingTimeoutError, TaskInfo, TaskStartError
+from controller.task_group import FolderFetchError, NodeLostError, SchedulingTimeoutError, TaskInfo, TaskStartError
 from controller.wire import FailureCause, TaskEnd, TaskKey, TaskLaunch
 
 log = logging.getLogger("tfray")
@@ -107,9 +106,8 @@ class RayTaskGroup:
         return dict(self.infos)
 
     def launch(self, launches: dict[TaskKey, TaskLaunch]) -> None:
-        shipped: dict[str, list] = {}
         for key, launch in launches.items():
-            self._run(key, self._with_restore_files(launch, shipped))
+            self._run(key, launch)
 
     def replace(self, key: TaskKey, launch: TaskLaunch, timeout_s: float) -> TaskInfo:
         self.running = {ref: k for ref, k in self.running.items() if k != key}  # its last run's end is not news
@@ -142,7 +140,7 @@ class RayTaskGroup:
         if info.node_id != old.node_id:
             raise TaskStartError(f"the replacement of {key} landed on another node ({info.node_id[:12]})")
         self.infos[key] = info
-        self._run(key, self._with_restore_files(launch, {}))
+        self._run(key, launch)
         return info
 
     def stop_tasks(self) -> None:
@@ -198,6 +196,18 @@ class RayTaskGroup:
     def drain_reports(self, final: bool = False) -> list[dict]:
         return self.inbox.records(final) if self.inbox is not None else []
 
+    def fetch_folder(self, key: TaskKey, path: str, into: Path, *, remove_after: bool, replace: bool) -> Path:
+        """The inbox (on the head, beside the job folder) streams it from the task's actor and writes it."""
+        actor = self.actors.get(key)
+        if actor is None or self.inbox is None:
+            raise FolderFetchError(f"{key}'s actor is gone: {path} on its node cannot be read")
+        call = self.inbox.actor.gather.remote(actor, path, str(into), remove_after, replace,
+                                              settings.GATHER_TIMEOUT_S)
+        try:
+            return Path(ray.get(call, timeout=settings.GATHER_TIMEOUT_S + settings.STOP_RUN_SLACK_S))
+        except (RayError, ValueError) as err:
+            raise FolderFetchError(f"{path} from {key}: {type(err).__name__}: {err}") from None
+
     def draining_nodes(self) -> dict[str, float]:
         return ray_nodes.draining_nodes()
 
@@ -220,21 +230,6 @@ class RayTaskGroup:
 
     def _run(self, key: TaskKey, launch: TaskLaunch) -> None:
         self.running[self.actors[key].run.remote(launch)] = key
-
-    @staticmethod
-    def _with_restore_files(launch: TaskLaunch, shipped: dict[str, list]) -> TaskLaunch:
-        """Tasks that may not see the head's storage get the restore checkpoint's files and the job's backups
-        through Ray (each put once)."""
-        if launch.storage_mode == "shared":
-            return launch
-        sent = {}
-        backups = Path(launch.job_dir) / BACKUPS_DIR
-        for field, folder in (("restore_files", launch.restore_from), ("backup_files", str(backups))):
-            if folder and Path(folder).is_dir() and any(Path(folder).iterdir()):
-                if folder not in shipped:
-                    shipped[folder] = [ray.put(read_tree(folder))]
-                sent[field] = shipped[folder]
-        return dataclasses.replace(launch, **sent)
 
     def _new_actor(self, task: TaskSpec):
         if not self._runtime_env_shipped:  # once per job: every actor then names the same uploaded package

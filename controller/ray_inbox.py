@@ -3,7 +3,9 @@
 Tasks send reports fire-and-forget, so reporting never waits on the driver;
 their heartbeats' answer carries whether the controller sent them a
 preemption notice (their node is being drained), and side-cars ask it
-whether training is over. The driver keeps one ``drain`` call in flight
+whether training is over. When a task's node does not share the job folder,
+the inbox writes what the task streams to the head (its checkpoints and
+folders) and streams the head's copy of a checkpoint back for a restore. The driver keeps one ``drain`` call in flight
 that answers as soon as a report arrives (or a little before the poll
 interval ends, with the heartbeats) and waits on it beside the tasks' ends,
 so a report reaches the driver at once, in one round trip, instead of at its
@@ -27,8 +29,9 @@ import logging
 import ray
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError
 
-from controller import settings, wire
+from controller import layout, settings, wire
 from controller.lease import Holder, JobRunningError, running_message
+from workers.file_stream import as_arrays, streaming
 
 log = logging.getLogger("tfray")
 
@@ -63,6 +66,11 @@ class ReportInbox:
         if record.get("kind") not in QUIET_KINDS:
             self._news.set()
 
+    async def report_many(self, records: list[dict]) -> None:
+        """A task's reports in one call (``workers/inbox_sender.py`` batches what queued while it sent)."""
+        for record in records:
+            await self.report(record)
+
     async def give_notice(self, task: str) -> None:
         self._notices.add(task)
 
@@ -74,6 +82,37 @@ class ReportInbox:
         """Keep a task's heartbeat; answer whether the task has been sent a preemption notice."""
         self._records.append(record)
         return record["task"] in self._notices
+
+    async def read_chunks(self, folder: str):
+        """A folder of the head's job folder, streamed to a task whose node does not share it (a restore's
+        checkpoint, the job's backups); each piece is read off the event loop."""
+        pieces = as_arrays(layout.read_chunks(folder))
+        while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+            yield piece
+
+    async def gather(self, task_actor, folder: str, into: str, remove_after: bool, replace: bool,
+                     timeout_s: float) -> str:
+        """A folder on a task's node (``task_actor.read_chunks``) written into the head's job folder at
+        ``into``; here rather than in the driver, so the driver never holds a piece of it. Off the event
+        loop: reports come in meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        stream = streaming(task_actor.read_chunks).remote(folder, remove_after)
+        writer = await asyncio.to_thread(layout.ChunkWriter, into, replace)
+        try:
+            while True:
+                try:
+                    ref = await asyncio.wait_for(stream.__anext__(), max(0.0, deadline - loop.time()))
+                except StopAsyncIteration:
+                    return str(await asyncio.to_thread(writer.close))
+                name, piece = await asyncio.wait_for(ref, max(0.0, deadline - loop.time()))
+                await asyncio.to_thread(writer.add, name, piece)
+        except asyncio.TimeoutError:
+            writer.abort()
+            raise TimeoutError(f"{folder} did not arrive within {timeout_s:g}s") from None
+        except BaseException:
+            writer.abort()
+            raise
 
     async def drain(self, wait_s: float = 0.0, batch_s: float = 0.0) -> list[dict]:
         """Every record since the last drain. With ``wait_s``: once a report that should wake the driver is

@@ -7,10 +7,10 @@ metrics.jsonl, job.json):
   write their checkpoints straight into it. This is all a one-machine run
   needs.
 * **Local disks only**: each task writes into a folder on its own node
-  (``controller.layout.node_job_dir``); the chief's task actor reads the sealed checkpoint
-  and sends its files through Ray to the controller, which writes them into
-  the head node's storage path, seal last (``controller.layout.write_tree``). A restart
-  sends the newest checkpoint's files back the same way. In ``auto`` mode a
+  (``controller.layout.node_job_dir``); the controller streams each sealed checkpoint
+  from the chief's task actor through Ray in chunks into the head node's storage
+  path, seal last (``workers/file_stream.py``). A restart streams the newest
+  checkpoint back the same way, from the job's inbox on the head. In ``auto`` mode a
   task finds out which case it is in by looking for the token the controller
   wrote into the job folder (``controller.layout.TOKEN_FILE``).
 * **Cloud storage** (``gs://``, ``s3://``, any URI ``pyarrow.fs`` reads):

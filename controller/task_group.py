@@ -10,6 +10,7 @@ the tasks themselves (launches, ends, reports) is ``controller.wire``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from controller.lease import Holder
@@ -31,6 +32,11 @@ class TaskStartError(RuntimeError):
 
 class NodeLostError(TaskStartError):
     """A task could not be (re)started because its node is gone."""
+
+
+class FolderFetchError(RuntimeError):
+    """A folder on a task's node could not be brought to this machine (the task's actor is gone, or the
+    stream failed or ran out of time); the message says which folder and why."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,12 @@ class TaskGroup(Protocol):
     def drain_reports(self, final: bool = False) -> list[dict]:
         """The reports sent by tasks since the last call, in order per task (one that arrived during the
         call may come at the next one); ``final`` (the job ends): every report sent before the call."""
+
+    def fetch_folder(self, key: TaskKey, path: str, into: Path, *, remove_after: bool, replace: bool) -> Path:
+        """Bring the folder at ``path`` on ``key``'s node (it does not share the storage path) to ``into`` here,
+        streamed in chunks, each file whole or not at all, a checkpoint's seal last; ``replace``: it becomes
+        ``into``'s whole content; ``remove_after``: the node's copy goes once read. FolderFetchError when it
+        cannot."""
 
     def draining_nodes(self) -> dict[str, float]:
         """Nodes being drained (e.g. a spot VM about to be reclaimed): node id -> deadline (epoch s, 0 = none)."""

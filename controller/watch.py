@@ -203,8 +203,8 @@ class Watch:
             for record in seen.output:
                 self.on_output(record["task"], record["lines"])
         for report in seen.folders:
-            self.store.write_folder(report["name"], report["files"])
-        registered = [self.store.register(report) for report in seen.checkpoints]
+            self.store.gather_folder(report, self.group.fetch_folder)
+        registered = [self.store.register(report, self.group.fetch_folder) for report in seen.checkpoints]
         return any(record is not None for record in registered)
 
     def _give_notice(self, drain: Drain) -> None:

@@ -175,8 +175,6 @@ class TaskLaunch(TaskIdentity):
     preemption_grace_s: float = 30.0  # after a SIGTERM notice, how long the task may take to save
     storage_mode: str = "shared"  # shared | gather | auto (see controller/storage.py)
     storage_token: str | None = None  # in job_dir/TOKEN_FILE when the task sees the head's storage (auto mode)
-    restore_files: Any = None  # [ObjectRef of the restore checkpoint's files] for tasks that gather (set by Ray group)
-    backup_files: Any = None  # [ObjectRef of the job's backups folder] for tasks that gather (set by Ray group)
 
 
 # ------------------------------------------------------------------ reports
@@ -193,14 +191,15 @@ def metrics_report(key: TaskKey, step: int, values: dict) -> dict:
 
 
 def checkpoint_report(key: TaskKey, step: int, path: str) -> dict:
-    """The chief sealed the checkpoint of ``step`` at ``path`` (with ``files`` when it gathers)."""
+    """The chief sealed the checkpoint of ``step`` at ``path`` (``node_copy`` added when that path is on the
+    task's node, which does not share the storage path: the driver streams it from there)."""
     return {"kind": CHECKPOINT, "task": str(key), "step": int(step), "path": path}
 
 
-def folder_report(key: TaskKey, name: str, files: dict) -> dict:
-    """The chief's copy of one of the job's folders (``model``, ``backups``, ...), from a node that does not
-    share the storage path: the head replaces its copy with it."""
-    return {"kind": FOLDER, "task": str(key), "name": name, "files": files}
+def folder_report(key: TaskKey, name: str, path: str) -> dict:
+    """One of the job's folders (``model``, ``backups``, a task's logs...) at ``path`` on a node that does not
+    share the storage path: the driver streams it from the task and the head's copy takes its place."""
+    return {"kind": FOLDER, "task": str(key), "name": name, "path": path}
 
 
 def output_report(key: TaskKey, lines: list[str]) -> dict:

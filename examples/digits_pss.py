@@ -154,7 +154,7 @@ def train_ctl(ctx, epochs: int = 10, steps_per_epoch: int = 30, per_worker_batch
             coordinator.join()  # lost closures are re-run on the remaining workers
             if ctx.preemption_notice is not None:  # any task's notice reaches the coordinator: save, then stop
                 step = int(optimizer.iterations.numpy())
-                save(ctx, model, step, epoch=epoch)
+                save(ctx, model, step, epoch=epoch, wait=True)
                 raise TaskPreempted(f"{ctx.task}: saved at step {step} on a preemption notice")
         step = int(optimizer.iterations.numpy())
         values = {"epoch": epoch + 1, "loss": float(train_loss.result()), "accuracy": float(train_accuracy.result()),

@@ -11,7 +11,13 @@ A checkpoint is a ``tf.train.Checkpoint(model=..., optimizer=...)`` written
 with prefix ``ckpt`` into its sealed folder, with TensorFlow's ``checkpoint``
 state file beside it (and one in the job's ``checkpoints`` folder, kept by
 the controller), so ``tf.train.latest_checkpoint``, ``CheckpointManager`` and
-TF's side-car evaluator read them as they are.
+TF's side-car evaluator read them as they are. A save holds training only
+while TensorFlow copies the variables (its asynchronous checkpointing); the
+files are written in the background, and the checkpoint is sealed and
+reported once they are all there. A save waits for the one before it, a
+save on a preemption notice waits for its own files, and the process does
+not exit before every save in flight is sealed; a process killed meanwhile
+(a restart of the cluster) loses that save, never a sealed one.
 
 Import this module only in task processes: it imports TensorFlow, so
 ``TF_USE_LEGACY_KERAS=1`` must already be set (the task actor sets it) for
@@ -20,7 +26,11 @@ Import this module only in task processes: it imports TensorFlow, so
 
 from __future__ import annotations
 
+import atexit
 import os
+import queue
+import sys
+import threading
 import time
 import warnings
 
@@ -37,6 +47,55 @@ DATA_ERRORS = (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOf
 
 _checkpoints: dict[int, tf.train.Checkpoint] = {}
 _restored: set[int] = set()  # models restored from the job's checkpoint in this process
+# TensorFlow copies the variables, then writes the files from a thread of its own (bench/checkpoints.py:
+# 100 MB of state held training for ... s instead of ... s).
+ASYNC_SAVE = tf.train.CheckpointOptions(enable_async=True)
+
+
+class _Sealer:
+    """Saves whose files TensorFlow still writes: each is sealed and reported, in order, once its write is
+    done (a thread of the process that trains; started with its first save, so never in the launcher)."""
+
+    def __init__(self):
+        self._pid: int | None = None
+        self._queue: queue.Queue | None = None
+        self._error: BaseException | None = None
+
+    def after(self, checkpoint: tf.train.Checkpoint, seal) -> None:
+        """Call ``seal()`` once ``checkpoint``'s write in flight is done."""
+        self.raise_error()
+        if self._pid != os.getpid():  # first save of this process
+            self._pid, self._queue = os.getpid(), queue.Queue()
+            threading.Thread(target=self._seal_forever, name="tfray-sealer", daemon=True).start()
+            atexit.register(self.wait)  # the process ends with its saves sealed (a stop on notice, a return)
+        self._queue.put((checkpoint, seal))
+
+    def wait(self) -> None:
+        """Until every save so far is sealed; raises what a seal raised."""
+        if self._queue is not None and self._pid == os.getpid():
+            self._queue.join()
+        self.raise_error()
+
+    def raise_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _seal_forever(self) -> None:
+        while True:
+            checkpoint, seal = self._queue.get()
+            try:
+                checkpoint.sync()  # TensorFlow's write of it is done (and any before it)
+                seal()
+            except BaseException as err:  # surfaces at the next save or wait, in the training step
+                print(f"[tfray] a checkpoint could not be sealed: {type(err).__name__}: {err}", file=sys.stderr,
+                      flush=True)
+                self._error = err
+            finally:
+                self._queue.task_done()
+
+
+_sealer = _Sealer()
 
 
 def _checkpoint(model) -> tf.train.Checkpoint:
@@ -61,17 +120,31 @@ def restore(ctx: TaskContext, model) -> int:
 
 
 def save(ctx: TaskContext, model, step: int, epoch: int | None = None, metrics: dict | None = None,
-         batch: int | None = None) -> None:
+         batch: int | None = None, wait: bool = False) -> None:
     """Write a checkpoint of ``model`` and its optimizer for ``step`` through the context (``batch``: saved
-    mid-epoch, after that batch of epoch ``epoch``).
+    mid-epoch, after that batch of epoch ``epoch``). Returns once the variables are copied; the checkpoint
+    is sealed and reported when its files are written, in the background, or before returning if ``wait``
+    (a save before stopping; the process's exit waits for every save anyway).
 
     Under MultiWorkerMirroredStrategy every task must call it (the save runs
     collectives); under ParameterServerStrategy only the coordinator does.
     """
     path = ctx.checkpoint_dir(step)
-    _checkpoint(model).write(os.path.join(path, CKPT_PREFIX))
-    write_tf_state(path, [CKPT_PREFIX])
-    ctx.commit_checkpoint(step, epoch=epoch, metrics=metrics, batch=batch)
+    checkpoint = _checkpoint(model)
+    checkpoint.write(os.path.join(path, CKPT_PREFIX), options=ASYNC_SAVE)  # waits for the write before it
+
+    def seal() -> None:
+        write_tf_state(path, [CKPT_PREFIX])
+        ctx.commit_checkpoint(step, epoch=epoch, metrics=metrics, batch=batch)
+
+    _sealer.after(checkpoint, seal)
+    if wait:
+        wait_for_saves()
+
+
+def wait_for_saves() -> None:
+    """Until every checkpoint saved so far in this process is written and sealed."""
+    _sealer.wait()
 
 
 class _ResumePoint:
@@ -150,6 +223,7 @@ class JobCallback(tf.keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if isinstance(getattr(self.model, "_training_state", None), _ResumePoint):
             del self.model._training_state
+        wait_for_saves()  # fit returns with the job's checkpoints sealed
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -179,11 +253,12 @@ class JobCallback(tf.keras.callbacks.Callback):
         if self.notices and self._pss() and self.ctx.preemption_notice is not None:
             if not (self.reporting and (epoch + 1) % self.every_n_epochs == 0):
                 save(self.ctx, self.model, step, epoch=epoch + 1)
+            wait_for_saves()
             raise TaskPreempted(f"{self.ctx.task}: saved at step {step} on a preemption notice")
 
     def _stop(self, batch: int, whose: str) -> None:
         step = self._step()
-        save(self.ctx, self.model, step, epoch=self._epoch, batch=batch)
+        save(self.ctx, self.model, step, epoch=self._epoch, batch=batch, wait=True)
         raise TaskPreempted(f"{self.ctx.task}: saved at step {step} on {whose} preemption notice")
 
     def _throughput(self, step: int) -> dict:

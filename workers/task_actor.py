@@ -33,10 +33,13 @@ import time
 import traceback
 
 from controller import wire
+from controller.layout import read_chunks
 from controller.wire import ActorConfig, FailureCause, TaskEnd, TaskLaunch
 from workers import gpus
 from workers.context import CONTEXT_ENV, STOP_FILE_ENV, CheckpointUnreadable, TaskContext
+from workers.file_stream import as_arrays
 from workers.heartbeat import Heartbeat
+from workers.inbox_sender import InboxSender
 from workers.launcher_client import LauncherClient, LauncherDied
 from workers.preemption import TaskPreempted
 from workers.server_probe import wait_for_servers
@@ -64,7 +67,8 @@ class TaskActor:
         self.config = config
         self.key = config.key
         self.inbox = inbox
-        self.storage = TaskStorage(inbox, config.gather_timeout_s)
+        self.sender = InboxSender(inbox, config.inbox_call_timeout_s)
+        self.storage = TaskStorage(inbox, self.sender, config.gather_timeout_s)
         self._port_socket: socket.socket | None = None
         self._launcher = LauncherClient(dict(os.environ))
         self._run_lock = threading.Lock()  # one run at a time: the next waits until the last one ended
@@ -96,6 +100,11 @@ class TaskActor:
         return {"address": f"{ray.util.get_node_ip_address()}:{self._port_socket.getsockname()[1]}",
                 "node_id": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname(),
                 "pid": os.getpid(), "gpus": tuple(self.gpu_ids)}
+
+    def read_chunks(self, folder: str, remove_after: bool = False):
+        """Files on this task's node (a checkpoint, the chief's folders), streamed to the driver in chunks
+        (``workers/file_stream.py``); the folder is removed once read if ``remove_after``."""
+        yield from as_arrays(read_chunks(folder, remove_after))
 
     def stop_run(self) -> bool:
         """End the run in progress (its training process is killed) and wait until it has ended,
@@ -155,6 +164,7 @@ class TaskActor:
             shutil.rmtree(work, ignore_errors=True)
             output.close()
             self.storage.finish(launch, job_dir)
+            self.sender.flush()  # the driver, seeing this run's end, finds every report of it in the inbox
 
     def _run_in(self, launch: TaskLaunch, ctx: TaskContext, env: dict, work: str) -> TaskEnd:
         """Fork the training process (its request and stop file in ``work``), stream it, say how it ended."""

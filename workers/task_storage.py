@@ -2,8 +2,10 @@
 
 A task that cannot see the head's storage path (local disks on a multi-node
 cluster, or a URI) writes into its node's folder; the chief's sealed
-checkpoints are then sent to the head through Ray with their files, and a
-restart's checkpoint comes back the same way. In ``auto`` mode a task finds
+checkpoints are then streamed to the head through Ray (the driver reads
+them from this task's actor in chunks, ``workers/file_stream.py``), and a
+restart's checkpoint comes back the same way (from the job's inbox, which
+lives on the head). In ``auto`` mode a task finds
 out by reading the token the controller wrote into the job folder. The
 Vertex AI folders a task's code writes to (``AIP_MODEL_DIR``,
 ``AIP_CHECKPOINT_DIR``, ``AIP_TENSORBOARD_LOG_DIR``) live in the same job
@@ -16,19 +18,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 from controller import wire
-from controller.layout import (
-    BACKUPS_DIR,
-    GATHERED_DIRS,
-    TOKEN_FILE,
-    node_job_dir,
-    output_dirs,
-    read_tree,
-    task_log,
-    write_tree,
-)
+from controller.layout import BACKUPS_DIR, GATHERED_DIRS, TOKEN_FILE, node_job_dir, output_dirs, task_log
 from controller.wire import TaskLaunch
+from workers.file_stream import fetch, streaming
+from workers.inbox_sender import InboxSender
 
 
 def _read_token(job_dir: str) -> str | None:
@@ -40,8 +36,9 @@ def _read_token(job_dir: str) -> str | None:
 
 
 class TaskStorage:
-    def __init__(self, inbox, gather_timeout_s: float):
+    def __init__(self, inbox, sender: InboxSender, gather_timeout_s: float):
         self.inbox = inbox
+        self.sender = sender  # the task's reports, in order, to the inbox
         self.gather_timeout_s = gather_timeout_s
         self.gather = False  # True when this task cannot write into the job's storage path
         self.note = ""
@@ -60,15 +57,18 @@ class TaskStorage:
         local.mkdir(parents=True, exist_ok=True)
         self.note = (f"{launch.job_dir} is not shared with this node: checkpoints go through {local} and are "
                      "gathered to the head")
-        if launch.backup_files:  # the job's own backups, for code that resumes from them
-            write_tree(local / BACKUPS_DIR, ray.get(launch.backup_files[0], timeout=self.gather_timeout_s))
+        # The job's own backups, for code that resumes from them (the head's copy; empty when it has none).
+        self._from_head(Path(launch.job_dir) / BACKUPS_DIR, local / BACKUPS_DIR, "the job's backups")
         if not launch.restore_from:
             return str(local), None
-        if not launch.restore_files:
-            raise RuntimeError(f"{launch.task} cannot see {launch.restore_from} and was sent no copy of it")
-        files = ray.get(launch.restore_files[0], timeout=self.gather_timeout_s)
-        restore = write_tree(local / "restore" / launch.task / os.path.basename(launch.restore_from), files)
+        restore = self._from_head(launch.restore_from, local / "restore" / launch.task /
+                                  os.path.basename(launch.restore_from), f"checkpoint {launch.restore_from}")
         return str(local), str(restore)
+
+    def _from_head(self, folder: str | Path, into: Path, what: str) -> Path:
+        """A folder of the head's job folder, streamed here by the job's inbox (which runs on the head)."""
+        return fetch(streaming(self.inbox.read_chunks).remote(str(folder)), into, self.gather_timeout_s,
+                     f"{what} (from the head)")
 
     @staticmethod
     def output_env(launch: TaskLaunch, job_dir: str) -> dict[str, str]:
@@ -80,34 +80,24 @@ class TaskStorage:
         return env
 
     def finish(self, launch: TaskLaunch, job_dir: str) -> None:
-        """After a run: a non-chief's model copy goes; a chief that gathers sends its folders to the head
-        (bounded, so the run's end never waits forever)."""
+        """After a run: a non-chief's model copy goes; a chief that gathers tells the head where its folders
+        are (the driver streams them from this actor), the task's log folder too."""
         if not launch.is_chief:
             model = output_dirs(job_dir, launch.task, is_chief=False)["AIP_MODEL_DIR"]
             shutil.rmtree(model, ignore_errors=True)
         if not self.gather:
             return
-        import ray
-
-        logs = task_log(job_dir, launch.attempt, launch.task)
-        sent = {logs.parent.relative_to(job_dir).as_posix(): {p.name: p.read_bytes() for p in
-                                                              logs.parent.glob(f"{logs.name}*")}}
+        logs = task_log(job_dir, launch.attempt, launch.task).parent
+        folders = {logs.relative_to(job_dir).as_posix(): logs}
         if launch.is_chief:
-            sent.update({name: read_tree(os.path.join(job_dir, name)) for name in GATHERED_DIRS
-                         if os.path.isdir(os.path.join(job_dir, name))})
-        for name, files in sent.items():
-            if files:
-                ray.get(self.inbox.report.remote(wire.folder_report(launch.key, name, files)),
-                        timeout=self.gather_timeout_s)
+            folders.update({name: Path(job_dir) / name for name in GATHERED_DIRS})
+        for name, folder in folders.items():
+            if folder.is_dir() and any(folder.iterdir()):
+                self.sender.send(wire.folder_report(launch.key, name, str(folder)))
 
     def forward(self, record: dict) -> None:
-        """Pass a report on to the inbox (fire and forget). A checkpoint of a task that gathers travels
-        with its files; the run ends only once the head has them."""
-        if not (self.gather and record.get("kind") == wire.CHECKPOINT):
-            self.inbox.report.remote(record)
-            return
-        import ray
-
-        ray.get(self.inbox.report.remote({**record, "files": read_tree(record["path"])}),
-                timeout=self.gather_timeout_s)
-        shutil.rmtree(record["path"], ignore_errors=True)  # the head's copy is the checkpoint now
+        """Pass a report on to the inbox (queued: never waits). A checkpoint of a task that gathers stays on
+        this node until the driver streamed it to the head (which removes it here); the report says so."""
+        if self.gather and record.get("kind") == wire.CHECKPOINT:
+            record = {**record, "node_copy": True}
+        self.sender.send(record)

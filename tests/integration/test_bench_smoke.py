@@ -1,4 +1,5 @@
-"""The benchmark cannot rot: its quick version runs end to end, every way, and fills every row.
+"""The benchmark cannot rot: its quick version runs end to end, every way, and fills every row;
+its quick scale sweep (4 and 16 light tasks, ours and bare actors) fills its table too.
 
 No figure is compared with a goal here: the benchmark reports, the tests
 check correctness (timings on a shared 2-core CI box say nothing). See
@@ -34,6 +35,7 @@ ROWS = [
     "driver imports TensorFlow (runs that did / runs)",
     "  (ray.init before the start, s)",
 ]
+SCALE_FIGURES = ("start_s", "recovery_s", "cpu_s_per_min", "peak_rss_mb")
 # Figures a way has no number for, by design.
 NOT_FOR = {
     "hand": {"  (ray.init before the start, s)"},  # no Ray at all
@@ -46,7 +48,7 @@ def _importable(module: str) -> bool:
     return probe.returncode == 0
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_the_quick_benchmark_runs_every_way_and_fills_every_row():
     if not _importable("psutil"):
         pytest.skip("the bench extra is not installed: pip install -e '.[bench]'")
@@ -56,7 +58,8 @@ def test_the_quick_benchmark_runs_every_way_and_fills_every_row():
     out = short_tmpdir()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--reps", "1", "--out", out,
-                           "--ways", ",".join(ways)], cwd=REPO, env=env, capture_output=True, text=True, timeout=840)
+                           "--ways", ",".join(ways)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=1440)
     assert done.returncode == 0, f"the quick benchmark failed:\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
     results = json.loads(open(os.path.join(out, "results.json")).read())
     table = {row["figure"]: row for row in results["table"]}
@@ -69,6 +72,14 @@ def test_the_quick_benchmark_runs_every_way_and_fills_every_row():
                 continue
             values = [v for v in table[figure]["values"][way] if v is not None]
             assert values, f"{way} has no number for {figure!r}"
+    scale = results["sweeps"]["scale"]
+    assert scale["state"] == "SUCCEEDED", f"the quick scale sweep failed: see {out}/scale/sweep.log"
+    for tasks in (4, 16):
+        for way in ("ours", "bare"):
+            run = next(r for r in scale["runs"] if r["tasks"] == tasks and r["way"] == way)
+            missing = [key for key in SCALE_FIGURES if not isinstance(run.get(key), (int, float))]
+            assert not missing, f"scale: {way} with {tasks} tasks has no {missing}: {run}"
+    assert "| start to every task running (s) | 16 |" in printed
     if "raytrain" not in ways:
         pytest.skip("ray.train is not importable (pip install -e '.[bench]'): Ray Train's column was not run; "
                     "ours and hand-launched passed")

@@ -5,7 +5,7 @@ reports; the fake records what it was asked."""
 from __future__ import annotations
 
 from controller.job import Controller
-from controller.layout import checkpoint_dir, seal
+from controller.layout import checkpoint_dir, read_chunks, seal, write_chunks
 from controller.plan import TaskSpec
 from controller.spec import parse_spec
 from controller.state import JobState
@@ -42,6 +42,7 @@ class FakeTaskGroup:
         self.replaced: list[TaskKey] = []
         self.killed: list[TaskKey] = []
         self.notices: list[TaskKey] = []
+        self.fetched: list[tuple[TaskKey, str]] = []  # folders brought from a task's node
         self.stops = self.sidecar_stops = self.shutdowns = 0
 
     def claim(self, holder):
@@ -90,6 +91,11 @@ class FakeTaskGroup:
     def drain_reports(self, final=False):
         reports, self.reports = self.reports, []
         return reports
+
+    def fetch_folder(self, key, path, into, *, remove_after, replace):
+        """The task's node is this machine: a copy (streamed as the Ray group streams it)."""
+        self.fetched.append((key, path))
+        return write_chunks(into, read_chunks(path, remove_after), replace=replace)
 
     def draining_nodes(self):
         return dict(self.draining)

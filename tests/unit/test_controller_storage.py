@@ -153,3 +153,38 @@ def test_the_restored_checkpoint_is_pruned_once_the_tasks_save_past_it(tmp_path)
         controller.step()
     assert [r.step for r in controller.store.manifest.records] == [30, 40]
     assert not checkpoint_dir(spec.job_dir, 20).exists()
+
+
+def test_a_checkpoint_on_a_tasks_node_is_brought_to_the_head_then_registered(tmp_path):
+    """Storage not shared: the chief's checkpoint stays on its node until the group streamed it here (the
+    node's copy removed); one that cannot be brought is not registered and the job goes on."""
+    spec = fakes.make_spec(tmp_path)
+    controller, group = fakes.running(spec)
+    node = tmp_path / "node" / "ckpt-000000010"
+    node.mkdir(parents=True)
+    (node / "ckpt.data-00000-of-00001").write_bytes(b"w" * 1000)
+    seal(node, 10, 1, {})
+    group.reports.append({"kind": "checkpoint", "task": "chief-0", "step": 10, "path": str(node), "node_copy": True})
+    group.reports.append({"kind": "checkpoint", "task": "chief-0", "step": 20, "node_copy": True,
+                          "path": str(tmp_path / "node" / "gone")})  # nothing there: not complete
+    controller.step()
+    assert group.fetched == [(CHIEF, str(node)), (CHIEF, str(tmp_path / "node" / "gone"))]
+    assert controller.store.latest().step == 10 and not node.exists()
+    assert controller.store.latest().path == str(checkpoint_dir(spec.job_dir, 10))
+    assert controller.state.name is JobState.RUNNING
+
+
+def test_a_folder_a_task_could_not_bring_leaves_the_job_running(tmp_path):
+    from controller.task_group import FolderFetchError
+
+    spec = fakes.make_spec(tmp_path)
+    controller, group = fakes.running(spec)
+
+    def refuse(*args, **kwargs):
+        raise FolderFetchError("worker-1's actor is gone")
+
+    group.fetch_folder = refuse
+    group.reports.append({"kind": "folder", "task": "chief-0", "name": "model", "path": "/nowhere"})
+    group.reports.append({"kind": "checkpoint", "task": "chief-0", "step": 10, "path": "/x", "node_copy": True})
+    controller.step()
+    assert controller.state.name is JobState.RUNNING and controller.store.latest() is None

@@ -1,11 +1,20 @@
-"""Storage without a shared file system: checkpoint files as bytes, and the URI mirror (file:// here)."""
+"""Storage without a shared file system: checkpoint files in chunks, and the URI mirror (file:// here)."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from controller.layout import COMPLETE_MARKER, checkpoint_dir, node_job_dir, read_seal, read_tree, seal, write_tree
+from controller.layout import (
+    COMPLETE_MARKER,
+    checkpoint_dir,
+    node_job_dir,
+    read_chunks,
+    read_seal,
+    seal,
+    verify_checkpoint,
+    write_chunks,
+)
 from controller.spec import StorageMode, parse_spec
 from controller.storage import Mirror, is_uri, mirror_dir
 
@@ -21,21 +30,46 @@ def sealed_checkpoint(job_dir: Path, step: int) -> Path:
     return path
 
 
-def test_a_checkpoint_travels_as_bytes_and_is_sealed_last(tmp_path, monkeypatch):
-    files = read_tree(sealed_checkpoint(tmp_path / "a", 10))
-    assert set(files) == {"ckpt.index", "sub/ckpt.data", COMPLETE_MARKER}
+def test_a_checkpoint_travels_in_chunks_each_file_whole_and_the_seal_last(tmp_path, monkeypatch):
+    source = sealed_checkpoint(tmp_path / "a", 10)
+    (source / "empty").write_bytes(b"")
+    pieces = list(read_chunks(source, chunk_bytes=100))
+    names = [name for name, _ in pieces]
+    assert list(dict.fromkeys(names)) == ["ckpt.index", "empty", "sub/ckpt.data", COMPLETE_MARKER]
+    assert names.count("sub/ckpt.data") == 3  # 256 bytes in pieces of 100, one file's pieces together
+    assert max(len(piece) for _, piece in pieces) == 100  # never more than a chunk at a time
     written: list[str] = []
     real_replace = __import__("os").replace
-    monkeypatch.setattr("controller.storage.os.replace", lambda src, dst: (written.append(Path(dst).name),
-                                                                           real_replace(src, dst)))
-    dest = write_tree(tmp_path / "b" / "ckpt-10", files)
+    monkeypatch.setattr("controller.layout.os.replace", lambda src, dst: (written.append(Path(dst).name),
+                                                                          real_replace(src, dst)))
+    dest = write_chunks(tmp_path / "b" / "ckpt-10", iter(pieces))
     assert written[-1] == COMPLETE_MARKER  # a copy cut short is never sealed
-    assert read_tree(dest) == files and read_seal(dest)["step"] == 10
+    assert verify_checkpoint(dest) is None and read_seal(dest)["step"] == 10 and (dest / "empty").read_bytes() == b""
 
 
-def test_write_tree_refuses_paths_outside_its_folder(tmp_path):
+def test_a_stream_cut_short_leaves_no_half_file_and_no_seal(tmp_path):
+    pieces = list(read_chunks(sealed_checkpoint(tmp_path / "a", 10), chunk_bytes=100))
+
+    def cut():
+        yield from pieces[:3]  # the index, then the data file's first piece
+        raise ConnectionError("the node went away")
+
+    with pytest.raises(ConnectionError):
+        write_chunks(tmp_path / "b", cut())
+    assert sorted(p.name for p in (tmp_path / "b").rglob("*") if p.is_file()) == ["ckpt.index"]
+
+
+def test_read_chunks_can_remove_what_it_read_and_write_chunks_can_add_to_a_folder(tmp_path):
+    source = sealed_checkpoint(tmp_path / "a", 10)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "kept.log").write_text("older")
+    write_chunks(tmp_path / "b", read_chunks(source, remove_after=True), replace=False)
+    assert not source.exists() and (tmp_path / "b" / "kept.log").exists() and (tmp_path / "b" / "ckpt.index").exists()
+
+
+def test_write_chunks_refuses_paths_outside_its_folder(tmp_path):
     with pytest.raises(ValueError, match="outside"):
-        write_tree(tmp_path / "c", {"../evil": b"x"})
+        write_chunks(tmp_path / "c", iter([("../evil", b"x")]))
 
 
 def test_uri_storage_mirrors_the_job_folder_on_the_head(tmp_path, monkeypatch):
