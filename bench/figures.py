@@ -178,6 +178,8 @@ def mwms_figures(way: str, run_dir: Path, memory: dict) -> dict:
         "task_peak_mb": max(task_peaks) / MB if task_peaks else None,
         "task_all_peak_mb": max(task_all) / MB if task_all and memory.get("parent_by_pid") else None,
         "tree_peak_mb": memory["peak_tree"] / MB if memory.get("peak_tree") else None,
+        "tree_rss_peak_mb": memory["rss_peak_tree"] / MB if memory.get("rss_peak_tree") else None,
+        "memory_measure": memory.get("measure", "rss"),  # runs from before PSS was sampled have RSS only
         "tree_parts_mb": {k: v / MB for k, v in sorted(memory.get("peak_tree_parts", {}).items(),
                                                          key=lambda kv: -kv[1])},
         "driver_imports_tf": result.get("driver_imports_tf", False),

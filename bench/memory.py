@@ -2,11 +2,13 @@
 
 The harness starts each run as one driver process; everything the run
 starts (Ray's GCS and raylet, Ray Train's controller, task actors, or the
-hand-launched TF processes) descends from it. A thread samples the tree's
-resident set sizes every ``interval_s`` and keeps, per process, its peak and
-what it is (for the breakdown), and the peak of the whole tree's sum. RSS
-counts shared library pages in every process that maps them, so the tree's
-sum overstates the memory in use; per process it is what ``top`` shows.
+hand-launched TF processes) descends from it. A thread samples the tree
+every ``interval_s`` and keeps, per process, its peak and what it is (for
+the breakdown), and the peak of the whole tree's sum, each by proportional
+set size (PSS: a page shared by N processes counts 1/N in each, so the
+tree's sum is the memory really in use, a forked process's pages shared with
+its launcher counted once) and by resident set size (RSS: what ``top``
+shows; it counts shared pages in every process that maps them).
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ class TreeSampler:
     def __init__(self, root_pid: int, interval_s: float = 0.25):
         self.root_pid = root_pid
         self.interval_s = interval_s
-        self.peak_by_pid: dict[int, int] = {}
+        self.peak_by_pid: dict[int, int] = {}  # PSS
+        self.rss_peak_by_pid: dict[int, int] = {}
         self.label_by_pid: dict[int, str] = {}
         self.created_by_pid: dict[int, float] = {}
         self.parent_by_pid: dict[int, int] = {}
-        self.peak_tree = 0
-        self.peak_tree_parts: dict[str, int] = {}  # label -> RSS summed, at the tree's peak
+        self.peak_tree = 0  # PSS
+        self.rss_peak_tree = 0
+        self.peak_tree_parts: dict[str, int] = {}  # label -> PSS summed, at the tree's peak
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tree-sampler", daemon=True)
 
@@ -67,23 +71,25 @@ class TreeSampler:
                 procs = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 return
-            total, parts = 0, {}
+            total, total_rss, parts = 0, 0, {}
             for proc in procs:
                 try:
-                    rss = proc.memory_info().rss
+                    info = proc.memory_full_info()  # /proc/<pid>/smaps_rollup: PSS as well as RSS
+                    if proc.pid not in self.created_by_pid:
+                        self.created_by_pid[proc.pid] = proc.create_time()
+                        self.parent_by_pid[proc.pid] = proc.ppid()
+                    # A Ray worker renames itself when it becomes an actor: label it as it is now.
+                    self.label_by_pid[proc.pid] = _label(proc)
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     continue
-                if proc.pid not in self.created_by_pid:
-                    self.created_by_pid[proc.pid] = proc.create_time()
-                    self.parent_by_pid[proc.pid] = proc.ppid()
-                # A Ray worker renames itself when it becomes an actor: label it as it is now.
-                self.label_by_pid[proc.pid] = _label(proc)
-                self.peak_by_pid[proc.pid] = max(self.peak_by_pid.get(proc.pid, 0), rss)
-                total += rss
+                self.peak_by_pid[proc.pid] = max(self.peak_by_pid.get(proc.pid, 0), info.pss)
+                self.rss_peak_by_pid[proc.pid] = max(self.rss_peak_by_pid.get(proc.pid, 0), info.rss)
+                total, total_rss = total + info.pss, total_rss + info.rss
                 label = self.label_by_pid[proc.pid]
-                parts[label] = parts.get(label, 0) + rss
+                parts[label] = parts.get(label, 0) + info.pss
             if total > self.peak_tree:
                 self.peak_tree, self.peak_tree_parts = total, parts
+            self.rss_peak_tree = max(self.rss_peak_tree, total_rss)
             self._stop.wait(self.interval_s)
 
     def leftovers(self) -> list[psutil.Process]:

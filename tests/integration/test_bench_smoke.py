@@ -29,9 +29,10 @@ ROWS = [
     "PSS: cluster restarts after a worker SIGKILL",
     "PSS: steps/s while the worker is gone / before",
     "  (PSS: seconds the worker was gone)",
-    "peak RSS per task process (MB)",
+    "peak PSS per task process (MB)",
     "  per task, with the processes it owns (MB)",
-    "peak RSS of the whole process tree (MB)",
+    "peak PSS of the whole process tree (MB)",
+    "  the same by RSS (MB)",
     "driver imports TensorFlow (runs that did / runs)",
     "  (ray.init before the start, s)",
 ]
