@@ -70,8 +70,8 @@ def run_hand(args, out: Path) -> dict:
             cmd += [f"--epochs={args.epochs}", f"--steps-per-epoch={args.steps}", f"--ckpt-dir={out / 'ckpt'}"]
         env = {**os.environ, **TASK_ENV, "PYTHONPATH": str(REPO), **dict(kv.split("=", 1) for kv in args.env),
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": role, "index": index}})}
-        procs[f"{role}-{index}"] = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=open(out / f"{role}-{index}.log", "w"),
-                                                    stderr=subprocess.STDOUT)
+        log_file = open(out / f"{role}-{index}.log", "w")
+        procs[f"{role}-{index}"] = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT)
     lost_at = None
     deadline = time.monotonic() + args.timeout_s
     while procs["chief-0"].poll() is None and time.monotonic() < deadline:
