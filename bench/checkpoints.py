@@ -16,7 +16,9 @@
   path is not shared), against ``shutil.copytree`` of the same folder (both
   read it from the page cache); the peak growth of the driver's RSS while it
   streams; and the other way, a task fetching it from the job's inbox on the
-  head (a restore), against the same copy.
+  head (a restore), against the same copy; and Ray alone: the same bytes
+  streamed as pieces of the same size from memory on the node, no files (the
+  most a gather through Ray could reach here).
 
 Each figure is the median of ``--reps``; ``results.json`` and ``table.md`` go to ``--out``.
 """
@@ -130,7 +132,15 @@ class _PeakRss:
 
 
 class Fetcher:
-    """On a task's node: fetch a folder of the head's job folder from the job's inbox, as a restore does."""
+    """On a task's node: fetch a folder of the head's job folder from the job's inbox, as a restore does;
+    and stream pieces from memory, no files, for Ray's own transfer speed (the ceiling of a gather)."""
+
+    def pieces(self, mb: int, chunk_bytes: int):
+        import numpy as np
+
+        piece = np.ones(chunk_bytes, dtype=np.uint8)
+        for _ in range(mb * MB // chunk_bytes):
+            yield piece
 
     def fetch(self, inbox, folder: str, into: str) -> float:
         from workers.file_stream import fetch, streaming
@@ -153,6 +163,7 @@ def measure_gather(mbs: list[int], reps: int, work: Path) -> list[dict]:
     from controller.ray_group import RayTaskGroup
     from controller.ray_inbox import Inbox
     from controller.wire import TaskKey
+    from workers.file_stream import streaming
     from workers.task_actor import TaskActor
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
@@ -171,7 +182,7 @@ def measure_gather(mbs: list[int], reps: int, work: Path) -> list[dict]:
     try:
         for mb in mbs:
             source = make_checkpoint(work / "node" / f"ckpt-{mb}", mb)
-            fetched, copied, restored, growth = [], [], [], []
+            fetched, copied, restored, growth, moved = [], [], [], [], []
             for _ in range(reps):
                 into, plain = work / "head" / f"ckpt-{mb}", work / "copy" / f"ckpt-{mb}"
                 began = time.perf_counter()
@@ -186,10 +197,15 @@ def measure_gather(mbs: list[int], reps: int, work: Path) -> list[dict]:
                 assert verify_checkpoint(into) is None, "the streamed checkpoint differs from its seal"
                 restored.append(ray.get(fetcher.fetch.remote(group.inbox.actor, str(into), str(work / "task"))))
                 shutil.rmtree(into)
+                began = time.perf_counter()
+                for ref in streaming(fetcher.pieces).remote(mb, STREAM_CHUNK_BYTES):
+                    ray.get(ref)
+                moved.append(time.perf_counter() - began)
             shutil.rmtree(source)
             copy_s = statistics.median(copied)
             out.append({"mb": mb, "copy_s": copy_s, "gather_s": statistics.median(fetched),
                         "restore_fetch_s": statistics.median(restored),
+                        "ray_pieces_s": statistics.median(moved),
                         "gather_vs_copy": copy_s / statistics.median(fetched),
                         "restore_vs_copy": copy_s / statistics.median(restored),
                         "driver_rss_growth_mb": max(growth), "chunk_mb": STREAM_CHUNK_BYTES / MB})
@@ -208,12 +224,15 @@ def table(saves: list[dict], gathers: list[dict]) -> str:
     for s in saves:
         lines.append(f"| {s['mb']} MB | {s['save_first_held_s']:.3f} / {s['save_held_s']:.3f} | "
                      f"{s['save_to_sealed_s']:.3f} | {s['plain_write_s']:.3f} | {s['restore_s']:.3f} |")
-    lines += ["", "| checkpoint | plain copy (s) | gathered through Ray to the head (s) | gather / copy speed | "
-              "restored from the head (s) | restore / copy speed | driver RSS growth (MB, chunk "
-              f"{gathers[0]['chunk_mb']:.0f} MB) |" if gathers else "", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| checkpoint | plain copy (s) | Ray alone: the same bytes as pieces from memory (s) | gathered "
+              "through Ray to the head (s) | gather / copy speed | restored from the head (s) | restore / copy speed "
+              f"| driver RSS growth (MB, chunk {gathers[0]['chunk_mb']:.0f} MB) |" if gathers else "",
+              "|---|---|---|---|---|---|---|---|"]
     for g in gathers:
-        lines.append(f"| {g['mb']} MB | {g['copy_s']:.3f} | {g['gather_s']:.3f} | {g['gather_vs_copy']:.2f} | "
-                     f"{g['restore_fetch_s']:.3f} | {g['restore_vs_copy']:.2f} | {g['driver_rss_growth_mb']:.1f} |")
+        ray_alone = f"{g['ray_pieces_s']:.3f}" if "ray_pieces_s" in g else "n/a"
+        lines.append(f"| {g['mb']} MB | {g['copy_s']:.3f} | {ray_alone} | {g['gather_s']:.3f} | "
+                     f"{g['gather_vs_copy']:.2f} | {g['restore_fetch_s']:.3f} | {g['restore_vs_copy']:.2f} | "
+                     f"{g['driver_rss_growth_mb']:.1f} |")
     return "\n".join(lines)
 
 
