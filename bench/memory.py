@@ -21,9 +21,10 @@ import psutil
 
 MB = 1024 * 1024
 # Reading a process's PSS makes the kernel walk its page tables: 17-20 ms of CPU for a TensorFlow process on
-# this machine, against 0.02 ms for RSS. Read every 0.25 s for all of ours' ~15 processes, it took half a
-# core from the training it measured (steady steps/s 0.81x hand). So PSS is read only when the tree's RSS
-# has grown 2 % past the last read, at most once a second: while memory grows, and not in the steady state.
+# this machine, against 0.02 ms for RSS. Read every 0.25 s for ours' ~15 processes (6 of them TensorFlow's),
+# that is up to half a core of the two, taken from the training it measures, and more from ours than from
+# hand-launched. So PSS is read only when the tree's RSS has grown 2 % past the last read, at most once a
+# second: while memory grows, and not in the steady state.
 PSS_READ_GROWTH = 0.02
 PSS_READ_MIN_S = 1.0
 
