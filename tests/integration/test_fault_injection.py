@@ -11,10 +11,11 @@ from .conftest import REPO, assert_nothing_left, job_spec
 pytestmark = pytest.mark.integration
 
 STEPS = {"function": "tests.integration.entrypoints:count_steps", "args": {"steps": 20, "interval_s": 0.1}}
+NO_TF = {"TFRAY_PREIMPORT_TF": "0"}  # no TensorFlow in the entrypoint: nor in the launchers
 
 
 def faulty_job(tmp_path, name, fault, **extra):
-    return job_spec(tmp_path, name, STEPS, faults=[fault],
+    return job_spec(tmp_path, name, STEPS, faults=[fault], env=NO_TF,
                     failure={"backoff_s": 0}, timeouts={"heartbeat_s": 4, "startup_s": 60, "job_s": 120}, **extra)
 
 
@@ -46,7 +47,7 @@ def test_an_injected_exception_fails_fast_without_spending_a_retry(local_ray, tm
 
 def test_failures_past_the_budget_fail_with_the_cause_and_the_budget(local_ray, tmp_path):
     faults = [{"task": "worker-0", "action": "kill", "at_step": 2, "restart": r} for r in range(2)]
-    spec = job_spec(tmp_path, "fault-budget", STEPS, faults=faults,
+    spec = job_spec(tmp_path, "fault-budget", STEPS, faults=faults, env=NO_TF,
                     failure={"backoff_s": 0, "max_task_failures": 1})
     result = run_job(spec, [str(REPO)])
     assert result.state is JobState.FAILED

@@ -38,6 +38,7 @@ def run_with(tmp_path: Path, name: str, fault: dict | None):
          "args": {"steps": STEPS, "every": EVERY, "interval_s": 0.05}},
         roles=ROLES, faults=[fault] if fault else [], checkpoint={"keep": 10},
         failure={"backoff_s": 0}, timeouts={"heartbeat_s": 3, "startup_s": 60, "job_s": 120, "finish_grace_s": 10},
+        env={"TFRAY_PREIMPORT_TF": "0"},  # no TensorFlow in the entrypoint: nor in the launchers
     )
     return spec, run_job(spec, [str(REPO)])
 
