@@ -192,13 +192,13 @@ def metrics_report(key: TaskKey, step: int, values: dict) -> dict:
 
 def checkpoint_report(key: TaskKey, step: int, path: str) -> dict:
     """The chief sealed the checkpoint of ``step`` at ``path`` (``node_copy`` added when that path is on the
-    task's node, which does not share the storage path: the driver streams it from there)."""
+    task's node, which does not share the storage path: the job's inbox streams it from there)."""
     return {"kind": CHECKPOINT, "task": str(key), "step": int(step), "path": path}
 
 
 def folder_report(key: TaskKey, name: str, path: str) -> dict:
     """One of the job's folders (``model``, ``backups``, a task's logs...) at ``path`` on a node that does not
-    share the storage path: the driver streams it from the task and the head's copy takes its place."""
+    share the storage path: the job's inbox streams it from the task and the head's copy takes its place."""
     return {"kind": FOLDER, "task": str(key), "name": name, "path": path}
 
 

@@ -102,8 +102,8 @@ class TaskActor:
                 "pid": os.getpid(), "gpus": tuple(self.gpu_ids)}
 
     def read_chunks(self, folder: str, remove_after: bool = False):
-        """Files on this task's node (a checkpoint, the chief's folders), streamed to the driver in chunks
-        (``workers/file_stream.py``); the folder is removed once read if ``remove_after``."""
+        """Files on this task's node (a checkpoint, the chief's folders), streamed to the job's inbox on the
+        head in chunks (``workers/file_stream.py``); the folder is removed once read if ``remove_after``."""
         yield from as_arrays(read_chunks(folder, remove_after))
 
     def stop_run(self) -> bool:

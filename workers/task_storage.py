@@ -2,8 +2,8 @@
 
 A task that cannot see the head's storage path (local disks on a multi-node
 cluster, or a URI) writes into its node's folder; the chief's sealed
-checkpoints are then streamed to the head through Ray (the driver reads
-them from this task's actor in chunks, ``workers/file_stream.py``), and a
+checkpoints are then streamed to the head through Ray (the job's inbox
+reads them from this task's actor in chunks, ``workers/file_stream.py``), and a
 restart's checkpoint comes back the same way (from the job's inbox, which
 lives on the head). In ``auto`` mode a task finds
 out by reading the token the controller wrote into the job folder. The
@@ -81,7 +81,7 @@ class TaskStorage:
 
     def finish(self, launch: TaskLaunch, job_dir: str) -> None:
         """After a run: a non-chief's model copy goes; a chief that gathers tells the head where its folders
-        are (the driver streams them from this actor), the task's log folder too."""
+        are (the job's inbox streams them from this actor), the task's log folder too."""
         if not launch.is_chief:
             model = output_dirs(job_dir, launch.task, is_chief=False)["AIP_MODEL_DIR"]
             shutil.rmtree(model, ignore_errors=True)
