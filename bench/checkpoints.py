@@ -43,7 +43,7 @@ MB = 2**20
 
 def make_checkpoint(folder: Path, mb: int) -> Path:
     """A sealed checkpoint folder with one data file of ``mb`` MiB of random bytes (no TensorFlow)."""
-    from controller.layout import seal
+    from protocol.seal import seal
 
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "ckpt.data-00000-of-00001", "wb") as f:
@@ -143,7 +143,7 @@ class Fetcher:
             yield piece
 
     def fetch(self, inbox, folder: str, into: str) -> float:
-        from workers.file_stream import fetch, streaming
+        from protocol.streaming import fetch, streaming
 
         began = time.perf_counter()
         fetch(streaming(inbox.read_chunks).remote(folder), into, 600, "the restore checkpoint")
@@ -157,13 +157,14 @@ def measure_gather(mbs: list[int], reps: int, work: Path) -> list[dict]:
     from ray.cluster_utils import Cluster
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from controller.launch import actor_config
-    from controller.layout import STREAM_CHUNK_BYTES, verify_checkpoint
-    from controller.lease import Holder
-    from controller.ray_group import RayTaskGroup
-    from controller.ray_inbox import Inbox
-    from controller.wire import TaskKey
-    from workers.file_stream import streaming
+    from controller.plan.launch import actor_config
+    from controller.ray.group import RayTaskGroup
+    from controller.ray.inbox import Inbox
+    from controller.store.lease import Holder
+    from protocol.layout import STREAM_CHUNK_BYTES
+    from protocol.seal import verify_checkpoint
+    from protocol.streaming import streaming
+    from protocol.wire import TaskKey
     from workers.task_actor import TaskActor
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,

@@ -2,7 +2,7 @@
 
 Starts a local Ray (timed apart: the figures start at the controller's run
 entry, on an already running Ray), builds the job spec, and runs
-``controller.job.Controller`` with a ``RayTaskGroup`` that logs when the
+``controller.machine.controller.Controller`` with a ``RayTaskGroup`` that logs when the
 placement group, the actors and the launches are done, when a failure is
 seen and when the tasks are torn down. For the parameter-server job it
 SIGKILLs worker-1 from outside once the coordinator reported a given step,
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def timed_group(events: str, name: str):
     """A RayTaskGroup that logs its edges to the event log (the bench's own wrapper, no controller change)."""
-    from controller.ray_group import RayTaskGroup
+    from controller.ray.group import RayTaskGroup
 
     class TimedTaskGroup(RayTaskGroup):
         def provision(self, tasks, placement, timeout_s):
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    from controller.job import Controller
+    from controller.machine.controller import Controller
 
     log_event(args.events, "ray_init_begin", task="driver")
     ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=True,

@@ -69,9 +69,9 @@ def run_ours(args) -> dict:
     import ray
 
     from bench.drive_ours import timed_group
-    from controller.job import Controller
-    from controller.metrics import read_metrics
-    from controller.prometheus import RayGauges
+    from controller.machine.controller import Controller
+    from controller.ray.prometheus import RayGauges
+    from controller.report.metrics import read_metrics
     from controller.spec import parse_spec
 
     ray.init(address=args.address, log_to_driver=True)

@@ -46,11 +46,11 @@ class _Counted:
 def run(args) -> dict:
     import ray
 
-    from controller.job import Controller
-    from controller.metrics import MetricsCollector, read_metrics
-    from controller.prometheus import RayGauges
-    from controller.ray_group import RayTaskGroup
-    from controller.record import JobRecord
+    from controller.machine.controller import Controller
+    from controller.machine.record import JobRecord
+    from controller.ray.group import RayTaskGroup
+    from controller.ray.prometheus import RayGauges
+    from controller.report.metrics import MetricsCollector, read_metrics
     from controller.spec import parse_spec
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True, _temp_dir=os.environ.get("RAY_TMPDIR"))

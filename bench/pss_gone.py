@@ -90,8 +90,8 @@ def run_ours(args, out: Path) -> dict:
     import ray
     from ray.cluster_utils import Cluster
 
-    from controller.job import Controller
-    from controller.ray_group import RayTaskGroup
+    from controller.machine.controller import Controller
+    from controller.ray.group import RayTaskGroup
     from controller.spec import parse_spec
 
     events = str(out / "events.jsonl")

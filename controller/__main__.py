@@ -1,5 +1,5 @@
 """``python -m controller``: the tfray command line."""
 
-from controller.cli import main
+from controller.cli.app import main
 
 raise SystemExit(main())

@@ -19,14 +19,14 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from controller import runtime_env
-from controller.entrypoint import check_entrypoint
-from controller.lease import FileLease, JobRunningError, running_message
-from controller.preflight import check_storage
-from controller.result import JobResult
-from controller.resume import already_succeeded, drift, move_aside
+from controller.machine.resume import already_succeeded, drift, move_aside
+from controller.ray import runtime_env
 from controller.spec import FaultSpec, JobSpec, SpecError, format_validation_error, load_spec, parse_spec
-from controller.state import JobState
+from controller.spec.entrypoint import check_entrypoint
+from controller.spec.preflight import check_storage
+from controller.states.result import JobResult
+from controller.states.state import JobState
+from controller.store.lease import FileLease, JobRunningError, running_message
 
 log = logging.getLogger("tfray")
 
@@ -150,9 +150,9 @@ def run(spec_or_path: JobSpec | str | os.PathLike | dict, *, address: str | None
 def run_job(spec: JobSpec, sys_path: list[str], on_progress: Callable | None = None,
             on_output: Callable[[str, list[str]], None] | None = None) -> JobResult:
     """Run one checked job on the Ray this process is connected to (no resume checks); its JobResult."""
-    from controller.job import Controller
-    from controller.prometheus import RayGauges
-    from controller.ray_group import RayTaskGroup
+    from controller.machine.controller import Controller
+    from controller.ray.group import RayTaskGroup
+    from controller.ray.prometheus import RayGauges
 
     controller = Controller(spec, RayTaskGroup(spec.name, runtime_env.for_ray(spec)), sys_path=sys_path,
                             on_progress=on_progress, on_output=on_output, export_gauges=RayGauges())
@@ -161,7 +161,7 @@ def run_job(spec: JobSpec, sys_path: list[str], on_progress: Callable | None = N
 
 def finished_result(spec: JobSpec, message: str) -> JobResult:
     """What a run of a job that already succeeded returns: nothing was trained."""
-    from controller.checkpoints import CheckpointManifest
+    from controller.store.checkpoints import CheckpointManifest
 
     return JobResult(state=JobState.SUCCEEDED, message=message, job_dir=str(spec.job_dir), attempt=0,
                      latest_checkpoint=CheckpointManifest(spec.job_dir, keep=spec.checkpoint.keep).latest())

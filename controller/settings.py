@@ -1,8 +1,8 @@
 """Every interval and bound that is not part of a job spec, and the one helper that polls.
 
-The controller polls in one place, :meth:`controller.job.Controller.step`,
+The controller polls in one place, :meth:`controller.machine.controller.Controller.step`,
 with ``POLL_INTERVAL_S``; the task actors get their intervals from here too,
-through :class:`controller.wire.ActorConfig`, so there is one place to tune
+through :class:`protocol.wire.ActorConfig`, so there is one place to tune
 how quickly something is noticed against how often everything wakes up.
 Any other wait that has to poll goes through :func:`poll_until`, which is
 always bounded and says what it waited for when it gives up.

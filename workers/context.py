@@ -18,9 +18,10 @@ import os
 import shutil
 from typing import Any, Callable
 
-from controller import wire
-from controller.layout import BACKUPS_DIR, CODE_TENSORBOARD_DIR, MODEL_DIR, checkpoint_dir, seal, workertemp_dir
-from controller.wire import TaskIdentity
+from protocol import wire
+from protocol.layout import BACKUPS_DIR, CODE_TENSORBOARD_DIR, MODEL_DIR, checkpoint_dir, workertemp_dir
+from protocol.seal import seal
+from protocol.wire import TaskIdentity
 from workers.faults import FaultInjector
 from workers.preemption import install_notice_handler
 

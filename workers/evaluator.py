@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Callable
 
-from controller.layout import sealed_checkpoints
+from protocol.seal import sealed_checkpoints
 from workers.context import TaskContext
 
 log = logging.getLogger("tfray.evaluator")

@@ -17,8 +17,8 @@ import signal
 import threading
 from typing import Callable
 
-from controller import wire
-from controller.wire import TaskKey
+from protocol import wire
+from protocol.wire import TaskKey
 
 
 class InjectedFault(RuntimeError):

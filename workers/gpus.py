@@ -24,7 +24,7 @@ import os
 import subprocess
 import sys
 
-from controller.wire import COLLECTIVE_ENV, GPU_MEMORY_LIMIT_ENV, DevicePlan
+from protocol.wire import COLLECTIVE_ENV, GPU_MEMORY_LIMIT_ENV, DevicePlan
 
 MIN_SHARE_MB = 256  # a share smaller than this leaves TensorFlow no room to run: refused with a note
 NVIDIA_SMI_QUERY = ["nvidia-smi", "--query-gpu=index,uuid,memory.total", "--format=csv,noheader,nounits"]

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Callable
 
-from controller.wire import ActorConfig, heartbeat_report
+from protocol.wire import ActorConfig, heartbeat_report
 
 
 class Heartbeat:

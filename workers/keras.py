@@ -36,7 +36,8 @@ import warnings
 
 import tensorflow as tf
 
-from controller.layout import CKPT_PREFIX, write_tf_state
+from protocol.atomic_files import write_tf_state
+from protocol.layout import CKPT_PREFIX
 from workers.context import CheckpointUnreadable, TaskContext
 from workers.preemption import TaskPreempted, install_notice_handler
 

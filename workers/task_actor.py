@@ -11,7 +11,7 @@ reports relayed through a pipe. TensorFlow binds the reserved port itself
 with ``TF_GRPC_REUSE_PORT=true``; without the reservation another process
 could take the port between "free" and "bound" (Ray issue #34271).
 
-``run`` returns a :class:`controller.wire.TaskEnd` (finished with the
+``run`` returns a :class:`protocol.wire.TaskEnd` (finished with the
 entrypoint's value, or failed with its cause and its error as text), never
 an exception, so a TensorFlow exception never travels to the driver.
 A restart of the cluster (``stop_run`` then ``run`` again) kills the
@@ -32,12 +32,11 @@ import threading
 import time
 import traceback
 
-from controller import wire
-from controller.layout import read_chunks
-from controller.wire import ActorConfig, FailureCause, TaskEnd, TaskLaunch
+from protocol import wire
+from protocol.streaming import as_arrays, read_chunks
+from protocol.wire import ActorConfig, FailureCause, TaskEnd, TaskLaunch
 from workers import gpus
 from workers.context import CONTEXT_ENV, STOP_FILE_ENV, CheckpointUnreadable, TaskContext
-from workers.file_stream import as_arrays
 from workers.heartbeat import Heartbeat
 from workers.inbox_sender import InboxSender
 from workers.launcher_client import LauncherClient, LauncherDied
@@ -52,7 +51,7 @@ ERROR_CAUSES = {TaskPreempted.__name__: FailureCause.STOPPED_ON_NOTICE,
 
 
 class TaskActor:
-    """One task of the job; made a Ray actor by ``controller/ray_group.py`` (with max_concurrency > 1,
+    """One task of the job; made a Ray actor by ``controller/ray/group.py`` (with max_concurrency > 1,
     so ``stop_run`` can end a ``run`` that is in progress)."""
 
     def __init__(self, config: ActorConfig, inbox):
@@ -103,7 +102,7 @@ class TaskActor:
 
     def read_chunks(self, folder: str, remove_after: bool = False):
         """Files on this task's node (a checkpoint, the chief's folders), streamed to the job's inbox on the
-        head in chunks (``workers/file_stream.py``); the folder is removed once read if ``remove_after``."""
+        head in chunks (``protocol/streaming.py``); the folder is removed once read if ``remove_after``."""
         yield from as_arrays(read_chunks(folder, remove_after))
 
     def stop_run(self) -> bool:

@@ -16,9 +16,9 @@ import os
 import threading
 import time
 
-from controller import wire
-from controller.layout import task_log
-from controller.wire import TaskKey
+from protocol import wire
+from protocol.layout import task_log
+from protocol.wire import TaskKey
 
 
 class TaskOutput:

@@ -3,7 +3,7 @@
 A task that cannot see the head's storage path (local disks on a multi-node
 cluster, or a URI) writes into its node's folder; the chief's sealed
 checkpoints are then streamed to the head through Ray (the job's inbox
-reads them from this task's actor in chunks, ``workers/file_stream.py``), and a
+reads them from this task's actor in chunks, ``protocol/streaming.py``), and a
 restart's checkpoint comes back the same way (from the job's inbox, which
 lives on the head). In ``auto`` mode a task finds
 out by reading the token the controller wrote into the job folder. The
@@ -20,10 +20,10 @@ import os
 import shutil
 from pathlib import Path
 
-from controller import wire
-from controller.layout import BACKUPS_DIR, GATHERED_DIRS, TOKEN_FILE, node_job_dir, output_dirs, task_log
-from controller.wire import TaskLaunch
-from workers.file_stream import fetch, streaming
+from protocol import wire
+from protocol.layout import BACKUPS_DIR, GATHERED_DIRS, TOKEN_FILE, node_job_dir, output_dirs, task_log
+from protocol.streaming import fetch, streaming
+from protocol.wire import TaskLaunch
 from workers.inbox_sender import InboxSender
 
 

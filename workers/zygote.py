@@ -43,8 +43,8 @@ import threading
 import time
 import traceback
 
-from controller import wire
-from controller.wire import PREIMPORT_ENV
+from protocol import wire
+from protocol.wire import PREIMPORT_ENV
 from workers import gpus
 
 ZYGOTE_FD_ENV = "TFRAY_ZYGOTE_FD"

@@ -13,7 +13,7 @@ import pytest
 import ray
 from ray.util.placement_group import placement_group_table
 
-from controller.metrics import read_metrics
+from controller.report.metrics import read_metrics
 from controller.spec import parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,9 +106,9 @@ class BackgroundJob:
     """A job run by the controller in a thread, so a test can inject faults while it trains."""
 
     def __init__(self, spec):
-        from controller.job import Controller
-        from controller.prometheus import RayGauges
-        from controller.ray_group import RayTaskGroup
+        from controller.machine.controller import Controller
+        from controller.ray.group import RayTaskGroup
+        from controller.ray.prometheus import RayGauges
 
         self.spec = spec
         self.controller = Controller(spec, RayTaskGroup(spec.name), sys_path=[str(REPO)], export_gauges=RayGauges())

@@ -31,10 +31,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.checkpoints import CheckpointManifest
-from controller.layout import read_seal, sealed_checkpoints
-from controller.metrics import last_rows, read_metrics
-from controller.record import JobRecord
+from controller.machine.record import JobRecord
+from controller.report.metrics import last_rows, read_metrics
+from controller.store.checkpoints import CheckpointManifest
+from protocol.seal import read_seal, sealed_checkpoints
 
 from .conftest import REPO, short_tmpdir
 

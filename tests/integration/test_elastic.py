@@ -12,9 +12,9 @@ import pytest
 import ray
 from ray.core.generated import autoscaler_pb2
 
-from controller.events import Decision, DrainNotice, Grow, Resize, Restart
-from controller.metrics import read_metrics
-from controller.state import JobState
+from controller.report.metrics import read_metrics
+from controller.states.events import Decision, DrainNotice, Grow, Resize, Restart
+from controller.states.state import JobState
 
 from .conftest import BackgroundJob, assert_nothing_left, job_spec, node_cluster
 

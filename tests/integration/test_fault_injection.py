@@ -3,8 +3,8 @@
 import pytest
 
 from controller.api import run_job
-from controller.events import Decision
-from controller.state import JobState
+from controller.states.events import Decision
+from controller.states.state import JobState
 
 from .conftest import REPO, assert_nothing_left, job_spec
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from controller.api import run_job
-from controller.events import Decision, Restart
-from controller.layout import COMPLETE_MARKER, checkpoint_dir
-from controller.metrics import read_metrics
-from controller.state import JobState
+from controller.report.metrics import read_metrics
+from controller.states.events import Decision, Restart
+from controller.states.state import JobState
+from protocol.layout import COMPLETE_MARKER, checkpoint_dir
 
 from .conftest import REPO, assert_nothing_left, job_spec
 

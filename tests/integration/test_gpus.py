@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from controller.api import run_job
-from controller.state import JobState
+from controller.states.state import JobState
 from workers.context import CONTEXT_ENV, TaskContext
 from workers.launcher_client import LauncherClient
 

@@ -12,12 +12,12 @@ import pytest
 import ray
 
 from controller.api import run_job
-from controller.checkpoints import CheckpointManifest
-from controller.events import DriverLost
 from controller.spec import load_spec
-from controller.state import JobState
-from controller.status import render_status
-from controller.status_view import job_view
+from controller.states.events import DriverLost
+from controller.states.state import JobState
+from controller.status.gather import job_view
+from controller.status.view import render_status
+from controller.store.checkpoints import CheckpointManifest
 
 from .conftest import REPO, assert_nothing_left, job_spec, sigint_as_in_a_terminal
 

@@ -3,11 +3,11 @@
 import pytest
 
 from controller.api import run_job
-from controller.checkpoints import CheckpointManifest
-from controller.events import Restart
-from controller.layout import read_seal, sealed_checkpoints
-from controller.metrics import read_metrics
-from controller.state import JobState
+from controller.report.metrics import read_metrics
+from controller.states.events import Restart
+from controller.states.state import JobState
+from controller.store.checkpoints import CheckpointManifest
+from protocol.seal import read_seal, sealed_checkpoints
 
 from .conftest import REPO, assert_nothing_left, job_spec, node_cluster
 

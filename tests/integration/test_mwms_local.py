@@ -7,13 +7,13 @@ import pytest
 import ray
 
 from controller.api import run_job
-from controller.checkpoints import CheckpointManifest
-from controller.events import Decision, PreemptionNotice, Restart
-from controller.layout import COMPLETE_MARKER, WORKERTEMP_DIR
-from controller.metrics import read_metrics
-from controller.state import JobState
-from controller.status import render_status
-from controller.status_view import job_view
+from controller.report.metrics import read_metrics
+from controller.states.events import Decision, PreemptionNotice, Restart
+from controller.states.state import JobState
+from controller.status.gather import job_view
+from controller.status.view import render_status
+from controller.store.checkpoints import CheckpointManifest
+from protocol.layout import COMPLETE_MARKER, WORKERTEMP_DIR
 
 from .conftest import REPO, BackgroundJob, assert_nothing_left, job_spec
 

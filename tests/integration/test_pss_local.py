@@ -3,9 +3,9 @@
 import pytest
 
 from controller.api import run_job
-from controller.events import Decision, TaskReported
-from controller.metrics import read_metrics
-from controller.state import JobState
+from controller.report.metrics import read_metrics
+from controller.states.events import Decision, TaskReported
+from controller.states.state import JobState
 
 from .conftest import REPO, BackgroundJob, assert_nothing_left, job_spec
 
@@ -88,7 +88,7 @@ def test_a_notice_to_a_ps_makes_the_coordinator_save_and_no_completed_step_is_lo
     has completed and stops; the restart resumes from exactly there."""
     import signal
 
-    from controller.events import PreemptionNotice, Restart
+    from controller.states.events import PreemptionNotice, Restart
 
     spec = pss_spec(tmp_path, "pss-ps-notice", "ctl", roles={k: v for k, v in PSS_ROLES.items() if k != "evaluator"},
                     epochs=12, steps_per_epoch=100)

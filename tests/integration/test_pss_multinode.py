@@ -4,8 +4,8 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from controller.events import Decision
-from controller.state import JobState
+from controller.states.events import Decision
+from controller.states.state import JobState
 
 from .conftest import BackgroundJob, assert_nothing_left, job_spec, short_tmpdir
 

@@ -11,7 +11,7 @@ import pytest
 
 from controller import api
 from controller.spec import parse_spec
-from controller.state import JobState
+from controller.states.state import JobState
 from tests.integration.conftest import assert_nothing_left
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.events import Decision
-from controller.layout import task_log
-from controller.state import JobState
-from controller.summary import summary_lines
+from controller.states.events import Decision
+from controller.states.state import JobState
+from controller.status.summary import summary_lines
+from protocol.layout import task_log
 from tests.integration.conftest import BackgroundJob, assert_nothing_left, job_spec
 
 pytestmark = pytest.mark.integration

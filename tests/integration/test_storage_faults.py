@@ -13,13 +13,13 @@ import pytest
 import yaml
 
 from controller.api import run_job
-from controller.events import CheckpointQuarantined, Decision, TaskReported
-from controller.job import Controller
-from controller.layout import COMPLETE_MARKER, checkpoint_dir
-from controller.ray_group import RayTaskGroup
-from controller.record import JobRecord
-from controller.state import JobState
-from controller.summary import fault_lines
+from controller.machine.controller import Controller
+from controller.machine.record import JobRecord
+from controller.ray.group import RayTaskGroup
+from controller.states.events import CheckpointQuarantined, Decision, TaskReported
+from controller.states.state import JobState
+from controller.status.summary import fault_lines
+from protocol.layout import COMPLETE_MARKER, checkpoint_dir
 from tests.integration.conftest import REPO, BackgroundJob, assert_nothing_left, job_spec
 
 pytestmark = pytest.mark.integration

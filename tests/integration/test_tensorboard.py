@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 import yaml
 
-from controller.tensorboard import ScalarWriter
+from controller.report.tensorboard import ScalarWriter
 
 from .conftest import REPO, sigint_as_in_a_terminal
 

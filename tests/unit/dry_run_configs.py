@@ -3,9 +3,9 @@ importer tests to hold against what the original system gave."""
 
 from __future__ import annotations
 
-from controller.plan import plan
+from controller.plan.tasks import plan
+from controller.plan.tf_config import tf_configs
 from controller.spec import parse_spec
-from controller.tf_config import tf_configs
 
 
 def dry_run_tf_configs(spec_data: dict) -> dict[tuple[str, int], dict]:

@@ -1,16 +1,18 @@
 """Stand-ins for Ray in controller unit tests: a task group that implements the whole TaskGroup protocol
-(controller/task_group.py), a clock, and helpers to step a controller. Tests script what the group
+(controller/states/task_group.py), a clock, and helpers to step a controller. Tests script what the group
 reports; the fake records what it was asked."""
 
 from __future__ import annotations
 
-from controller.job import Controller
-from controller.layout import checkpoint_dir, read_chunks, seal, write_chunks
-from controller.plan import TaskSpec
+from controller.machine.controller import Controller
+from controller.plan.tasks import TaskSpec
 from controller.spec import parse_spec
-from controller.state import JobState
-from controller.task_group import TaskInfo
-from controller.wire import FailureCause, TaskEnd, TaskKey, TaskLaunch
+from controller.states.state import JobState
+from controller.states.task_group import TaskInfo
+from protocol.layout import checkpoint_dir
+from protocol.seal import seal
+from protocol.streaming import read_chunks, write_chunks
+from protocol.wire import FailureCause, TaskEnd, TaskKey, TaskLaunch
 
 CHIEF, W0, W1 = TaskKey("chief", 0), TaskKey("worker", 0), TaskKey("worker", 1)
 PS0, EVAL = TaskKey("ps", 0), TaskKey("evaluator", 0)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.cli import main
-from controller.exit_codes import EXIT_BAD_INPUT
+from controller.cli.app import main
+from controller.cli.exit_codes import EXIT_BAD_INPUT
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = {"name": "bad", "strategy": "multi_worker_mirrored",

@@ -2,8 +2,10 @@
 
 import json
 
-from controller.checkpoints import CheckpointManifest
-from controller.layout import COMPLETE_MARKER, checkpoint_dir, read_seal, seal, workertemp_dir, write_json_atomic
+from controller.store.checkpoints import CheckpointManifest
+from protocol.atomic_files import write_json_atomic
+from protocol.layout import COMPLETE_MARKER, checkpoint_dir, workertemp_dir
+from protocol.seal import read_seal, seal
 
 
 def make_checkpoint(job_dir, step, sealed=True):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli import main
-from controller.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from controller.cli.app import main
+from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = str(REPO / "cluster_configs" / "jobs" / "digits_mwms.yaml")
@@ -74,7 +74,7 @@ def test_help_lists_examples():
 
 
 def test_status_groups_identical_failures(tmp_path, capsys):
-    from controller.layout import write_json_atomic
+    from protocol.atomic_files import write_json_atomic
 
     job = tmp_path / "job.yaml"
     job.write_text("name: s\nstrategy: multi_worker_mirrored\nroles: {worker: {count: 3}}\n"

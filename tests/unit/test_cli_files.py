@@ -2,9 +2,9 @@
 
 import yaml
 
-from controller.cli import main
-from controller.exit_codes import EXIT_BAD_INPUT, EXIT_OK
-from controller.layout import task_log
+from controller.cli.app import main
+from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from protocol.layout import task_log
 
 SPEC = {"name": "logged", "strategy": "multi_worker_mirrored", "roles": {"worker": {"count": 2}},
         "entrypoint": {"script": "train.py"}}

@@ -2,7 +2,7 @@
 
 import io
 
-from controller.console import Console, noise
+from controller.status.console import Console, noise
 
 TRACE = ["Traceback (most recent call last):", '  File "train.py", line 3, in <module>', "    boom()",
          "ValueError: bad batch on worker-1"]

@@ -3,11 +3,11 @@ checkpoint, a drained node as a preemption notice. Stepped with the fake task gr
 
 import pytest
 
-from controller.events import Decision, DrainNotice, Grow, Resize, Restart
 from controller.spec import SpecError
-from controller.state import JobState, Provisioning, Recovering, RecoveryReason, Size
-from controller.task_group import SchedulingTimeoutError
-from controller.wire import FailureCause
+from controller.states.events import Decision, DrainNotice, Grow, Resize, Restart
+from controller.states.state import JobState, Provisioning, Recovering, RecoveryReason, Size
+from controller.states.task_group import SchedulingTimeoutError
+from protocol.wire import FailureCause
 from tests.unit import fakes
 from tests.unit.fakes import CHIEF, W0, W1
 

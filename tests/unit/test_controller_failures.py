@@ -3,11 +3,11 @@
 Stepped with the fake task group; asserts fakes.states, what the group was asked, and the recorded events.
 """
 
-from controller.events import Decision, Restart
-from controller.record import JobRecord
-from controller.state import Failed, JobState, Recovering, RecoveryReason, Running
-from controller.task_group import NodeLostError, TaskInfo, TaskStartError
-from controller.wire import FailureCause, TaskEnd
+from controller.machine.record import JobRecord
+from controller.states.events import Decision, Restart
+from controller.states.state import Failed, JobState, Recovering, RecoveryReason, Running
+from controller.states.task_group import NodeLostError, TaskInfo, TaskStartError
+from protocol.wire import FailureCause, TaskEnd
 from tests.unit import fakes
 from tests.unit.fakes import CHIEF, EVAL, PS0, W0, W1
 

@@ -8,9 +8,9 @@ import inspect
 
 import pytest
 
-from controller.events import Decision, DriverLost
-from controller.record import JobRecord
-from controller.state import (
+from controller.machine.record import JobRecord
+from controller.states.events import Decision, DriverLost
+from controller.states.state import (
     TRANSITIONS,
     Failed,
     JobState,
@@ -21,14 +21,14 @@ from controller.state import (
     Succeeded,
     check_transition,
 )
-from controller.task_group import SchedulingTimeoutError, TaskGroup, TaskStartError
-from controller.wire import FailureCause, TaskEnd
+from controller.states.task_group import SchedulingTimeoutError, TaskGroup, TaskStartError
+from protocol.wire import FailureCause, TaskEnd
 from tests.unit import fakes
 from tests.unit.fakes import CHIEF, W0, W1
 
 
 def test_the_fake_implements_the_whole_task_group_protocol():
-    from controller.ray_group import RayTaskGroup
+    from controller.ray.group import RayTaskGroup
 
     wanted = {name: inspect.signature(fn) for name, fn in vars(TaskGroup).items()
               if callable(fn) and not name.startswith("_")}

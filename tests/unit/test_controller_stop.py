@@ -3,9 +3,10 @@ sealed while the job stopped is in the manifest and the result, the tasks are re
 
 import time
 
-from controller.layout import checkpoint_dir, seal
-from controller.record import JobRecord
-from controller.state import JobState
+from controller.machine.record import JobRecord
+from controller.states.state import JobState
+from protocol.layout import checkpoint_dir
+from protocol.seal import seal
 from tests.unit import fakes
 from tests.unit.fakes import CHIEF, W0, W1
 

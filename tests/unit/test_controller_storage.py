@@ -3,14 +3,15 @@ job, torn records, and the faults summary. Stepped with the fake task group; the
 
 import os
 
-from controller.events import CheckpointQuarantined, Decision, PreemptionNotice, TaskReported
-from controller.layout import checkpoint_dir, seal
-from controller.lease import JobRunningError
-from controller.record import JobRecord
-from controller.result import JobResult
-from controller.state import JobState, Recovering, RecoveryReason
-from controller.summary import fault_lines
-from controller.wire import FailureCause
+from controller.machine.record import JobRecord
+from controller.states.events import CheckpointQuarantined, Decision, PreemptionNotice, TaskReported
+from controller.states.result import JobResult
+from controller.states.state import JobState, Recovering, RecoveryReason
+from controller.status.summary import fault_lines
+from controller.store.lease import JobRunningError
+from protocol.layout import checkpoint_dir
+from protocol.seal import seal
+from protocol.wire import FailureCause
 from tests.unit import fakes
 from tests.unit.fakes import CHIEF, W0, W1
 
@@ -175,7 +176,7 @@ def test_a_checkpoint_on_a_tasks_node_is_brought_to_the_head_then_registered(tmp
 
 
 def test_a_folder_a_task_could_not_bring_leaves_the_job_running(tmp_path):
-    from controller.task_group import FolderFetchError
+    from controller.states.task_group import FolderFetchError
 
     spec = fakes.make_spec(tmp_path)
     controller, group = fakes.running(spec)

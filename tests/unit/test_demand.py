@@ -5,9 +5,9 @@ from pathlib import Path
 
 import yaml
 
-from controller import demand
-from controller.state import JobState
-from controller.task_group import InfeasibleDemandError
+from controller.plan import demand
+from controller.states.state import JobState
+from controller.states.task_group import InfeasibleDemandError
 from tests.unit import fakes
 
 ROOT = Path(__file__).parents[2]

@@ -3,10 +3,10 @@ backoff. Pure: no Ray, no clock."""
 
 import pytest
 
-from controller.failure_policy import FailureAction, FailurePolicy, classify, decide_task
-from controller.spec_running import FailurePolicySpec
-from controller.state import RecoveryReason
-from controller.wire import FailureCause, TaskEnd, TaskKey
+from controller.machine.failure_policy import FailureAction, FailurePolicy, classify, decide_task
+from controller.spec.running import FailurePolicySpec
+from controller.states.state import RecoveryReason
+from protocol.wire import FailureCause, TaskEnd, TaskKey
 
 A, C = FailureAction, FailureCause
 PSS, MWMS = "parameter_server", "multi_worker_mirrored"

@@ -1,16 +1,16 @@
 """The GPU path without a GPU: each task's bundle and replicas, the memory policy, the all-reduce, and the
-environment each task's processes get (controller/gpu_plan.py, workers/gpus.py). docs/design.md §4, GPUs."""
+environment each task's processes get (controller/plan/gpus.py, workers/gpus.py). docs/design.md §4, GPUs."""
 
 import pytest
 
 from controller import settings
-from controller.gpu_plan import collective, describe_devices, device_plan, replicas_in_sync
-from controller.launch import actor_config, task_env
-from controller.plan import plan
+from controller.plan.gpus import collective, describe_devices, device_plan, replicas_in_sync
+from controller.plan.launch import actor_config, task_env
+from controller.plan.tasks import plan
 from controller.spec import Resources, parse_spec
-from controller.task_group import TaskInfo
-from controller.task_table import TaskTable
-from controller.wire import COLLECTIVE_ENV, GPU_MEMORY_LIMIT_ENV, DevicePlan, TaskKey
+from controller.states.task_group import TaskInfo
+from controller.states.task_table import TaskTable
+from protocol.wire import COLLECTIVE_ENV, GPU_MEMORY_LIMIT_ENV, DevicePlan, TaskKey
 from workers.gpus import device_env, parse_memory
 
 RESERVE = settings.GPU_CONTEXT_RESERVE_MB

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.import_common import ManifestError, cpu_cores, entrypoint_from, memory_mb
+from controller.importers.common import ManifestError, cpu_cores, entrypoint_from, memory_mb
 
 
 @pytest.mark.parametrize("value, cores", [("2", 2), (2, 2), ("500m", 0.5), ("1.5", 1.5), ("1500m", 1.5),
@@ -89,8 +89,8 @@ def test_any_part_of_a_manifest_in_the_wrong_shape_is_an_error_not_a_traceback(e
     the file, which the CLI turns into exit 2 (tests/unit/test_import_tfjob.py); never another exception."""
     import yaml
 
-    from controller.import_tfjob import import_tfjob
-    from controller.import_vertex import import_vertex
+    from controller.importers.tfjob import import_tfjob
+    from controller.importers.vertex import import_vertex
     from controller.spec import SpecError, parse_spec
 
     importer = import_tfjob if example.startswith("tfjob") else import_vertex

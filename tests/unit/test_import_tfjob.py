@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.cli import main
-from controller.exit_codes import EXIT_BAD_INPUT
-from controller.import_tfjob import import_tfjob
+from controller.cli.app import main
+from controller.cli.exit_codes import EXIT_BAD_INPUT
+from controller.importers.tfjob import import_tfjob
 from tests.unit.dry_run_configs import dry_run_tf_configs
 
 REPO = Path(__file__).resolve().parents[2]

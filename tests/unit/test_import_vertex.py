@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.cli import main
-from controller.exit_codes import EXIT_BAD_INPUT
-from controller.import_vertex import import_vertex
-from controller.vertex_machines import machine
+from controller.cli.app import main
+from controller.cli.exit_codes import EXIT_BAD_INPUT
+from controller.importers.vertex import import_vertex
+from controller.importers.vertex_machines import machine
 from tests.unit.dry_run_configs import dry_run_tf_configs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -166,6 +166,6 @@ def test_a_custom_job_that_cannot_be_imported_is_refused_naming_the_field(tmp_pa
 
 
 def test_the_documented_table_is_the_one_the_importer_uses():
-    from controller.vertex_machines import markdown_table
+    from controller.importers.vertex_machines import markdown_table
 
     assert markdown_table() in (REPO / "docs" / "migrating.md").read_text()

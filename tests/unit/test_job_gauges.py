@@ -3,8 +3,8 @@ recovering measured on the controller's clock, a stopped job's ending exported."
 
 import time
 
-from controller.job_gauges import METRICS
-from controller.state import JobState, Recovering
+from controller.report.gauges import METRICS
+from controller.states.state import JobState, Recovering
 from tests.unit import fakes
 from tests.unit.fakes import PS0
 

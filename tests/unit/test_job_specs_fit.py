@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.plan import describe_bundle, plan
+from controller.plan.tasks import describe_bundle, plan
 from controller.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """The metrics collector writes JSON lines with identity and time, and tracks the chief's progress."""
 
-from controller.metrics import MetricsCollector, read_metrics
+from controller.report.metrics import MetricsCollector, read_metrics
 
 
 def test_reports_become_json_lines_and_checkpoints_pass_through(tmp_path):

@@ -10,12 +10,14 @@ PROBE = """
 import sys
 for name in ("tensorflow", "tf_keras", "keras"):
     sys.modules[name] = None  # any import of these now raises ImportError
-import pkgutil, importlib, controller
-for module in pkgutil.iter_modules(controller.__path__):
-    if module.name != "__main__":
-        importlib.import_module(f"controller.{module.name}")  # every module of the controller
-import workers.task_actor, workers.context  # what the driver imports of the actor side
-rc = controller.cli.main(["dry-run", "cluster_configs/jobs/digits_mwms.yaml"])
+import pkgutil, importlib, controller, protocol
+for package in (controller, protocol):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)  # every module of the controller and of the protocol
+import workers.task_actor, workers.context  # what the driver's Ray loads of the actor side
+from controller.cli.app import main
+rc = main(["dry-run", "cluster_configs/jobs/digits_mwms.yaml"])
 assert rc == 0, rc
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras") and sys.modules[m])
 assert not loaded, loaded

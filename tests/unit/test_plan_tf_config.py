@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.dry_run import render_plan
-from controller.plan import TaskKey, chief_of, plan
+from controller.plan.dry_run import render_plan
+from controller.plan.tasks import TaskKey, chief_of, plan
+from controller.plan.tf_config import cluster_spec, tf_config, tf_configs
 from controller.spec import Strategy, load_spec, parse_spec
-from controller.tf_config import cluster_spec, tf_config, tf_configs
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden"

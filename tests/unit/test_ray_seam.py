@@ -3,12 +3,12 @@ message, and what a replacement is launched with. No Ray is started."""
 
 import pytest
 
-from controller.launch import actor_config, replacement_launch
-from controller.plan import plan
-from controller.ray_group import scheduling_timeout_message
-from controller.ray_nodes import cause_of_death, first_fit
+from controller.plan.launch import actor_config, replacement_launch
+from controller.plan.tasks import plan
+from controller.ray.group import scheduling_timeout_message
+from controller.ray.nodes import cause_of_death, first_fit
 from controller.spec import parse_spec
-from controller.wire import FailureCause, TaskKey, TaskLaunch
+from protocol.wire import FailureCause, TaskKey, TaskLaunch
 
 
 @pytest.mark.parametrize("bundles, free, fits", [

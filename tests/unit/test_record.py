@@ -2,8 +2,8 @@
 
 import json
 
-from controller.events import Decision, DrainNotice, Restart, TaskReported, from_json, task_reported
-from controller.record import AttemptRecord, JobRecord
+from controller.machine.record import AttemptRecord, JobRecord
+from controller.states.events import Decision, DrainNotice, Restart, TaskReported, from_json, task_reported
 
 
 def test_every_event_kind_reads_back_as_itself():

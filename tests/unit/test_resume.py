@@ -5,13 +5,13 @@ import pytest
 import yaml
 
 from controller import api
-from controller.cli import main
-from controller.exit_codes import EXIT_OK
-from controller.ray_actors import actor_name
-from controller.record import AttemptRecord, JobRecord
-from controller.resume import already_succeeded, drift, fingerprint, move_aside
+from controller.cli.app import main
+from controller.cli.exit_codes import EXIT_OK
+from controller.machine.record import AttemptRecord, JobRecord
+from controller.machine.resume import already_succeeded, drift, fingerprint, move_aside
+from controller.ray.actors import actor_name
 from controller.spec import load_spec
-from controller.wire import TaskKey
+from protocol.wire import TaskKey
 
 SPEC = {"name": "again", "strategy": "multi_worker_mirrored", "roles": {"worker": {"count": 2}},
         "entrypoint": {"script": "train.py", "args": {"epochs": 3}}}

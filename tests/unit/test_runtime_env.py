@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from controller import runtime_env
-from controller.cli import main
-from controller.exit_codes import EXIT_BAD_INPUT
-from controller.launch import code_location
+from controller.cli.app import main
+from controller.cli.exit_codes import EXIT_BAD_INPUT
+from controller.plan.launch import code_location
+from controller.ray import runtime_env
 from controller.spec import SpecError, parse_spec
 
 SPEC = {"name": "rt", "strategy": "one_device", "roles": {"chief": {"count": 1}},

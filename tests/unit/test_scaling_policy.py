@@ -2,9 +2,9 @@
 
 import pytest
 
-from controller.scaling_policy import ScalingPolicy
-from controller.spec_running import Elastic
-from controller.state import Size
+from controller.machine.scaling_policy import ScalingPolicy
+from controller.spec.running import Elastic
+from controller.states.state import Size
 
 
 @pytest.mark.parametrize("elastic, capacity_lost, sizes", [

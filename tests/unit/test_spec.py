@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.entrypoint import check_entrypoint
 from controller.spec import Role, SpecError, Strategy, load_spec, parse_spec
+from controller.spec.entrypoint import check_entrypoint
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -162,9 +162,9 @@ EXACT_ARGV = ["--epochs", "3", "--layers=64", "--layers=32", "data dir/", "", "-
 
 
 def test_argv_reaches_the_launch_exactly_as_given(tmp_path):
-    from controller.dry_run import render_plan
-    from controller.launch import build_launches
-    from controller.plan import plan
+    from controller.plan.dry_run import render_plan
+    from controller.plan.launch import build_launches
+    from controller.plan.tasks import plan
 
     (tmp_path / "train.py").write_text("print('hi')\n")
     spec = parse_spec(with_(entrypoint={"script": "train.py", "argv": EXACT_ARGV}), base_dir=tmp_path)

@@ -6,17 +6,18 @@ import time
 
 import yaml
 
-from controller.checkpoints import CheckpointManifest
-from controller.cli import main
-from controller.exit_codes import EXIT_OK
-from controller.layout import checkpoint_dir, seal
-from controller.lease import FileLease
-from controller.metrics import METRICS_FILE, last_rows
-from controller.record import AttemptRecord, JobRecord
-from controller.remote_status import parse_view
+from controller.cli.app import main
+from controller.cli.exit_codes import EXIT_OK
+from controller.machine.record import AttemptRecord, JobRecord
+from controller.remote.status import parse_view
+from controller.report.metrics import METRICS_FILE, last_rows
 from controller.spec import load_spec
-from controller.status import duration
-from controller.storage import CACHE_DIR_ENV
+from controller.status.view import duration
+from controller.store.checkpoints import CheckpointManifest
+from controller.store.lease import FileLease
+from controller.store.storage import CACHE_DIR_ENV
+from protocol.layout import checkpoint_dir
+from protocol.seal import seal
 
 SPEC = {"name": "glance", "strategy": "multi_worker_mirrored", "roles": {"chief": {"count": 1},
                                                                          "worker": {"count": 1}},

@@ -5,18 +5,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.layout import (
-    COMPLETE_MARKER,
-    checkpoint_dir,
-    node_job_dir,
-    read_chunks,
-    read_seal,
-    seal,
-    verify_checkpoint,
-    write_chunks,
-)
 from controller.spec import StorageMode, parse_spec
-from controller.storage import Mirror, is_uri, mirror_dir
+from controller.store.storage import Mirror, is_uri, mirror_dir
+from protocol.layout import COMPLETE_MARKER, checkpoint_dir, node_job_dir
+from protocol.seal import read_seal, seal, verify_checkpoint
+from protocol.streaming import read_chunks, write_chunks
 
 SPEC = "name: j\nstrategy: multi_worker_mirrored\nroles: {worker: {count: 2}}\nentrypoint: {script: train.py}\n"
 
@@ -40,7 +33,7 @@ def test_a_checkpoint_travels_in_chunks_each_file_whole_and_the_seal_last(tmp_pa
     assert max(len(piece) for _, piece in pieces) == 100  # never more than a chunk at a time
     written: list[str] = []
     real_replace = __import__("os").replace
-    monkeypatch.setattr("controller.layout.os.replace", lambda src, dst: (written.append(Path(dst).name),
+    monkeypatch.setattr("protocol.layout.os.replace", lambda src, dst: (written.append(Path(dst).name),
                                                                           real_replace(src, dst)))
     dest = write_chunks(tmp_path / "b" / "ckpt-10", iter(pieces))
     assert written[-1] == COMPLETE_MARKER  # a copy cut short is never sealed

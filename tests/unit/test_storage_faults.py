@@ -8,12 +8,13 @@ import sys
 
 import pytest
 
-from controller.checkpoints import CheckpointManifest
-from controller.events import Restart
-from controller.layout import checkpoint_dir, read_seal, seal, verify_checkpoint
-from controller.lease import FileLease, JobRunningError
-from controller.record import AttemptRecord, JobRecord, TornRecordError
-from controller.text import compact, plain
+from controller.machine.record import AttemptRecord, JobRecord, TornRecordError
+from controller.states.events import Restart
+from controller.states.text import compact, plain
+from controller.store.checkpoints import CheckpointManifest
+from controller.store.lease import FileLease, JobRunningError
+from protocol.layout import checkpoint_dir
+from protocol.seal import read_seal, seal, verify_checkpoint
 
 
 def checkpoint(job_dir, step: int, data: bytes = b"weights" * 1000):
@@ -104,7 +105,7 @@ def test_one_driver_holds_the_lease_and_a_second_is_told_who(tmp_path):
 
 def test_a_lease_is_free_again_when_its_holder_is_killed(tmp_path):
     """A driver that dies (here: SIGKILL) leaves no stale lease behind: the kernel drops its lock."""
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from controller.lease import FileLease; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from controller.store.lease import FileLease; "
                                f"FileLease({str(tmp_path)!r}).acquire('job'); print('held', flush=True); "
                                "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
@@ -128,7 +129,7 @@ def test_records_keep_plain_text_cut_at_line_boundaries():
 
 
 def test_a_local_run_that_serves_tensorflows_grpc_warns_once_what_it_exposes(tmp_path):
-    from controller.preflight import exposure_warning
+    from controller.spec.preflight import exposure_warning
     from tests.unit.fakes import make_spec
 
     assert "0.0.0.0" in exposure_warning(make_spec(tmp_path), joining_cluster=False)

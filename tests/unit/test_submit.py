@@ -17,9 +17,16 @@ from ray.exceptions import AuthenticationError
 from ray.job_submission import JobStatus
 
 from controller import settings
-from controller import submit as remote
-from controller.cli import main
-from controller.exit_codes import EXIT_BAD_INPUT, EXIT_DETACHED, EXIT_FAILED, EXIT_OK, EXIT_STILL_RUNNING, EXIT_STOPPED
+from controller.cli.app import main
+from controller.cli.exit_codes import (
+    EXIT_BAD_INPUT,
+    EXIT_DETACHED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STILL_RUNNING,
+    EXIT_STOPPED,
+)
+from controller.remote import jobs_api as remote
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = "cluster_configs/jobs/digits_mwms_cluster.yaml"

@@ -1,0 +1,141 @@
+"""The job's folder on the head: prepared before a run, kept in step while it runs.
+
+It holds the driver's lease (one driver per job), the checkpoint manifest,
+``job.json`` and the storage token, and, when the storage path is a URI, the
+mirror that downloads the folder before a run and uploads what changed. A
+checkpoint a task could not write into the storage path is streamed here
+from the task's node by the task group, seal last, then registered. A torn ``job.json`` is set aside and
+the record starts anew; a torn manifest is rebuilt from the sealed folders;
+the checkpoints are kept either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from controller.machine.record import AttemptRecord, JobRecord, TornRecordError
+from controller.spec import JobSpec
+from controller.states.task_group import FolderFetchError
+from controller.store.checkpoints import CheckpointManifest, CheckpointRecord
+from controller.store.lease import FileLease
+from controller.store.storage import Mirror
+from protocol.layout import GATHERED_DIRS, LOGS_DIR, TOKEN_FILE, checkpoint_dir
+from protocol.wire import TaskKey
+
+log = logging.getLogger("tfray")
+
+
+class StorageError(RuntimeError):
+    """The job's storage cannot be prepared (the message says which path and why)."""
+
+
+class JobStore:
+    def __init__(self, spec: JobSpec):
+        self.spec = spec
+        self.job_dir = spec.job_dir
+        self.manifest = CheckpointManifest(self.job_dir, keep=spec.checkpoint.keep)
+        self.record = JobRecord(self.job_dir, spec.name)
+        self.lease = FileLease(self.job_dir)
+        self.mirror: Mirror | None = None  # uploads the job folder when storage_path is a URI
+        self.token = uuid.uuid4().hex  # tasks that can read it in the job folder share its file system
+
+    def prepare(self) -> None:
+        """Take the job's lease (JobRunningError when another driver has it), make the folder (downloading it
+        from the URI first), set a torn record aside and clear half-written checkpoints."""
+        self.job_dir.mkdir(parents=True, exist_ok=True)
+        self.lease.acquire(self.spec.name)
+        if self.spec.storage_uri is not None:
+            try:
+                self.mirror = Mirror(self.spec.storage_uri, self.job_dir)
+                self.mirror.download()  # a re-run resumes from what the URI holds
+            except Exception as err:
+                raise StorageError(f"storage_path {self.spec.storage_path}: cannot read {self.spec.storage_uri}: "
+                                   f"{type(err).__name__}: {err}") from None
+            self.manifest = CheckpointManifest(self.job_dir, keep=self.spec.checkpoint.keep)
+        (self.job_dir / TOKEN_FILE).write_text(self.token)
+        try:
+            self.record.attempts()
+        except TornRecordError as err:
+            log.warning("%s; it is set aside as %s and the record starts anew (the checkpoints are kept)", err,
+                        self.record.set_aside())
+        self.manifest.reconcile()  # nothing runs yet: half-written checkpoints can go
+
+    def quarantine(self, record: CheckpointRecord, reason: str) -> Path:
+        aside = self.manifest.quarantine(record, reason)
+        log.warning("checkpoint of step %d set aside as %s: %s", record.step, aside, reason)
+        self.sync()
+        return aside
+
+    def latest(self) -> CheckpointRecord | None:
+        return self.manifest.latest()
+
+    def reconcile(self) -> None:
+        """Between runs of the cluster (no task writes): half-written checkpoints go."""
+        self.manifest.reconcile()
+
+    def adopt_sealed(self) -> None:
+        """At the end: checkpoints sealed while the job stopped join the manifest (tasks may still be
+        ending, so nothing is deleted)."""
+        for record in self.manifest.adopt_sealed():
+            log.info("checkpoint at step %d, sealed as the job ended: %s", record.step, record.path)
+
+    def register(self, report: dict, fetch_folder: Callable) -> CheckpointRecord | None:
+        """A checkpoint a task reported; None when it is not complete. One on the task's node (it does not
+        share the storage path) is brought here first with ``fetch_folder`` (``TaskGroup.fetch_folder``)."""
+        path = report["path"]
+        # Tasks that save past the checkpoint they restored from have restored it: it may be pruned again.
+        self.manifest.protected = {step for step in self.manifest.protected if step >= report["step"]}
+        if report.get("node_copy"):
+            try:
+                path = fetch_folder(TaskKey.parse(report["task"]), path, checkpoint_dir(self.job_dir, report["step"]),
+                                    remove_after=True, replace=True)
+            except FolderFetchError as err:
+                log.warning("checkpoint of step %s on %s's node was not gathered: %s", report["step"],
+                            report["task"], err)
+                return None
+        registered = self.manifest.register(path)
+        if registered is None:
+            log.warning("checkpoint %s reported by %s is not complete; ignored", report["path"], report["task"])
+        else:
+            log.info("checkpoint at step %d: %s", registered.step, registered.path)
+            self.sync()
+        return registered
+
+    def gather_folder(self, report: dict, fetch_folder: Callable) -> None:
+        """A job folder on a node that does not share the storage path, brought here with ``fetch_folder``:
+        the chief's model, backups and TensorBoard logs replace ours; a task's log files join the attempt's."""
+        name = report["name"]
+        if name not in GATHERED_DIRS and not (name.startswith(f"{LOGS_DIR}/attempt-") and name.count("/") == 1):
+            log.warning("a task sent a folder named %r, which is not one of the job's; ignored", name)
+            return
+        try:
+            fetch_folder(TaskKey.parse(report["task"]), report["path"], self.job_dir / name, remove_after=False,
+                         replace=name in GATHERED_DIRS)
+        except FolderFetchError as err:
+            log.warning("%s of %s was not gathered: %s", name, report["task"], err)
+            return
+        self.sync()
+
+    def write(self, entry: AttemptRecord) -> None:
+        self.record.write_attempt(entry)
+
+    def sync(self, min_interval_s: float = 0.0) -> None:
+        """Upload the folder's changes to the storage URI (if any); a failed upload is retried later."""
+        if self.mirror is None:
+            return
+        try:
+            self.mirror.sync(min_interval_s)
+        except Exception as err:
+            log.warning("could not upload to %s (%s: %s); trying again later", self.spec.storage_uri,
+                        type(err).__name__, err)
+
+    def close(self) -> None:
+        """The job ended: the other tasks' checkpoint copies go, the rest is uploaded, the lease is released."""
+        try:
+            self.manifest.remove_workertemp()
+            self.sync()
+        finally:
+            self.lease.release()

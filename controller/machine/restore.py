@@ -1,0 +1,47 @@
+"""Which checkpoint a run of the cluster restores: the newest whose files are still as sealed.
+
+A checkpoint whose files changed since their seal (a disk fault, a torn
+copy) is set aside into the job's quarantine folder, never deleted, and
+costs a unit of the ``max_corrupt_checkpoints`` budget; the next newest is
+tried. When the budget is spent, or nothing is left, the job fails saying
+where the checkpoints went and how to start over.
+"""
+
+from __future__ import annotations
+
+from controller.machine.attempt import Attempt
+from controller.machine.failure_policy import FailurePolicy
+from controller.machine.job_folder import JobStore
+from controller.spec import JobSpec
+from controller.states.events import CheckpointQuarantined
+from controller.states.state import Failed
+from controller.store.checkpoints import CheckpointRecord
+from protocol.layout import QUARANTINE_DIR
+from protocol.seal import verify_checkpoint
+
+
+def verified_restore(spec: JobSpec, store: JobStore, attempt: Attempt,
+                     policy: FailurePolicy) -> CheckpointRecord | Failed | None:
+    """The checkpoint to restore (None: start fresh), or Failed when none can be trusted."""
+    while (latest := store.latest()) is not None:
+        problem = verify_checkpoint(latest.path)
+        if problem is None:
+            return latest
+        allowed, counter = policy.may_quarantine(attempt.spent)
+        if not allowed:
+            return Failed(f"the checkpoint of step {latest.step} is corrupt ({problem}) and the budget is spent "
+                          f"({counter}); its folder is {latest.path}")
+        attempt.spent["max_corrupt_checkpoints"] += 1
+        quarantine(store, attempt, latest, problem)
+    if any(isinstance(e, CheckpointQuarantined) for e in attempt.events):
+        return Failed(f"no complete checkpoint of job {spec.name} is left: every one was set aside in "
+                      f"{spec.job_dir / QUARANTINE_DIR}; to start over, run it with --fresh (the old folder is "
+                      "moved aside) or give the job a new name")
+    return None
+
+
+def quarantine(store: JobStore, attempt: Attempt, record: CheckpointRecord, reason: str) -> None:
+    """Set a checkpoint aside and record it (with the budget spent so far)."""
+    aside = store.quarantine(record, reason)
+    attempt.add(CheckpointQuarantined(step=record.step, path=record.path, to=str(aside), reason=reason,
+                                      spent=dict(attempt.spent)))

@@ -1,0 +1,54 @@
+"""The dry-run text: every task's role, index, resources and TF_CONFIG, with placeholder addresses.
+
+Built from the plan and the TF_CONFIG functions alone (pure), so it runs no
+user code and starts nothing; golden files pin it (``tests/golden``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from controller import settings
+from controller.plan.gpus import describe_devices, describe_job, uses_gpus
+from controller.plan.tasks import describe_bundle, plan
+from controller.plan.tf_config import placeholder_address, tf_configs
+
+
+def render_plan(spec) -> str:
+    """The dry-run text: every task's role, index, resources and TF_CONFIG (placeholder addresses)."""
+    tasks = plan(spec)
+    configs = tf_configs(spec.strategy, tasks, {t.key: placeholder_address(t.key) for t in tasks})
+    ep = spec.entrypoint
+    target = ep.function or ep.script or ep.module
+    lines = [
+        f"job: {spec.name}",
+        f"strategy: {spec.strategy.value}",
+        f"entrypoint: {ep.kind} {target}" + (f" args {json.dumps(ep.args, sort_keys=True)}" if ep.args else "")
+        + (f" argv {json.dumps(ep.argv)}" if ep.argv is not None else ""),
+        f"storage: {spec.storage_path}/{spec.name}"
+        + ("" if os.path.isabs(os.path.expanduser(spec.storage_path)) or "://" in spec.storage_path
+           else " (relative to the spec's folder)"),
+        f"placement: {spec.placement.value}, {len(tasks)} tasks in one placement group",
+        f"checkpoints: every {spec.checkpoint.every_n_epochs} epoch(s), keep {spec.checkpoint.keep}",
+        "failure budgets: " + ", ".join(f"{k}={v}" for k, v in spec.failure.limits().items())
+        + f", backoff {spec.failure.backoff_s:g}s doubling to {spec.failure.max_backoff_s:g}s",
+        "timeouts: " + ", ".join(f"{k}={v:g}s" for k, v in spec.timeouts.model_dump().items() if v is not None),
+        *describe_job(spec),
+    ]
+    for fault in spec.faults:
+        when = (f"step {fault.at_step}" if fault.at_step is not None
+                else f"the save of step {fault.at_save}" if fault.at_save is not None
+                else f"{fault.after_s:g}s after start")
+        lines.append(f"fault: {fault.action.value} {fault.task} at {when} (run {fault.restart} of the cluster)")
+    lines.append("")
+    for task in tasks:
+        notes = [n for n, on in (("chief", task.is_chief), ("serves tf.distribute.Server", task.runs_server),
+                                 ("side-car, outside the training cluster", task.sidecar)) if on]
+        lines.append(f"{task.key}{' (' + ', '.join(notes) + ')' if notes else ''}")
+        lines.append(f"  resources: {describe_bundle(task.bundle)}")
+        if uses_gpus(spec):
+            lines.append(f"  GPUs: {describe_devices(task.devices, settings.GPU_CONTEXT_RESERVE_MB)}")
+        config = configs[task.key]
+        lines.append(f"  TF_CONFIG: {json.dumps(config, sort_keys=True) if config else '(none: single process)'}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,89 @@
+"""The plan: a job spec turned into the list of tasks to start (pure).
+
+Each task is a frozen :class:`TaskSpec` ``(role, index, resources)``. The
+plan decides who is the chief (the ``chief`` task, or ``worker 0`` when the
+spec has none, which is TensorFlow's own rule) and which tasks belong to the
+training cluster (all but the evaluator, which must stay out of TF_CONFIG's
+cluster: docs/design.md §4). Under ParameterServerStrategy the ps and worker tasks
+serve a ``tf.distribute.Server`` and only the chief (the coordinator) runs
+user code, so the job ends when the chief does. A replacement task keeps its predecessor's role and
+index, so a plan never changes while a job runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.plan.gpus import device_plan
+from controller.spec import ROLE_ORDER, JobSpec, Role, Strategy
+from protocol.wire import DevicePlan, TaskKey
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task to start: its identity, its resources and its place in the cluster."""
+
+    key: TaskKey
+    bundle: dict  # Ray placement-group bundle, e.g. {"CPU": 1.0}
+    is_chief: bool
+    in_cluster: bool  # part of TF_CONFIG's cluster (the evaluator is not)
+    runs_server: bool = False  # PSS ps/worker: serves a tf.distribute.Server instead of running user code
+    devices: DevicePlan = DevicePlan()  # its GPUs (the bundle's GPU amount) and how much of their memory it takes
+
+    @property
+    def tracked(self) -> bool:
+        """The job ends when every tracked task has finished (the rest are torn down then)."""
+        return not self.runs_server and self.in_cluster
+
+    @property
+    def sidecar(self) -> bool:
+        """Runs beside training (the evaluator): asked to stop when training ends."""
+        return not self.in_cluster
+
+    @property
+    def role(self) -> str:
+        return self.key.role
+
+    @property
+    def index(self) -> int:
+        return self.key.index
+
+
+def plan(spec: JobSpec, workers: int | None = None) -> list[TaskSpec]:
+    """Every task of the job, in a stable order: chief, workers, ps, evaluator
+    (``workers``: the worker count of an elastic job running smaller than its spec)."""
+    counts = spec.counts()
+    if workers is not None:
+        counts[Role.WORKER] = workers
+    pss = spec.strategy is Strategy.PARAMETER_SERVER
+    has_chief = counts[Role.CHIEF] > 0
+    tasks = []
+    for role in ROLE_ORDER:
+        for index in range(counts[role]):
+            is_chief = role is Role.CHIEF or (not has_chief and role is Role.WORKER and index == 0)
+            tasks.append(
+                TaskSpec(
+                    key=TaskKey(role.value, index),
+                    bundle=spec.roles[role].resources.as_bundle(),
+                    is_chief=is_chief,
+                    in_cluster=role is not Role.EVALUATOR,
+                    runs_server=pss and role in (Role.PS, Role.WORKER),
+                    devices=device_plan(spec.roles[role].resources),
+                )
+            )
+    return tasks
+
+
+def describe_bundle(bundle: dict) -> str:
+    """Resources for people: 'CPU=0.5, memory=2048MiB' (Ray's internal keys left out)."""
+    parts = []
+    for name, amount in sorted(bundle.items()):
+        if name.startswith("node:") or "_group_" in name:
+            continue
+        parts.append(f"memory={amount / 2**20:.0f}MiB" if name == "memory" else f"{name}={amount:g}")
+    return ", ".join(parts) or "nothing"
+
+
+def chief_of(tasks: list[TaskSpec]) -> TaskSpec:
+    """The task whose results are the job's (its checkpoints, its end)."""
+    return next(t for t in tasks if t.is_chief)

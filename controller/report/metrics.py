@@ -1,0 +1,135 @@
+"""The metrics collector: every task's reports in one place.
+
+Tasks send small records (``kind`` = ``metrics`` or ``checkpoint``) to the
+job's report inbox; the controller drains it each step and hands the records
+here. Metrics are appended to ``metrics.jsonl`` under the job folder (the
+record of truth, one JSON object a line with job, attempt, cluster restart,
+task, role, index, step and wall time), summarised into a progress line for the CLI,
+and (the chief's and the evaluator's) written as TensorBoard scalars
+(``controller/report/tensorboard.py``). Checkpoint records are passed on to the
+checkpoint registry by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+from controller.report.tensorboard import ScalarWriter
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The latest training progress, as the CLI shows it."""
+
+    task: str
+    step: int
+    values: dict
+
+    def line(self) -> str:
+        parts = [f"[{self.task}] step {self.step}"]
+        for key, value in self.values.items():
+            if isinstance(value, float):
+                parts.append(f"{key} {value:.4g}")
+            elif isinstance(value, (int, str)):
+                parts.append(f"{key} {value}")
+        return "  ".join(parts)
+
+
+class MetricsCollector:
+    """Writes reports as JSON lines and tracks the latest progress of the chief."""
+
+    def __init__(
+        self,
+        job_dir: str | Path,
+        job_name: str,
+        attempt: int,
+        chief: str,
+        on_progress: Callable[[Progress], None] | None = None,
+        scalars: ScalarWriter | None = None,
+    ):
+        self.path = Path(job_dir) / METRICS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.job_name = job_name
+        self.attempt = attempt
+        self.chief = chief
+        self.on_progress = on_progress
+        self.scalars = scalars
+        self.restart = 0  # the cluster restart the reports belong to (set by the controller)
+        self.latest: dict[str, dict] = {}  # task -> latest metrics record
+        self._file: TextIO | None = None
+
+    def handle(self, records: list[dict]) -> list[dict]:
+        """Record metric reports; return the other records (checkpoints, task events) for the controller."""
+        others = []
+        lines = []
+        chief_reported = False
+        for record in records:
+            if record.get("kind") != "metrics":
+                others.append(record)
+                continue
+            chief_reported = chief_reported or record.get("task") == self.chief
+            row = {"job": self.job_name, "attempt": self.attempt, "restart": self.restart, "time": time.time(),
+                   **record}
+            lines.append(json.dumps(row, sort_keys=True, default=str))
+            self.latest[record["task"]] = row
+            if self.scalars is not None:
+                self.scalars.write(record)
+        if lines:
+            self._append(lines)
+            if self.scalars is not None:
+                self.scalars.flush()
+            # Only a new metrics report of the chief is progress (its heartbeats and checkpoints are not).
+            if self.on_progress and chief_reported:
+                chief_row = self.latest[self.chief]
+                self.on_progress(Progress(self.chief, chief_row.get("step", 0), chief_row.get("values", {})))
+        return others
+
+    def _append(self, lines: list[str]) -> None:
+        """One write and flush for every row a drain brought (the file is only ever appended to)."""
+        if self._file is None:
+            self._file = self.path.open("a")
+        self._file.write("\n".join(lines) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self.scalars is not None:
+            self.scalars.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_metrics(job_dir: str | Path) -> list[dict]:
+    """Every metrics row of a job (for tests, benchmarks and `status`)."""
+    path = Path(job_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def last_rows(job_dir: str | Path, max_bytes: int = 256 * 1024) -> list[dict]:
+    """The rows in the last ``max_bytes`` of ``metrics.jsonl`` (a days-long job's file is never read whole);
+    a row cut at the window's start or torn at the file's end is skipped."""
+    path = Path(job_dir) / METRICS_FILE
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - max_bytes))
+            tail = f.read()
+    except OSError:
+        return []
+    rows = []
+    for line in tail.splitlines()[1 if size > max_bytes else 0:]:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows

@@ -1,0 +1,218 @@
+"""The wire protocol between the controller and the task actors (no Ray, no TensorFlow).
+
+Everything that crosses from the driver to a task, or back, is defined
+here and nowhere else:
+
+* a task's name: ``role-index`` (``worker-1``), formatted and parsed by
+  :class:`TaskKey` only;
+* what an actor is built with (:class:`ActorConfig`) and what each run of
+  it is sent (:class:`TaskLaunch`);
+* how a run ended (:class:`TaskEnd`), with its cause as one enum,
+  :class:`FailureCause`, from the training process to the policy;
+* the reports a task sends to the job's inbox (``metrics``,
+  ``checkpoint``, ``heartbeat``, ``event``), built by the functions below.
+
+Both sides import this module; neither imports the other. The controller
+names the task actor's class by :data:`TASK_ACTOR_CLASS`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# Each task's launcher process (workers/zygote.py) imports TensorFlow as soon as its actor starts,
+# overlapping the import with the other actors' start and the TF_CONFIG round trip. A job whose
+# code does not use TensorFlow sets this to "0" in its spec's env to skip the import.
+PREIMPORT_ENV = "TFRAY_PREIMPORT_TF"
+TASK_ACTOR_CLASS = "workers.task_actor:TaskActor"  # module:class of every task's Ray actor
+ROLES = ("chief", "worker", "ps", "evaluator")  # TF_CONFIG task types, in the order tasks are planned
+_TASK_NAME = re.compile(rf"({'|'.join(ROLES)})-(\d+)")
+
+
+@dataclass(frozen=True, order=True)
+class TaskKey:
+    """A task's identity: its role and its index within the role, written ``role-index``."""
+
+    role: str
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.role}-{self.index}"
+
+    @classmethod
+    def parse(cls, name: str) -> "TaskKey":
+        """``'worker-1'`` -> ``TaskKey('worker', 1)``; ValueError for anything else."""
+        match = _TASK_NAME.fullmatch(name.strip())
+        if not match:
+            raise ValueError(f"'{name}' is not a task name: use role-index, e.g. worker-1 "
+                             f"(roles: {', '.join(ROLES)})")
+        return cls(match.group(1), int(match.group(2)))
+
+
+class TaskIdentity:
+    """For anything with ``role`` and ``index``: its key and its name."""
+
+    role: str
+    index: int
+
+    @property
+    def key(self) -> TaskKey:
+        return TaskKey(self.role, self.index)
+
+    @property
+    def task(self) -> str:
+        return str(self.key)
+
+
+class FailureCause(str, enum.Enum):
+    """Why a task's run ended badly: one enum from the training process to the failure policy."""
+
+    USER_ERROR = "user_error"  # the entrypoint raised / the script exited non-zero
+    PROCESS_DIED = "process_died"  # the training process or the task actor died (signal, OOM) on a live node
+    NODE_LOST = "node_lost"  # the task's node is gone (spot reclaim, crash)
+    STOPPED_ON_NOTICE = "stopped_on_notice"  # saved on a preemption notice (SIGTERM, drain) and stopped
+    HUNG = "hung"  # no heartbeat within timeouts.heartbeat_s (set by the controller)
+    INFRASTRUCTURE = "infrastructure"  # Ray or gRPC failed under the task (a server it used is gone)
+    START_FAILED = "start_failed"  # a replacement could not be started (set by the controller)
+    CHECKPOINT_UNREADABLE = "checkpoint_unreadable"  # restoring the checkpoint failed with a data error
+    GPU_OOM = "gpu_oom"  # the task ran out of GPU memory (classified from its error by the controller)
+    DEVICE_LOST = "device_lost"  # the task's GPU failed under it: a launch failure, an ECC error, the device gone
+
+
+@dataclass(frozen=True)
+class TaskEnd:
+    """One run of a task reached its end: finished with a result, or failed with a cause and an error."""
+
+    key: TaskKey
+    finished: bool
+    result: Any = None
+    cause: FailureCause | None = None
+    error: str | None = None
+
+    @classmethod
+    def done(cls, key: TaskKey, result: Any = None) -> "TaskEnd":
+        return cls(key, True, result=result)
+
+    @classmethod
+    def failed(cls, key: TaskKey, cause: FailureCause, error: str) -> "TaskEnd":
+        return cls(key, False, cause=cause, error=error)
+
+
+# What a training process is told about its GPUs, in its environment (set by the task actor; scripts may read them).
+GPU_MEMORY_LIMIT_ENV = "TFRAY_GPU_MEMORY_LIMIT_MB"  # a hard limit on each visible GPU, applied before user code
+COLLECTIVE_ENV = "TFRAY_COLLECTIVE"  # MultiWorkerMirroredStrategy's all-reduce: auto | ring | nccl
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """How a task uses GPUs: what Ray reserves for it and how much of each GPU's memory TensorFlow takes
+    (the spec's choices with ``auto`` resolved, by ``controller/plan/gpus.py``)."""
+
+    gpus: float = 0.0  # Ray's num_gpus for the task: 0, a share of one GPU below 1, or whole GPUs
+    memory: str = "none"  # growth | share | all | limit; none without a GPU
+    memory_limit_mb: int | None = None  # with memory == "limit": MiB on each of its GPUs
+
+
+@dataclass(frozen=True)
+class ActorConfig(TaskIdentity):
+    """What a task actor is built with: who it is, the job's environment, and its intervals
+    (from ``controller.settings``, so every interval has one home)."""
+
+    role: str
+    index: int
+    env: dict
+    heartbeat_interval_s: float
+    heartbeat_reply_timeout_s: float
+    alive_interval_s: float
+    sidecar_poll_s: float
+    inbox_call_timeout_s: float
+    stop_run_timeout_s: float
+    gather_timeout_s: float
+    output_tail_lines: int
+    server_probe_max_s: float
+    exit_handlers_s: float
+    output_flush_s: float
+    log_max_bytes: int
+    log_backups: int
+    devices: DevicePlan = DevicePlan()  # its GPUs: what its launcher and training processes may see and take
+    gpu_context_reserve_mb: int = 1024  # gpu_memory: share leaves this much of its share to the CUDA context
+    nvidia_smi_timeout_s: float = 10.0  # bound on reading the GPUs' memory for gpu_memory: share
+
+
+@dataclass(frozen=True)
+class TaskLaunch(TaskIdentity):
+    """Everything one run of a task needs (sent to its actor as is)."""
+
+    job_name: str
+    job_dir: str
+    attempt: int
+    strategy: str
+    role: str
+    index: int
+    is_chief: bool
+    num_workers: int  # tasks in the training cluster (chief + workers)
+    tf_config: dict | None
+    entrypoint_kind: str  # function | script | module
+    entrypoint_target: str  # 'pkg.mod:fn', a script path or a module name
+    args: dict = field(default_factory=dict)
+    argv: tuple = ()
+    env: dict = field(default_factory=dict)
+    sys_path: tuple = ()
+    cwd: str | None = None  # the training process's folder; None: the actor's (Ray's copy of a working_dir)
+    checkpoint_every_n_epochs: int = 1
+    restore_from: str | None = None  # newest complete checkpoint folder
+    restore_step: int | None = None
+    restore_epoch: int | None = None
+    restore_batch: int | None = None  # the checkpoint was saved mid-epoch, after this batch of epoch restore_epoch
+    run: int = 0  # which run of the cluster in this attempt: 0, then 1 after the first restart, ...
+    runs_server: bool = False  # PSS ps/worker: serve a tf.distribute.Server until torn down
+    servers: tuple = ()  # (task, host:port) the chief must reach before its code runs (PSS)
+    server_wait_s: float = 60.0  # bound on that wait
+    faults: tuple = ()  # faults to inject into this run (dicts of controller.spec.running.FaultSpec)
+    preemption_grace_s: float = 30.0  # after a SIGTERM notice, how long the task may take to save
+    storage_mode: str = "shared"  # shared | gather | auto (see controller/store/storage.py)
+    storage_token: str | None = None  # in job_dir/TOKEN_FILE when the task sees the head's storage (auto mode)
+
+
+# ------------------------------------------------------------------ reports
+# A task's reports travel as JSON-able dicts (through a pipe, then Ray) with a "kind".
+METRICS, CHECKPOINT, HEARTBEAT, EVENT = "metrics", "checkpoint", "heartbeat", "event"
+FOLDER, OUTPUT = "folder", "output"
+# Inside a task only: the training process to its actor.
+ALIVE, RESULT, ERROR = "alive", "result", "error"
+
+
+def metrics_report(key: TaskKey, step: int, values: dict) -> dict:
+    return {"kind": METRICS, "task": str(key), "role": key.role, "index": key.index, "step": int(step),
+            "task_time": time.time(), "values": values}
+
+
+def checkpoint_report(key: TaskKey, step: int, path: str) -> dict:
+    """The chief sealed the checkpoint of ``step`` at ``path`` (``node_copy`` added when that path is on the
+    task's node, which does not share the storage path: the job's inbox streams it from there)."""
+    return {"kind": CHECKPOINT, "task": str(key), "step": int(step), "path": path}
+
+
+def folder_report(key: TaskKey, name: str, path: str) -> dict:
+    """One of the job's folders (``model``, ``backups``, a task's logs...) at ``path`` on a node that does not
+    share the storage path: the job's inbox streams it from the task and the head's copy takes its place."""
+    return {"kind": FOLDER, "task": str(key), "name": name, "path": path}
+
+
+def output_report(key: TaskKey, lines: list[str]) -> dict:
+    """Lines a task's training process printed (the task's log file has them all)."""
+    return {"kind": OUTPUT, "task": str(key), "lines": lines}
+
+
+def heartbeat_report(key: TaskKey, pid: int, notice: float | None) -> dict:
+    """The task is alive; ``pid`` is the process that trains now; ``notice`` when it got a SIGTERM."""
+    return {"kind": HEARTBEAT, "task": str(key), "pid": pid, "notice": notice}
+
+
+def event_report(key: TaskKey, event: str, **details: Any) -> dict:
+    """Something a task did that the job's record keeps (e.g. a PSS server is serving)."""
+    return {"kind": EVENT, "task": str(key), "event": event, **details}
