@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from controller.machine.resume import already_succeeded, drift, move_aside
+from controller import settings
 from controller.ray import runtime_env
 from controller.spec import FaultSpec, JobSpec, SpecError, format_validation_error, load_spec, parse_spec
 from controller.spec.entrypoint import check_entrypoint
@@ -55,7 +56,9 @@ def with_faults(spec: JobSpec, faults: list[str] | tuple = ()) -> JobSpec:
 
 
 def checked(spec_or_path: JobSpec | str | os.PathLike | dict, faults: list[str] | tuple = ()) -> tuple[JobSpec, list]:
-    """The spec (read, with its faults), its entrypoint read and its storage tried; and the warnings."""
+    """The spec (read, with its faults), its entrypoint read and its storage tried; and the warnings.
+    A bad ``TFRAY_<NAME>`` override of a setting is refused here too (``settings.SettingsError``)."""
+    settings.check_env()
     if isinstance(spec_or_path, JobSpec):
         spec, path = spec_or_path, None
     elif isinstance(spec_or_path, dict):

@@ -6,12 +6,21 @@ through :class:`protocol.wire.ActorConfig`, so there is one place to tune
 how quickly something is noticed against how often everything wakes up.
 Any other wait that has to poll goes through :func:`poll_until`, which is
 always bounded and says what it waited for when it gives up.
+
+Every number here can be overridden through the environment, as Ray's own
+constants are: ``TFRAY_FAILURE_SETTLE_S=0.5`` sets ``FAILURE_SETTLE_S``
+(read once, when this module is first imported; the tests use it to shorten
+waits). A value that is not a positive number of the same kind is refused
+with :class:`SettingsError` naming the variable (by :func:`check_env`,
+which the CLI and the API call before anything starts). docs/design.md §11 says why
+each default is what it is.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 # ---------------------------------------------------------------- the controller
 POLL_INTERVAL_S = 0.5  # how long one RUNNING step waits for a task to end
@@ -94,3 +103,45 @@ def poll_until(predicate: Callable[[], bool], timeout_s: float, interval_s: floa
         if left <= 0:
             raise WaitTimeout(f"{what} did not happen within {timeout_s:g}s")
         sleep(min(interval_s, left))
+
+
+class SettingsError(ValueError):
+    """A ``TFRAY_<NAME>`` override that is not a number of the setting's kind; the message names it."""
+
+
+def overridable() -> dict[str, int | float]:
+    """Every setting an environment variable may override: the module's numbers, by name."""
+    return {name: value for name, value in globals().items()
+            if name.isupper() and isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, int | float]:
+    """The settings ``environ`` overrides (``TFRAY_<NAME>``), parsed as their defaults' kind."""
+    found = {}
+    for name, default in overridable().items():
+        raw = environ.get(f"TFRAY_{name}")
+        if raw is None:
+            continue
+        try:
+            value = type(default)(raw)
+        except ValueError:
+            value = None
+        if value is None or value <= 0:
+            kind = "a whole number" if isinstance(default, int) else "a number"
+            raise SettingsError(f"TFRAY_{name}={raw!r}: must be {kind} above 0 (the default is {default})")
+        found[name] = value
+    return found
+
+
+def check_env() -> None:
+    """Raise the :class:`SettingsError` of a bad override found at import (the CLI exits 2 with it, the API
+    raises it before anything starts); the defaults stand until it is fixed."""
+    if ENV_ERROR is not None:
+        raise SettingsError(ENV_ERROR)
+
+
+try:
+    globals().update(env_overrides(os.environ))
+    ENV_ERROR: str | None = None
+except SettingsError as bad:
+    ENV_ERROR = str(bad)

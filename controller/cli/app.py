@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 
-from controller import api
+from controller import api, settings
 from controller.cli import files as cli_files
 from controller.cli import imports as cli_import
 from controller.cli.cluster import SUBMIT_EPILOG, add_address, cmd_stop, cmd_submit
@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="tfray: %(message)s", stream=sys.stderr)
     try:
+        settings.check_env()
         return args.func(args)
-    except (SpecError, JobRunningError, api.ClusterUnreachableError) as err:
+    except (SpecError, JobRunningError, api.ClusterUnreachableError, settings.SettingsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

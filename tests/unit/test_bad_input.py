@@ -5,6 +5,7 @@ commands are validate, dry-run, run and status; run stops at its checks before R
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -347,3 +348,23 @@ def test_a_cluster_that_is_not_there_is_said_at_once(tmp_path, monkeypatch, caps
     address = f"127.0.0.1:{port}" if how == "address" else "auto"
     assert_bad_input(["run", str(spec), "--address", address], f"no Ray cluster answers at 127.0.0.1:{port}", capsys)
     assert time.monotonic() - started < 15
+
+
+def test_a_bad_setting_override_exits_2_naming_the_variable(tmp_path):
+    """A ``TFRAY_<NAME>`` override that is not a number is refused before anything starts, with no traceback."""
+    probe = ("import sys; from controller.cli.app import main; "
+             "sys.exit(main(['validate', 'cluster_configs/jobs/digits_mwms.yaml']))")
+    env = {**os.environ, "TFRAY_FAILURE_SETTLE_S": "soon"}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "TFRAY_FAILURE_SETTLE_S='soon'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_setting_override_is_read_as_its_defaults_kind():
+    from controller import settings
+
+    assert settings.env_overrides({"TFRAY_FAILURE_SETTLE_S": "0.25", "TFRAY_OUTPUT_TAIL_LINES": "7"}) == {
+        "FAILURE_SETTLE_S": 0.25, "OUTPUT_TAIL_LINES": 7}
+    for bad in ("0", "-1", "x"):
+        with pytest.raises(settings.SettingsError, match="TFRAY_STOP_SAVE_S"):
+            settings.env_overrides({"TFRAY_STOP_SAVE_S": bad})
