@@ -41,19 +41,54 @@ def ray_address_dir():
     os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
 
 
+class SharedRay:
+    """The one Ray this test process is connected to, and what kind it is: a local Ray that every module asking
+    for ``local_ray`` shares (started once, not once a module), a fake-GPU one, or a module's own cluster.
+    Asking for another kind shuts the current one down first (a process holds one Ray connection)."""
+
+    def __init__(self) -> None:
+        self.kind: str | None = None
+        self.cluster = None
+
+    def use(self, kind: str, start) -> None:
+        if self.kind == kind and ray.is_initialized():
+            return
+        self.release()
+        self.cluster = start()
+        self.kind = kind
+
+    def release(self) -> None:
+        if ray.is_initialized():
+            ray.shutdown()
+        if self.cluster is not None:
+            self.cluster.shutdown()
+        self.kind, self.cluster = None, None
+
+
+SHARED_RAY = SharedRay()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_ray_released():
+    yield
+    SHARED_RAY.release()
+
+
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=4, include_dashboard=False, _temp_dir=short_tmpdir(), log_to_driver=True)
+    """A local Ray of 4 CPUs, shared by every module that asks for it (tests leave nothing behind in it:
+    ``assert_nothing_left``). The modules that use it run one after another (``pytest_collection_modifyitems``)."""
+    SHARED_RAY.use("local", lambda: ray.init(num_cpus=4, include_dashboard=False, _temp_dir=short_tmpdir(),
+                                             log_to_driver=True) and None)
     yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
 def fake_gpu_ray():
     """A local Ray told it has two GPUs: it reserves and assigns GPU IDs as on a GPU node (nothing uses them)."""
-    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, _temp_dir=short_tmpdir(), log_to_driver=True)
+    SHARED_RAY.use("fake_gpu", lambda: ray.init(num_cpus=4, num_gpus=2, include_dashboard=False,
+                                                _temp_dir=short_tmpdir(), log_to_driver=True) and None)
     yield
-    ray.shutdown()
 
 
 def node_cluster(worker_nodes: int = 2, **head_args):
@@ -61,15 +96,33 @@ def node_cluster(worker_nodes: int = 2, **head_args):
     A generator for a module fixture: yields the ``ray.cluster_utils.Cluster``."""
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
-                                                            "temp_dir": short_tmpdir(), **head_args})
-    for _ in range(worker_nodes):
-        cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    def start():
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                                "temp_dir": short_tmpdir(), **head_args})
+        for _ in range(worker_nodes):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address)
+        return cluster
+
+    SHARED_RAY.use(f"cluster-{id(start)}", start)
+    yield SHARED_RAY.cluster
+    SHARED_RAY.release()
+
+
+def uses_local_ray(item) -> bool:
+    return "local_ray" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The modules on the shared local Ray run one after another, so it starts once; the rest keep their order."""
+    items.sort(key=lambda item: not uses_local_ray(item))
+
+
+def pytest_runtest_setup(item):
+    """Past the last test on the shared local Ray, it goes: the tests after it start Rays or clusters of their own."""
+    if SHARED_RAY.kind == "local" and not uses_local_ray(item):
+        SHARED_RAY.release()
 
 
 def job_spec(tmp_path: Path, name: str, entrypoint: dict, roles: dict | None = None, **extra):

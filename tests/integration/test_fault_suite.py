@@ -5,12 +5,16 @@ restart resumed from the newest checkpoint that was complete when the fault
 hit (so no step is lost beyond those since that checkpoint, and a half-written
 checkpoint is never restored), and that no actor or placement group is left.
 The training loop is ``entrypoints.checkpointed_steps`` (no TensorFlow, so the
-suite stays fast); the digits tests cover the same paths with real TF.
+suite stays fast); the digits tests cover the same paths with real TF. Each job
+takes 2 of the local Ray's 4 CPUs, and two run side by side (:func:`side_by_side`):
+most of a job's time is spent waiting (a hang found, a backoff, a restart), not
+computing, and every job has its own name and folder, as two users' jobs would.
 """
 
 import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,7 @@ from .conftest import REPO, assert_nothing_left, job_spec
 pytestmark = pytest.mark.integration
 
 STEPS, EVERY = 30, 5
+SIDE_BY_SIDE = 2  # jobs at once: each takes 2 of the local Ray's 4 CPUs
 DEFAULT_SEED = 1127
 ROLES = {"chief": {"count": 1, "resources": {"cpu": 0.5}}, "worker": {"count": 2, "resources": {"cpu": 0.5}},
          "evaluator": {"count": 1, "resources": {"cpu": 0.5}}}
@@ -95,14 +100,40 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("fault", CASES, ids=lambda f: f"{f['task']}-{f['action']}-" + "-".join(
-    f"{k}{v}" for k, v in f.items() if k.startswith("at_")))
-def test_each_fault(local_ray, tmp_path, fault):
-    spec, result = run_with(tmp_path, "suite", fault)
+def side_by_side(runs: list[tuple[Path, str, dict | None]]) -> list:
+    """Run the jobs, ``SIDE_BY_SIDE`` at once; each one's ``(spec, result)`` or the exception it raised."""
+    def one(args):
+        try:
+            return run_with(*args)
+        except BaseException as err:  # reported by the test that owns the run
+            return err
+
+    with ThreadPoolExecutor(SIDE_BY_SIDE, thread_name_prefix="fault-job") as pool:
+        return list(pool.map(one, runs))
+
+
+def case_id(fault: dict) -> str:
+    return f"{fault['task']}-{fault['action']}-" + "-".join(f"{k}{v}" for k, v in fault.items() if k.startswith("at_"))
+
+
+@pytest.fixture(scope="module")
+def each_fault_run(local_ray, tmp_path_factory):
+    """Every case of CASES run once, side by side; each test below checks its own."""
+    root = tmp_path_factory.mktemp("each-fault")
+    runs = side_by_side([(root / case_id(f), f"suite-{n}", f) for n, f in enumerate(CASES)])
+    yield dict(zip(map(case_id, CASES), runs))
+    assert_nothing_left()
+
+
+@pytest.mark.parametrize("fault", CASES, ids=case_id)
+def test_each_fault(each_fault_run, fault):
+    run = each_fault_run[case_id(fault)]
+    if isinstance(run, BaseException):
+        raise run
+    spec, result = run
     check(spec, result, fault, str(fault))
     if fault["task"] == "evaluator-0":
         assert [e.action for e in result.events if isinstance(e, Decision)] == ["replace_task"]
-    assert_nothing_left()
 
 
 def random_fault(rng: random.Random) -> dict | None:
@@ -123,9 +154,16 @@ def test_twenty_seeded_random_faults(local_ray, tmp_path):
     seed = time.time_ns() % 10**6 if chosen == "random" else int(chosen)
     print(f"fault suite seed: {seed} (rerun with TFRAY_FAULT_SEED={seed})")
     rng = random.Random(seed)
-    for run in range(20):
-        fault = random_fault(rng)
-        label = f"seed {seed}, run {run}, fault {fault}"
-        spec, result = run_with(tmp_path / f"run{run}", f"random-{run}", fault)
-        check(spec, result, fault, label)
-        assert_nothing_left()
+    faults = [random_fault(rng) for _ in range(20)]
+    runs = side_by_side([(tmp_path / f"run{n}", f"random-{n}", fault) for n, fault in enumerate(faults)])
+    failed = []
+    for n, (fault, run) in enumerate(zip(faults, runs)):
+        label = f"seed {seed}, run {n}, fault {fault}"
+        try:
+            if isinstance(run, BaseException):
+                raise run
+            check(*run, fault, label)
+        except AssertionError as err:
+            failed.append(f"{label}: {err}")
+    assert not failed, "\n".join(failed)
+    assert_nothing_left()

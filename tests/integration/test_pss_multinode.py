@@ -7,7 +7,7 @@ from ray.cluster_utils import Cluster
 from controller.states.events import Decision
 from controller.states.state import JobState
 
-from .conftest import BackgroundJob, assert_nothing_left, job_spec, short_tmpdir
+from .conftest import SHARED_RAY, BackgroundJob, assert_nothing_left, job_spec, short_tmpdir
 
 pytestmark = pytest.mark.integration
 
@@ -15,17 +15,22 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def worker_nodes():
     """A head for the chief and ps, and one node per worker (custom resource 'trainer_node')."""
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "resources": {"main_node": 4}, "include_dashboard": False, "temp_dir": short_tmpdir(),
-        # Find a dead node in ~3 s instead of ~30 s (docs/design.md §6).
-        "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
-    })
-    nodes = [cluster.add_node(num_cpus=1, resources={"trainer_node": 1}) for _ in range(2)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address)
-    yield cluster, nodes
-    ray.shutdown()
-    cluster.shutdown()
+    nodes = []
+
+    def start():
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 2, "resources": {"main_node": 4}, "include_dashboard": False, "temp_dir": short_tmpdir(),
+            # Find a dead node in ~3 s instead of ~30 s (docs/design.md §6).
+            "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
+        })
+        nodes.extend(cluster.add_node(num_cpus=1, resources={"trainer_node": 1}) for _ in range(2))
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address)
+        return cluster
+
+    SHARED_RAY.use("pss-nodes", start)
+    yield SHARED_RAY.cluster, nodes
+    SHARED_RAY.release()
 
 
 def test_losing_a_workers_node_goes_on_with_fewer_workers(worker_nodes, tmp_path):
