@@ -1,7 +1,7 @@
 """The wire protocol between the controller and the task actors (no Ray, no TensorFlow).
 
 Everything that crosses from the driver to a task, or back, is defined
-here and nowhere else:
+here and nowhere else, each as one frozen class:
 
 * a task's name: ``role-index`` (``worker-1``), formatted and parsed by
   :class:`TaskKey` only;
@@ -9,8 +9,8 @@ here and nowhere else:
   it is sent (:class:`TaskLaunch`);
 * how a run ended (:class:`TaskEnd`), with its cause as one enum,
   :class:`FailureCause`, from the training process to the policy;
-* the reports a task sends to the job's inbox (``metrics``,
-  ``checkpoint``, ``heartbeat``, ``event``), built by the functions below.
+* the reports a task sends to the job's inbox (:data:`Report`: metrics,
+  checkpoint, folder, output, heartbeat, event), with their one JSON form.
 
 Both sides import this module; neither imports the other. The controller
 names the task actor's class by :data:`TASK_ACTOR_CLASS`.
@@ -21,8 +21,8 @@ from __future__ import annotations
 import enum
 import re
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, get_args
 
 # Each task's launcher process (workers/zygote.py) imports TensorFlow as soon as its actor starts,
 # overlapping the import with the other actors' start and the TF_CONFIG round trip. A job whose
@@ -179,40 +179,110 @@ class TaskLaunch(TaskIdentity):
 
 
 # ------------------------------------------------------------------ reports
-# A task's reports travel as JSON-able dicts (through a pipe, then Ray) with a "kind".
-METRICS, CHECKPOINT, HEARTBEAT, EVENT = "metrics", "checkpoint", "heartbeat", "event"
-FOLDER, OUTPUT = "folder", "output"
-# Inside a task only: the training process to its actor.
+# A task's reports to the job's inbox, and from there to the driver: one frozen class per kind. Ray pickles
+# them as they are; the ones a training process makes (metrics, checkpoint, event) cross its pipe to its actor
+# as JSON, and a metrics report is a row of metrics.jsonl: ``to_json`` and ``report_from_json`` are the only
+# conversion. The pipe's other messages never leave the task and stay plain dicts ``{"kind": ALIVE | RESULT |
+# ERROR, ...}`` (workers/zygote.py), as does the launcher's request file the actor writes for each run.
 ALIVE, RESULT, ERROR = "alive", "result", "error"
 
 
-def metrics_report(key: TaskKey, step: int, values: dict) -> dict:
-    return {"kind": METRICS, "task": str(key), "role": key.role, "index": key.index, "step": int(step),
-            "task_time": time.time(), "values": values}
+@dataclass(frozen=True)
+class _Report:
+    key: TaskKey
+    kind: ClassVar[str]
+
+    @property
+    def task(self) -> str:
+        return str(self.key)
+
+    def to_json(self) -> dict:
+        """The report as one JSON object: ``kind``, ``task`` and its fields."""
+        return {"kind": self.kind, "task": self.task,
+                **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "key"}}
 
 
-def checkpoint_report(key: TaskKey, step: int, path: str) -> dict:
-    """The chief sealed the checkpoint of ``step`` at ``path`` (``node_copy`` added when that path is on the
-    task's node, which does not share the storage path: the job's inbox streams it from there)."""
-    return {"kind": CHECKPOINT, "task": str(key), "step": int(step), "path": path}
+@dataclass(frozen=True)
+class MetricsReport(_Report):
+    """Metrics the task's code reported at ``step`` (``ctx.report``)."""
+
+    kind: ClassVar[str] = "metrics"
+    step: int
+    values: dict
+    task_time: float = field(default_factory=time.time)  # when the task reported them
+
+    def to_json(self) -> dict:  # metrics.jsonl's rows have the task's role and index too
+        return {**super().to_json(), "role": self.key.role, "index": self.key.index}
 
 
-def folder_report(key: TaskKey, name: str, path: str) -> dict:
+@dataclass(frozen=True)
+class CheckpointReport(_Report):
+    """The chief sealed the checkpoint of ``step`` at ``path``; ``node_copy``: that path is on the task's node,
+    which does not share the storage path, and the job's inbox streams it from there."""
+
+    kind: ClassVar[str] = "checkpoint"
+    step: int
+    path: str
+    node_copy: bool = False
+
+
+@dataclass(frozen=True)
+class FolderReport(_Report):
     """One of the job's folders (``model``, ``backups``, a task's logs...) at ``path`` on a node that does not
     share the storage path: the job's inbox streams it from the task and the head's copy takes its place."""
-    return {"kind": FOLDER, "task": str(key), "name": name, "path": path}
+
+    kind: ClassVar[str] = "folder"
+    name: str
+    path: str
 
 
-def output_report(key: TaskKey, lines: list[str]) -> dict:
+@dataclass(frozen=True)
+class OutputReport(_Report):
     """Lines a task's training process printed (the task's log file has them all)."""
-    return {"kind": OUTPUT, "task": str(key), "lines": lines}
+
+    kind: ClassVar[str] = "output"
+    lines: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lines", tuple(self.lines))  # frozen, whatever sequence it was given
 
 
-def heartbeat_report(key: TaskKey, pid: int, notice: float | None) -> dict:
+@dataclass(frozen=True)
+class HeartbeatReport(_Report):
     """The task is alive; ``pid`` is the process that trains now; ``notice`` when it got a SIGTERM."""
-    return {"kind": HEARTBEAT, "task": str(key), "pid": pid, "notice": notice}
+
+    kind: ClassVar[str] = "heartbeat"
+    pid: int
+    notice: float | None = None
 
 
-def event_report(key: TaskKey, event: str, **details: Any) -> dict:
-    """Something a task did that the job's record keeps (e.g. a PSS server is serving)."""
-    return {"kind": EVENT, "task": str(key), "event": event, **details}
+@dataclass(frozen=True)
+class EventReport(_Report):
+    """Something a task did that the job's record keeps (a PSS server serving, the model saved, a fault fired),
+    with its details (flat beside ``event`` in JSON)."""
+
+    kind: ClassVar[str] = "event"
+    event: str
+    details: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "task": self.task, "event": self.event, **self.details}
+
+
+Report = MetricsReport | CheckpointReport | FolderReport | OutputReport | HeartbeatReport | EventReport
+REPORTS: dict[str, type] = {cls.kind: cls for cls in get_args(Report)}
+
+
+def report_from_json(data: dict) -> Report:
+    """A report from its ``to_json`` object; ValueError for anything else."""
+    given, data = data, dict(data)
+    cls = REPORTS.get(data.pop("kind", None))
+    try:
+        key = TaskKey.parse(data.pop("task"))
+        if cls is EventReport:
+            return EventReport(key, data.pop("event"), data)
+        if cls is MetricsReport:  # role and index are the key's
+            data.pop("role", None), data.pop("index", None)
+        return cls(key, **data)
+    except (KeyError, TypeError) as err:  # no such kind, or its fields are not the report's
+        raise ValueError(f"not a report: {given} ({type(err).__name__}: {err})") from None

@@ -251,18 +251,19 @@ class TaskActor:
             time.sleep(self.config.sidecar_poll_s)
 
     def _relay_reports(self, read_fd: int, ends: dict) -> None:
+        """The training process's pipe: its alive beats and its end (kept here), its reports (typed again and
+        passed on to the inbox)."""
         with os.fdopen(read_fd) as stream:
             for line in stream:
                 try:
                     record = json.loads(line)
-                except ValueError:
+                    kind = record.get("kind")
+                    if kind == wire.ALIVE:
+                        self._alive_count += 1
+                        self._child_notice = self._child_notice or record.get("notice")
+                    elif kind in (wire.RESULT, wire.ERROR):
+                        ends[kind] = record
+                    else:
+                        self.storage.forward(wire.report_from_json(record))
+                except (ValueError, AttributeError):
                     self._output.note(f"unreadable report from the entrypoint: {line!r}")
-                    continue
-                kind = record.get("kind")
-                if kind == wire.ALIVE:
-                    self._alive_count += 1
-                    self._child_notice = self._child_notice or record.get("notice")
-                elif kind in (wire.RESULT, wire.ERROR):
-                    ends[kind] = record
-                else:
-                    self.storage.forward(record)

@@ -16,14 +16,14 @@ it, so a script's own backups survive a restart wherever it lands.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
 
-from protocol import wire
 from protocol.layout import BACKUPS_DIR, GATHERED_DIRS, TOKEN_FILE, node_job_dir, output_dirs, task_log
 from protocol.streaming import fetch, streaming
-from protocol.wire import TaskLaunch
+from protocol.wire import CheckpointReport, FolderReport, Report, TaskLaunch
 from workers.inbox_sender import InboxSender
 
 
@@ -93,11 +93,11 @@ class TaskStorage:
             folders.update({name: Path(job_dir) / name for name in GATHERED_DIRS})
         for name, folder in folders.items():
             if folder.is_dir() and any(folder.iterdir()):
-                self.sender.send(wire.folder_report(launch.key, name, str(folder)))
+                self.sender.send(FolderReport(launch.key, name, str(folder)))
 
-    def forward(self, record: dict) -> None:
+    def forward(self, report: Report) -> None:
         """Pass a report on to the inbox (queued: never waits). A checkpoint of a task that gathers stays on
         this node until the driver streamed it to the head (which removes it here); the report says so."""
-        if self.gather and record.get("kind") == wire.CHECKPOINT:
-            record = {**record, "node_copy": True}
-        self.sender.send(record)
+        if self.gather and isinstance(report, CheckpointReport):
+            report = dataclasses.replace(report, node_copy=True)
+        self.sender.send(report)

@@ -22,7 +22,7 @@ from controller.states.state import (
     check_transition,
 )
 from controller.states.task_group import SchedulingTimeoutError, TaskGroup, TaskStartError
-from protocol.wire import FailureCause, TaskEnd
+from protocol.wire import FailureCause, MetricsReport, TaskEnd
 from tests.unit import fakes
 from tests.unit.fakes import CHIEF, W0, W1
 
@@ -114,7 +114,7 @@ def test_checkpoint_reports_are_registered_only_when_complete(tmp_path):
     half = fakes.checkpoint_report(spec, 20)
     (spec.job_dir / "checkpoints" / "ckpt-000000020" / "COMPLETE.json").unlink()
     group.reports = [
-        {"kind": "metrics", "task": "chief-0", "role": "chief", "index": 0, "step": 10, "values": {"loss": 1.0}},
+        MetricsReport(CHIEF, 10, {"loss": 1.0}),
         fakes.checkpoint_report(spec, 10), half]
     controller.step()
     assert controller.outcome().latest_checkpoint.step == 10

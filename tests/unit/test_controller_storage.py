@@ -11,7 +11,7 @@ from controller.status.summary import fault_lines
 from controller.store.lease import JobRunningError
 from protocol.layout import checkpoint_dir
 from protocol.seal import seal
-from protocol.wire import FailureCause
+from protocol.wire import CheckpointReport, FailureCause, FolderReport, HeartbeatReport, TaskKey
 from tests.unit import fakes
 from tests.unit.fakes import CHIEF, W0, W1
 
@@ -32,7 +32,7 @@ def with_checkpoints(tmp_path, *steps, **changes):
         folder.mkdir(parents=True)
         (folder / "ckpt.data-00000-of-00001").write_bytes(b"w" * 1000)
         seal(folder, step, step // 10, {})
-        group.reports.append({"kind": "checkpoint", "task": "chief-0", "step": step, "path": str(folder)})
+        group.reports.append(CheckpointReport(CHIEF, step, str(folder)))
     controller.stop()
     return spec
 
@@ -124,7 +124,7 @@ def test_a_torn_record_is_set_aside_and_the_job_carries_on_from_its_checkpoints(
 
 def test_a_pss_servers_notice_goes_to_the_coordinator_once(tmp_path):
     controller, group = fakes.running(fakes.pss_spec(tmp_path))
-    group.reports = [{"kind": "heartbeat", "task": "ps-0", "pid": 1, "notice": 123.0}]
+    group.reports = [HeartbeatReport(TaskKey("ps", 0), pid=1, notice=123.0)]
     controller.step()
     group.draining = {"node000000000001": 0}  # worker-0's node is drained too
     controller.step()
@@ -165,9 +165,8 @@ def test_a_checkpoint_on_a_tasks_node_is_brought_to_the_head_then_registered(tmp
     node.mkdir(parents=True)
     (node / "ckpt.data-00000-of-00001").write_bytes(b"w" * 1000)
     seal(node, 10, 1, {})
-    group.reports.append({"kind": "checkpoint", "task": "chief-0", "step": 10, "path": str(node), "node_copy": True})
-    group.reports.append({"kind": "checkpoint", "task": "chief-0", "step": 20, "node_copy": True,
-                          "path": str(tmp_path / "node" / "gone")})  # nothing there: not complete
+    group.reports.append(CheckpointReport(CHIEF, 10, str(node), node_copy=True))
+    group.reports.append(CheckpointReport(CHIEF, 20, str(tmp_path / "node" / "gone"), node_copy=True))  # nothing there
     controller.step()
     assert group.fetched == [(CHIEF, str(node)), (CHIEF, str(tmp_path / "node" / "gone"))]
     assert controller.store.latest().step == 10 and not node.exists()
@@ -185,7 +184,7 @@ def test_a_folder_a_task_could_not_bring_leaves_the_job_running(tmp_path):
         raise FolderFetchError("worker-1's actor is gone")
 
     group.fetch_folder = refuse
-    group.reports.append({"kind": "folder", "task": "chief-0", "name": "model", "path": "/nowhere"})
-    group.reports.append({"kind": "checkpoint", "task": "chief-0", "step": 10, "path": "/x", "node_copy": True})
+    group.reports.append(FolderReport(CHIEF, "model", "/nowhere"))
+    group.reports.append(CheckpointReport(CHIEF, 10, "/x", node_copy=True))
     controller.step()
     assert controller.state.name is JobState.RUNNING and controller.store.latest() is None
