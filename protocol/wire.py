@@ -6,7 +6,8 @@ here and nowhere else, each as one frozen class:
 * a task's name: ``role-index`` (``worker-1``), formatted and parsed by
   :class:`TaskKey` only;
 * what an actor is built with (:class:`ActorConfig`) and what each run of
-  it is sent (:class:`TaskLaunch`);
+  it is sent (:class:`TaskLaunch`: its :class:`Entrypoint`, its
+  :class:`StoragePlan` and the :class:`RestorePoint` it restores);
 * how a run ended (:class:`TaskEnd`), with its cause as one enum,
   :class:`FailureCause`, from the training process to the policy;
 * the reports a task sends to the job's inbox (:data:`Report`: metrics,
@@ -144,11 +145,43 @@ class ActorConfig(TaskIdentity):
 
 
 @dataclass(frozen=True)
+class Entrypoint:
+    """What a run's training process runs, and with what: the launcher's request is made of it."""
+
+    kind: str  # function | script | module
+    target: str  # 'pkg.mod:fn', a script path or a module name
+    args: dict = field(default_factory=dict)  # a function's keywords (a script's are in argv as --key=value)
+    argv: tuple = ()  # a script's or module's command line after its name
+    env: dict = field(default_factory=dict)  # the job's environment for every task (TF settings, the spec's)
+    sys_path: tuple = ()  # folders put first on the import path
+    cwd: str | None = None  # the training process's folder; None: the actor's (Ray's copy of a working_dir)
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    """The checkpoint a run restores (the newest complete one when the run was planned)."""
+
+    path: str  # its folder on the head's storage path (a task that does not share it gets a copy)
+    step: int
+    epoch: int | None = None
+    batch: int | None = None  # it was saved mid-epoch, after this batch of ``epoch``
+
+
+@dataclass(frozen=True)
+class StoragePlan:
+    """Where the job's files are, and how a task finds out whether it can write there."""
+
+    job_dir: str  # the job's folder under the storage path, as the head sees it
+    mode: str = "shared"  # shared | gather | auto (see controller/store/storage.py)
+    token: str | None = None  # in job_dir/TOKEN_FILE when the task sees the head's storage (auto mode)
+
+
+@dataclass(frozen=True)
 class TaskLaunch(TaskIdentity):
-    """Everything one run of a task needs (sent to its actor as is)."""
+    """Everything one run of a task needs (sent to its actor as is): who it is in which run of the cluster,
+    what it runs, where its files go, what it restores, and (PSS) the servers it serves or waits for."""
 
     job_name: str
-    job_dir: str
     attempt: int
     strategy: str
     role: str
@@ -156,26 +189,16 @@ class TaskLaunch(TaskIdentity):
     is_chief: bool
     num_workers: int  # tasks in the training cluster (chief + workers)
     tf_config: dict | None
-    entrypoint_kind: str  # function | script | module
-    entrypoint_target: str  # 'pkg.mod:fn', a script path or a module name
-    args: dict = field(default_factory=dict)
-    argv: tuple = ()
-    env: dict = field(default_factory=dict)
-    sys_path: tuple = ()
-    cwd: str | None = None  # the training process's folder; None: the actor's (Ray's copy of a working_dir)
-    checkpoint_every_n_epochs: int = 1
-    restore_from: str | None = None  # newest complete checkpoint folder
-    restore_step: int | None = None
-    restore_epoch: int | None = None
-    restore_batch: int | None = None  # the checkpoint was saved mid-epoch, after this batch of epoch restore_epoch
+    entrypoint: Entrypoint
+    storage: StoragePlan
+    restore: RestorePoint | None = None  # None: the run starts from scratch
     run: int = 0  # which run of the cluster in this attempt: 0, then 1 after the first restart, ...
+    checkpoint_every_n_epochs: int = 1
     runs_server: bool = False  # PSS ps/worker: serve a tf.distribute.Server until torn down
     servers: tuple = ()  # (task, host:port) the chief must reach before its code runs (PSS)
     server_wait_s: float = 60.0  # bound on that wait
     faults: tuple = ()  # faults to inject into this run (dicts of controller.spec.running.FaultSpec)
     preemption_grace_s: float = 30.0  # after a SIGTERM notice, how long the task may take to save
-    storage_mode: str = "shared"  # shared | gather | auto (see controller/store/storage.py)
-    storage_token: str | None = None  # in job_dir/TOKEN_FILE when the task sees the head's storage (auto mode)
 
 
 # ------------------------------------------------------------------ reports

@@ -45,7 +45,7 @@ def test_a_corrupt_newest_checkpoint_is_set_aside_and_the_one_before_restored(tm
     spec = with_checkpoints(tmp_path, 10, 20, 30)
     cut_short(spec, 30)
     controller, group = fakes.running(spec)
-    assert group.launches[W0].restore_step == 20
+    assert group.launches[W0].restore.step == 20
     result = controller.outcome()
     assert quarantined(result) == [30] and "bytes" in result.events[-1].reason
     assert not checkpoint_dir(spec.job_dir, 30).exists() and (spec.job_dir / "quarantine").is_dir()
@@ -57,7 +57,7 @@ def test_two_corrupt_in_a_row_fall_back_twice(tmp_path):
     data = checkpoint_dir(spec.job_dir, 20) / "ckpt.data-00000-of-00001"
     data.write_bytes(b"W" + data.read_bytes()[1:])  # same size, altered
     controller, group = fakes.running(spec)
-    assert group.launches[CHIEF].restore_step == 10 and quarantined(controller.outcome()) == [30, 20]
+    assert group.launches[CHIEF].restore.step == 10 and quarantined(controller.outcome()) == [30, 20]
 
 
 def test_corrupt_checkpoints_past_their_budget_fail_the_job(tmp_path):
@@ -80,13 +80,13 @@ def test_when_every_checkpoint_is_corrupt_the_job_fails_saying_how_to_start_over
 def test_a_restore_that_fails_in_the_tasks_sets_the_checkpoint_aside_and_restarts(tmp_path):
     spec = with_checkpoints(tmp_path, 10, 20)
     controller, group = fakes.running(spec)
-    assert group.launches[W1].restore_step == 20
+    assert group.launches[W1].restore.step == 20
     error = "CheckpointUnreadable: ckpt-000000020: IndexError: Read less bytes than requested"
     group.ends = [fakes.died(key, FailureCause.CHECKPOINT_UNREADABLE, error) for key in (CHIEF, W0, W1)]
     state = controller.step()
     assert state == Recovering(RecoveryReason.FAILURE, 0.0, quarantine=str(checkpoint_dir(spec.job_dir, 20)))
     assert fakes.states(controller, 2) == [JobState.STARTING, JobState.RUNNING]
-    assert group.launches[W1].restore_step == 10
+    assert group.launches[W1].restore.step == 10
     result = controller.outcome()
     assert quarantined(result) == [20]
     decided = [e for e in result.events if isinstance(e, Decision)]
@@ -118,7 +118,7 @@ def test_a_torn_record_is_set_aside_and_the_job_carries_on_from_its_checkpoints(
     record = JobRecord(spec.job_dir, spec.name)
     record.path.write_text(record.path.read_text()[:40])
     controller, group = fakes.running(spec)
-    assert group.launches[W0].restore_step == 10 and controller.outcome().attempt == 1
+    assert group.launches[W0].restore.step == 10 and controller.outcome().attempt == 1
     assert len(list(spec.job_dir.glob("job.json.torn-*"))) == 1
 
 
@@ -147,7 +147,7 @@ def test_the_restored_checkpoint_is_pruned_once_the_tasks_save_past_it(tmp_path)
     """Kept from pruning while a restart restores it; an ordinary old checkpoint once the tasks save past it."""
     spec = with_checkpoints(tmp_path, 10, 20, checkpoint={"keep": 2})
     controller, group = fakes.running(spec)
-    assert group.launches[CHIEF].restore_step == 20
+    assert group.launches[CHIEF].restore.step == 20
     assert controller.store.manifest.protected == {20}
     for step in (30, 40):
         group.reports.append(fakes.checkpoint_report(spec, step))

@@ -1,6 +1,7 @@
 """The wire protocol: task names formatted and parsed in one place; the roles agree with the spec's; the reports
-and their one JSON form."""
+and their one JSON form; a launch's parts."""
 
+import dataclasses
 import json
 import pickle
 
@@ -10,14 +11,18 @@ from controller.spec import ROLE_ORDER
 from protocol.wire import (
     ROLES,
     CheckpointReport,
+    Entrypoint,
     EventReport,
     FailureCause,
     FolderReport,
     HeartbeatReport,
     MetricsReport,
     OutputReport,
+    RestorePoint,
+    StoragePlan,
     TaskEnd,
     TaskKey,
+    TaskLaunch,
     report_from_json,
 )
 
@@ -69,3 +74,10 @@ def test_what_is_not_a_report_is_said_so(data):
     with pytest.raises(ValueError):
         report_from_json(data)
 
+
+def test_a_launch_copied_with_replace_keeps_its_parts():
+    launch = TaskLaunch(job_name="j", attempt=1, strategy="multi_worker_mirrored", role="worker", index=0,
+                        is_chief=False, num_workers=2, tf_config=None, entrypoint=Entrypoint("function", "m:f"),
+                        storage=StoragePlan("/j", "auto", "t"), restore=RestorePoint("/j/c", 10, 1))
+    again = dataclasses.replace(launch, run=1)
+    assert again.entrypoint is launch.entrypoint and again.restore.step == 10 and again.storage.token == "t"
