@@ -60,14 +60,15 @@ def measure_save(mb: int, reps: int, work: Path) -> dict:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow as tf
 
+    from protocol.wire import CheckpointReport
     from workers import keras as job_keras
     from workers.context import TaskContext
 
     sealed: dict[int, float] = {}
 
-    def send(record: dict) -> None:
-        if record.get("kind") == "checkpoint":
-            sealed[record["step"]] = time.perf_counter()
+    def send(report) -> None:
+        if isinstance(report, CheckpointReport):
+            sealed[report.step] = time.perf_counter()
 
     def context(restore_from: str | None = None) -> TaskContext:
         return TaskContext(job_name="ckpt", job_dir=str(work), attempt=1, strategy="one_device", role="chief",

@@ -1,16 +1,17 @@
 """The wire protocol between the controller and the task actors (no Ray, no TensorFlow).
 
 Everything that crosses from the driver to a task, or back, is defined
-here and nowhere else:
+here and nowhere else, each as one frozen class:
 
 * a task's name: ``role-index`` (``worker-1``), formatted and parsed by
   :class:`TaskKey` only;
 * what an actor is built with (:class:`ActorConfig`) and what each run of
-  it is sent (:class:`TaskLaunch`);
+  it is sent (:class:`TaskLaunch`: its :class:`Entrypoint`, its
+  :class:`StoragePlan` and the :class:`RestorePoint` it restores);
 * how a run ended (:class:`TaskEnd`), with its cause as one enum,
   :class:`FailureCause`, from the training process to the policy;
-* the reports a task sends to the job's inbox (``metrics``,
-  ``checkpoint``, ``heartbeat``, ``event``), built by the functions below.
+* the reports a task sends to the job's inbox (:data:`Report`: metrics,
+  checkpoint, folder, output, heartbeat, event), with their one JSON form.
 
 Both sides import this module; neither imports the other. The controller
 names the task actor's class by :data:`TASK_ACTOR_CLASS`.
@@ -21,8 +22,8 @@ from __future__ import annotations
 import enum
 import re
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, get_args
 
 # Each task's launcher process (workers/zygote.py) imports TensorFlow as soon as its actor starts,
 # overlapping the import with the other actors' start and the TF_CONFIG round trip. A job whose
@@ -144,11 +145,43 @@ class ActorConfig(TaskIdentity):
 
 
 @dataclass(frozen=True)
+class Entrypoint:
+    """What a run's training process runs, and with what: the launcher's request is made of it."""
+
+    kind: str  # function | script | module
+    target: str  # 'pkg.mod:fn', a script path or a module name
+    args: dict = field(default_factory=dict)  # a function's keywords (a script's are in argv as --key=value)
+    argv: tuple = ()  # a script's or module's command line after its name
+    env: dict = field(default_factory=dict)  # the job's environment for every task (TF settings, the spec's)
+    sys_path: tuple = ()  # folders put first on the import path
+    cwd: str | None = None  # the training process's folder; None: the actor's (Ray's copy of a working_dir)
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    """The checkpoint a run restores (the newest complete one when the run was planned)."""
+
+    path: str  # its folder on the head's storage path (a task that does not share it gets a copy)
+    step: int
+    epoch: int | None = None
+    batch: int | None = None  # it was saved mid-epoch, after this batch of ``epoch``
+
+
+@dataclass(frozen=True)
+class StoragePlan:
+    """Where the job's files are, and how a task finds out whether it can write there."""
+
+    job_dir: str  # the job's folder under the storage path, as the head sees it
+    mode: str = "shared"  # shared | gather | auto (see controller/store/storage.py)
+    token: str | None = None  # in job_dir/TOKEN_FILE when the task sees the head's storage (auto mode)
+
+
+@dataclass(frozen=True)
 class TaskLaunch(TaskIdentity):
-    """Everything one run of a task needs (sent to its actor as is)."""
+    """Everything one run of a task needs (sent to its actor as is): who it is in which run of the cluster,
+    what it runs, where its files go, what it restores, and (PSS) the servers it serves or waits for."""
 
     job_name: str
-    job_dir: str
     attempt: int
     strategy: str
     role: str
@@ -156,63 +189,123 @@ class TaskLaunch(TaskIdentity):
     is_chief: bool
     num_workers: int  # tasks in the training cluster (chief + workers)
     tf_config: dict | None
-    entrypoint_kind: str  # function | script | module
-    entrypoint_target: str  # 'pkg.mod:fn', a script path or a module name
-    args: dict = field(default_factory=dict)
-    argv: tuple = ()
-    env: dict = field(default_factory=dict)
-    sys_path: tuple = ()
-    cwd: str | None = None  # the training process's folder; None: the actor's (Ray's copy of a working_dir)
-    checkpoint_every_n_epochs: int = 1
-    restore_from: str | None = None  # newest complete checkpoint folder
-    restore_step: int | None = None
-    restore_epoch: int | None = None
-    restore_batch: int | None = None  # the checkpoint was saved mid-epoch, after this batch of epoch restore_epoch
+    entrypoint: Entrypoint
+    storage: StoragePlan
+    restore: RestorePoint | None = None  # None: the run starts from scratch
     run: int = 0  # which run of the cluster in this attempt: 0, then 1 after the first restart, ...
+    checkpoint_every_n_epochs: int = 1
     runs_server: bool = False  # PSS ps/worker: serve a tf.distribute.Server until torn down
     servers: tuple = ()  # (task, host:port) the chief must reach before its code runs (PSS)
     server_wait_s: float = 60.0  # bound on that wait
     faults: tuple = ()  # faults to inject into this run (dicts of controller.spec.running.FaultSpec)
     preemption_grace_s: float = 30.0  # after a SIGTERM notice, how long the task may take to save
-    storage_mode: str = "shared"  # shared | gather | auto (see controller/store/storage.py)
-    storage_token: str | None = None  # in job_dir/TOKEN_FILE when the task sees the head's storage (auto mode)
 
 
 # ------------------------------------------------------------------ reports
-# A task's reports travel as JSON-able dicts (through a pipe, then Ray) with a "kind".
-METRICS, CHECKPOINT, HEARTBEAT, EVENT = "metrics", "checkpoint", "heartbeat", "event"
-FOLDER, OUTPUT = "folder", "output"
-# Inside a task only: the training process to its actor.
+# A task's reports to the job's inbox, and from there to the driver: one frozen class per kind. Ray pickles
+# them as they are; the ones a training process makes (metrics, checkpoint, event) cross its pipe to its actor
+# as JSON, and a metrics report is a row of metrics.jsonl: ``to_json`` and ``report_from_json`` are the only
+# conversion. The pipe's other messages never leave the task and stay plain dicts ``{"kind": ALIVE | RESULT |
+# ERROR, ...}`` (workers/zygote.py), as does the launcher's request file the actor writes for each run.
 ALIVE, RESULT, ERROR = "alive", "result", "error"
 
 
-def metrics_report(key: TaskKey, step: int, values: dict) -> dict:
-    return {"kind": METRICS, "task": str(key), "role": key.role, "index": key.index, "step": int(step),
-            "task_time": time.time(), "values": values}
+@dataclass(frozen=True)
+class _Report:
+    key: TaskKey
+    kind: ClassVar[str]
+
+    @property
+    def task(self) -> str:
+        return str(self.key)
+
+    def to_json(self) -> dict:
+        """The report as one JSON object: ``kind``, ``task`` and its fields."""
+        return {"kind": self.kind, "task": self.task,
+                **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "key"}}
 
 
-def checkpoint_report(key: TaskKey, step: int, path: str) -> dict:
-    """The chief sealed the checkpoint of ``step`` at ``path`` (``node_copy`` added when that path is on the
-    task's node, which does not share the storage path: the job's inbox streams it from there)."""
-    return {"kind": CHECKPOINT, "task": str(key), "step": int(step), "path": path}
+@dataclass(frozen=True)
+class MetricsReport(_Report):
+    """Metrics the task's code reported at ``step`` (``ctx.report``)."""
+
+    kind: ClassVar[str] = "metrics"
+    step: int
+    values: dict
+    task_time: float = field(default_factory=time.time)  # when the task reported them
+
+    def to_json(self) -> dict:  # metrics.jsonl's rows have the task's role and index too
+        return {**super().to_json(), "role": self.key.role, "index": self.key.index}
 
 
-def folder_report(key: TaskKey, name: str, path: str) -> dict:
+@dataclass(frozen=True)
+class CheckpointReport(_Report):
+    """The chief sealed the checkpoint of ``step`` at ``path``; ``node_copy``: that path is on the task's node,
+    which does not share the storage path, and the job's inbox streams it from there."""
+
+    kind: ClassVar[str] = "checkpoint"
+    step: int
+    path: str
+    node_copy: bool = False
+
+
+@dataclass(frozen=True)
+class FolderReport(_Report):
     """One of the job's folders (``model``, ``backups``, a task's logs...) at ``path`` on a node that does not
     share the storage path: the job's inbox streams it from the task and the head's copy takes its place."""
-    return {"kind": FOLDER, "task": str(key), "name": name, "path": path}
+
+    kind: ClassVar[str] = "folder"
+    name: str
+    path: str
 
 
-def output_report(key: TaskKey, lines: list[str]) -> dict:
+@dataclass(frozen=True)
+class OutputReport(_Report):
     """Lines a task's training process printed (the task's log file has them all)."""
-    return {"kind": OUTPUT, "task": str(key), "lines": lines}
+
+    kind: ClassVar[str] = "output"
+    lines: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lines", tuple(self.lines))  # frozen, whatever sequence it was given
 
 
-def heartbeat_report(key: TaskKey, pid: int, notice: float | None) -> dict:
+@dataclass(frozen=True)
+class HeartbeatReport(_Report):
     """The task is alive; ``pid`` is the process that trains now; ``notice`` when it got a SIGTERM."""
-    return {"kind": HEARTBEAT, "task": str(key), "pid": pid, "notice": notice}
+
+    kind: ClassVar[str] = "heartbeat"
+    pid: int
+    notice: float | None = None
 
 
-def event_report(key: TaskKey, event: str, **details: Any) -> dict:
-    """Something a task did that the job's record keeps (e.g. a PSS server is serving)."""
-    return {"kind": EVENT, "task": str(key), "event": event, **details}
+@dataclass(frozen=True)
+class EventReport(_Report):
+    """Something a task did that the job's record keeps (a PSS server serving, the model saved, a fault fired),
+    with its details (flat beside ``event`` in JSON)."""
+
+    kind: ClassVar[str] = "event"
+    event: str
+    details: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "task": self.task, "event": self.event, **self.details}
+
+
+Report = MetricsReport | CheckpointReport | FolderReport | OutputReport | HeartbeatReport | EventReport
+REPORTS: dict[str, type] = {cls.kind: cls for cls in get_args(Report)}
+
+
+def report_from_json(data: dict) -> Report:
+    """A report from its ``to_json`` object; ValueError for anything else."""
+    given, data = data, dict(data)
+    cls = REPORTS.get(data.pop("kind", None))
+    try:
+        key = TaskKey.parse(data.pop("task"))
+        if cls is EventReport:
+            return EventReport(key, data.pop("event"), data)
+        if cls is MetricsReport:  # role and index are the key's
+            data.pop("role", None), data.pop("index", None)
+        return cls(key, **data)
+    except (KeyError, TypeError) as err:  # no such kind, or its fields are not the report's
+        raise ValueError(f"not a report: {given} ({type(err).__name__}: {err})") from None

@@ -18,10 +18,9 @@ import os
 import shutil
 from typing import Any, Callable
 
-from protocol import wire
 from protocol.layout import BACKUPS_DIR, CODE_TENSORBOARD_DIR, MODEL_DIR, checkpoint_dir, workertemp_dir
 from protocol.seal import seal
-from protocol.wire import TaskIdentity
+from protocol.wire import CheckpointReport, EventReport, MetricsReport, Report, TaskIdentity
 from workers.faults import FaultInjector
 from workers.preemption import install_notice_handler
 
@@ -38,7 +37,7 @@ class CheckpointUnreadable(RuntimeError):
 
 _current: "TaskContext | None" = None
 # Set by the launcher (workers/zygote.py) in the training process: where reports go (the actor's pipe).
-REPORT_SENDER: Callable[[dict], None] | None = None
+REPORT_SENDER: Callable[[Report], None] | None = None
 
 
 class TaskContext(TaskIdentity):
@@ -61,7 +60,7 @@ class TaskContext(TaskIdentity):
         restore_step: int | None = None,
         restore_epoch: int | None = None,
         restore_batch: int | None = None,
-        send: Callable[[dict], None] | None = None,
+        send: Callable[[Report], None] | None = None,
         stop_requested: Callable[[], bool] | None = None,
         faults: list | tuple = (),
         preemption_grace_s: float = 30.0,
@@ -94,7 +93,7 @@ class TaskContext(TaskIdentity):
         """Send metrics for ``step`` to the job's collector (never blocks on the driver)."""
         clean = {k: (float(v) if hasattr(v, "__float__") and not isinstance(v, (bool, int)) else v)
                  for k, v in values.items()}
-        self._send(wire.metrics_report(self.key, int(step), clean))
+        self._send(MetricsReport(self.key, int(step), clean))
         if self._injector is not None:
             self._injector.on_step(int(step))
 
@@ -142,7 +141,7 @@ class TaskContext(TaskIdentity):
             return
         clean = {k: float(v) for k, v in (metrics or {}).items() if hasattr(v, "__float__")}
         seal(path, step, epoch, clean, batch=batch)
-        self._send(wire.checkpoint_report(self.key, step, path))
+        self._send(CheckpointReport(self.key, int(step), path))
 
     # ----------------------------------------------------------- outputs
 
@@ -169,7 +168,7 @@ class TaskContext(TaskIdentity):
         path = self.model_dir
         model.save(path)
         if self.is_chief:
-            self._send(wire.event_report(self.key, "model_saved", path=path))
+            self._send(EventReport(self.key, "model_saved", {"path": path}))
         return path
 
     # -------------------------------------------------------------- strategy
@@ -219,14 +218,14 @@ def _standalone_context() -> TaskContext:
     )
 
 
-def context_from_env(send: Callable[[dict], None] | None) -> TaskContext:
+def context_from_env(send: Callable[[Report], None] | None) -> TaskContext:
     """The context the task actor put into this process's environment, reporting through ``send``."""
     stop_file = os.environ.get(STOP_FILE_ENV)
     return TaskContext(**json.loads(os.environ[CONTEXT_ENV]), send=send,
                        stop_requested=(lambda: os.path.exists(stop_file)) if stop_file else None)
 
 
-def attach(send: Callable[[dict], None] | None, handle_notice: bool = True) -> TaskContext:
+def attach(send: Callable[[Report], None] | None, handle_notice: bool = True) -> TaskContext:
     """Make this process the task's training process: its context, its faults armed, and (unless
     ``handle_notice`` is false: a script that never asks for its context keeps SIGTERM's default) SIGTERM
     a preemption notice."""

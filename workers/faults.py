@@ -17,8 +17,7 @@ import signal
 import threading
 from typing import Callable
 
-from protocol import wire
-from protocol.wire import TaskKey
+from protocol.wire import EventReport, Report, TaskKey
 
 
 class InjectedFault(RuntimeError):
@@ -28,7 +27,7 @@ class InjectedFault(RuntimeError):
 class FaultInjector:
     """Fires the faults of one task (each at most once)."""
 
-    def __init__(self, task: str, faults: list[dict] | tuple = (), report: Callable[[dict], None] | None = None):
+    def __init__(self, task: str, faults: list[dict] | tuple = (), report: Callable[[Report], None] | None = None):
         self.task = task
         self.faults = [dict(f) for f in faults]
         self.report = report  # tells the controller a fault fired (the job's summary lists them)
@@ -66,7 +65,7 @@ class FaultInjector:
         action = fault["action"]
         print(f"[tfray] injecting fault '{action}' into {self.task} (pid {os.getpid()})", flush=True)
         if self.report is not None:  # before the fault: a killed process reports nothing after it
-            self.report(wire.event_report(TaskKey.parse(self.task), "fault_fired", fault=planned))
+            self.report(EventReport(TaskKey.parse(self.task), "fault_fired", {"fault": planned}))
         if action == "raise":
             self._pending_raise = fault
         elif action == "kill":

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Callable
 
-from protocol.wire import ActorConfig, heartbeat_report
+from protocol.wire import ActorConfig, HeartbeatReport
 
 
 class Heartbeat:
@@ -39,7 +39,7 @@ class Heartbeat:
             child, count, notice = self.now()
             if child is None or count != sent:
                 sent = count
-                reply = self.inbox.heartbeat.remote(heartbeat_report(self.config.key, child or os.getpid(), notice))
+                reply = self.inbox.heartbeat.remote(HeartbeatReport(self.config.key, child or os.getpid(), notice))
                 try:
                     told = ray.get(reply, timeout=self.config.heartbeat_reply_timeout_s)
                 except Exception:  # a slow inbox: the heartbeat is sent anyway, the answer waits

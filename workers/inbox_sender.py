@@ -1,8 +1,9 @@
 """A task's reports on their way to the job's inbox: queued, in order, sent in batches by one thread.
 
 The thread that reads the training process's report pipe only parses and
-queues, so it never waits on Ray and the pipe never fills (a full pipe
-would block ``ctx.report`` in the training step). The sender thread sends
+queues (``protocol.wire`` reports, sent as they are: Ray pickles them), so
+it never waits on Ray and the pipe never fills (a full pipe would block
+``ctx.report`` in the training step). The sender thread sends
 whatever has queued as one inbox call: one report at a time while they are
 rare (no added latency), and a task reporting every few milliseconds costs
 one Ray call per batch instead of one per report. ``flush`` returns once
@@ -15,6 +16,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+
+from protocol.wire import Report
 
 log = logging.getLogger("tfray.task")
 
@@ -35,8 +38,8 @@ class InboxSender:
         self._queue: queue.Queue = queue.Queue()
         threading.Thread(target=self._send_forever, name="tfray-reports", daemon=True).start()
 
-    def send(self, record: dict) -> None:
-        self._queue.put(record)
+    def send(self, report: Report) -> None:
+        self._queue.put(report)
 
     def flush(self) -> bool:
         """Wait (bounded) until the inbox has every report queued so far; False if it did not answer."""

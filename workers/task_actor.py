@@ -34,7 +34,7 @@ import traceback
 
 from protocol import wire
 from protocol.streaming import as_arrays, read_chunks
-from protocol.wire import ActorConfig, FailureCause, TaskEnd, TaskLaunch
+from protocol.wire import ActorConfig, FailureCause, RestorePoint, TaskEnd, TaskLaunch
 from workers import gpus
 from workers.context import CONTEXT_ENV, STOP_FILE_ENV, CheckpointUnreadable, TaskContext
 from workers.heartbeat import Heartbeat
@@ -48,6 +48,14 @@ from workers.task_storage import TaskStorage
 # Exceptions from the training process that are not bugs in the user's code.
 ERROR_CAUSES = {TaskPreempted.__name__: FailureCause.STOPPED_ON_NOTICE,
                 CheckpointUnreadable.__name__: FailureCause.CHECKPOINT_UNREADABLE}
+
+
+def _restore_args(restore: RestorePoint | None) -> dict:
+    """A launch's restore point as the context takes it (its ``latest_checkpoint*``, part of the user's API)."""
+    if restore is None:
+        return {}
+    return {"restore_from": restore.path, "restore_step": restore.step, "restore_epoch": restore.epoch,
+            "restore_batch": restore.batch}
 
 
 class TaskActor:
@@ -129,10 +137,10 @@ class TaskActor:
                                       f"{type(err).__name__}: {err}\n{traceback.format_exc()}")
 
     def _run(self, launch: TaskLaunch) -> TaskEnd:
-        env = {**launch.env, **self.device_env}  # for the training process (this actor has it since it started)
+        env = {**launch.entrypoint.env, **self.device_env}  # for the training process (this actor has it already)
         if launch.tf_config is not None:
             env["TF_CONFIG"] = json.dumps(launch.tf_config)
-        job_dir, restore_from = self.storage.prepare(launch)
+        job_dir, restore = self.storage.prepare(launch)
         env.update(self.storage.output_env(launch, job_dir))
         self._output = output = TaskOutput(self.inbox, self.key, job_dir, launch.attempt, self.config.log_max_bytes,
                                            self.config.log_backups, self.config.output_flush_s)
@@ -146,10 +154,8 @@ class TaskActor:
         ctx = TaskContext(
             job_name=launch.job_name, job_dir=job_dir, attempt=launch.attempt, strategy=launch.strategy,
             role=launch.role, index=launch.index, is_chief=launch.is_chief, num_workers=launch.num_workers,
-            args=launch.args, checkpoint_every_n_epochs=launch.checkpoint_every_n_epochs,
-            restore_from=restore_from, restore_step=launch.restore_step, restore_epoch=launch.restore_epoch,
-            restore_batch=launch.restore_batch,
-            faults=launch.faults, preemption_grace_s=launch.preemption_grace_s,
+            args=launch.entrypoint.args, checkpoint_every_n_epochs=launch.checkpoint_every_n_epochs,
+            faults=launch.faults, preemption_grace_s=launch.preemption_grace_s, **_restore_args(restore),
         )
         if launch.servers:
             wait_for_servers(launch.servers, launch.server_wait_s, self.config.server_probe_max_s,
@@ -167,15 +173,15 @@ class TaskActor:
 
     def _run_in(self, launch: TaskLaunch, ctx: TaskContext, env: dict, work: str) -> TaskEnd:
         """Fork the training process (its request and stop file in ``work``), stream it, say how it ended."""
-        stop_file = os.path.join(work, "stop")
+        stop_file, ep = os.path.join(work, "stop"), launch.entrypoint
         env.update({CONTEXT_ENV: ctx.to_env(), STOP_FILE_ENV: stop_file,
-                    "PYTHONPATH": os.pathsep.join([*launch.sys_path, *filter(None, [os.environ.get("PYTHONPATH")])])})
-        kind = "serve" if launch.runs_server else launch.entrypoint_kind
-        request = os.path.join(work, "request.json")
+                    "PYTHONPATH": os.pathsep.join([*ep.sys_path, *filter(None, [os.environ.get("PYTHONPATH")])])})
+        kind = "serve" if launch.runs_server else ep.kind
+        request = os.path.join(work, "request.json")  # read by workers/zygote.py; it stays on this node
         with open(request, "w") as f:
-            json.dump({"env": env, "sys_path": list(launch.sys_path), "kind": kind,
-                       "cwd": launch.cwd if kind in ("script", "module") else None,
-                       "target": launch.entrypoint_target, "args": launch.args, "argv": list(launch.argv),
+            json.dump({"env": env, "sys_path": list(ep.sys_path), "kind": kind,
+                       "cwd": ep.cwd if kind in ("script", "module") else None,
+                       "target": ep.target, "args": ep.args, "argv": list(ep.argv),
                        "alive_interval_s": self.config.alive_interval_s,
                        "exit_handlers_s": self.config.exit_handlers_s}, f)
         report_r, report_w = os.pipe()
@@ -221,8 +227,8 @@ class TaskActor:
             return TaskEnd.failed(self.key, cause, text)
         if code != 0:
             return TaskEnd.failed(self.key, FailureCause.USER_ERROR,
-                                  f"{launch.entrypoint_target} exited with code {code}; {last}")
-        if launch.entrypoint_kind == "function" and not launch.runs_server:
+                                  f"{launch.entrypoint.target} exited with code {code}; {last}")
+        if launch.entrypoint.kind == "function" and not launch.runs_server:
             return TaskEnd.done(self.key, ends.get(wire.RESULT, {}).get("value"))
         return TaskEnd.done(self.key, {"exit_code": 0})
 
@@ -251,18 +257,19 @@ class TaskActor:
             time.sleep(self.config.sidecar_poll_s)
 
     def _relay_reports(self, read_fd: int, ends: dict) -> None:
+        """The training process's pipe: its alive beats and its end (kept here), its reports (typed again and
+        passed on to the inbox)."""
         with os.fdopen(read_fd) as stream:
             for line in stream:
                 try:
                     record = json.loads(line)
-                except ValueError:
+                    kind = record.get("kind")
+                    if kind == wire.ALIVE:
+                        self._alive_count += 1
+                        self._child_notice = self._child_notice or record.get("notice")
+                    elif kind in (wire.RESULT, wire.ERROR):
+                        ends[kind] = record
+                    else:
+                        self.storage.forward(wire.report_from_json(record))
+                except (ValueError, AttributeError):
                     self._output.note(f"unreadable report from the entrypoint: {line!r}")
-                    continue
-                kind = record.get("kind")
-                if kind == wire.ALIVE:
-                    self._alive_count += 1
-                    self._child_notice = self._child_notice or record.get("notice")
-                elif kind in (wire.RESULT, wire.ERROR):
-                    ends[kind] = record
-                else:
-                    self.storage.forward(record)

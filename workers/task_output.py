@@ -16,9 +16,8 @@ import os
 import threading
 import time
 
-from protocol import wire
 from protocol.layout import task_log
-from protocol.wire import TaskKey
+from protocol.wire import OutputReport, TaskKey
 
 
 class TaskOutput:
@@ -53,7 +52,7 @@ class TaskOutput:
             lines, self._queued = self._queued, []
             self._file.flush()
         if lines:
-            self.inbox.report.remote(wire.output_report(self.key, lines))
+            self.inbox.report.remote(OutputReport(self.key, lines))
 
     def close(self) -> None:
         self._closed.set()

@@ -16,14 +16,14 @@ it, so a script's own backups survive a restart wherever it lands.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
 
-from protocol import wire
 from protocol.layout import BACKUPS_DIR, GATHERED_DIRS, TOKEN_FILE, node_job_dir, output_dirs, task_log
 from protocol.streaming import fetch, streaming
-from protocol.wire import TaskLaunch
+from protocol.wire import CheckpointReport, FolderReport, Report, RestorePoint, TaskLaunch
 from workers.inbox_sender import InboxSender
 
 
@@ -43,27 +43,29 @@ class TaskStorage:
         self.gather = False  # True when this task cannot write into the job's storage path
         self.note = ""
 
-    def prepare(self, launch: TaskLaunch) -> tuple[str, str | None]:
-        """This run's job folder and restore checkpoint, fetching the checkpoint through Ray if need be."""
+    def prepare(self, launch: TaskLaunch) -> tuple[str, RestorePoint | None]:
+        """This run's job folder and restore point, fetching the checkpoint through Ray if need be (the point
+        then names the copy on this node)."""
         import ray
 
-        sees_storage = launch.storage_mode == "shared" or (launch.storage_mode == "auto" and (
-            launch.storage_token is None or _read_token(launch.job_dir) == launch.storage_token))
+        storage, restore = launch.storage, launch.restore
+        sees_storage = storage.mode == "shared" or (storage.mode == "auto" and (
+            storage.token is None or _read_token(storage.job_dir) == storage.token))
         self.gather = not sees_storage
         self.note = ""  # what the task's log should say about where its files go
         if sees_storage:
-            return launch.job_dir, launch.restore_from
+            return storage.job_dir, restore
         local = node_job_dir(ray.get_runtime_context().get_node_id(), launch.job_name)
         local.mkdir(parents=True, exist_ok=True)
-        self.note = (f"{launch.job_dir} is not shared with this node: checkpoints go through {local} and are "
+        self.note = (f"{storage.job_dir} is not shared with this node: checkpoints go through {local} and are "
                      "gathered to the head")
         # The job's own backups, for code that resumes from them (the head's copy; empty when it has none).
-        self._from_head(Path(launch.job_dir) / BACKUPS_DIR, local / BACKUPS_DIR, "the job's backups")
-        if not launch.restore_from:
+        self._from_head(Path(storage.job_dir) / BACKUPS_DIR, local / BACKUPS_DIR, "the job's backups")
+        if restore is None:
             return str(local), None
-        restore = self._from_head(launch.restore_from, local / "restore" / launch.task /
-                                  os.path.basename(launch.restore_from), f"checkpoint {launch.restore_from}")
-        return str(local), str(restore)
+        copy = self._from_head(restore.path, local / "restore" / launch.task / os.path.basename(restore.path),
+                               f"checkpoint {restore.path}")
+        return str(local), dataclasses.replace(restore, path=str(copy))
 
     def _from_head(self, folder: str | Path, into: Path, what: str) -> Path:
         """A folder of the head's job folder, streamed here by the job's inbox (which runs on the head)."""
@@ -93,11 +95,11 @@ class TaskStorage:
             folders.update({name: Path(job_dir) / name for name in GATHERED_DIRS})
         for name, folder in folders.items():
             if folder.is_dir() and any(folder.iterdir()):
-                self.sender.send(wire.folder_report(launch.key, name, str(folder)))
+                self.sender.send(FolderReport(launch.key, name, str(folder)))
 
-    def forward(self, record: dict) -> None:
+    def forward(self, report: Report) -> None:
         """Pass a report on to the inbox (queued: never waits). A checkpoint of a task that gathers stays on
         this node until the driver streamed it to the head (which removes it here); the report says so."""
-        if self.gather and record.get("kind") == wire.CHECKPOINT:
-            record = {**record, "node_copy": True}
-        self.sender.send(record)
+        if self.gather and isinstance(report, CheckpointReport):
+            report = dataclasses.replace(report, node_copy=True)
+        self.sender.send(report)

@@ -22,12 +22,14 @@ Protocol, over a SOCK_SEQPACKET socket pair (fd in ``ZYGOTE_FD_ENV``):
   when that process ends (negative: killed by that signal);
 - end of file on the socket (the actor is gone) ends the launcher.
 
-The child writes JSON lines on the report pipe: the context's reports,
+The child writes JSON lines on the report pipe: the context's reports (each
+a ``protocol.wire`` report as its ``to_json``, typed again by the actor),
 ``{"kind": "alive"}`` about every second from a thread (the actor passes on a
 heartbeat only while these come, so a stopped or wedged process is seen as
 hung), and at the end ``{"kind": "result", ...}`` or ``{"kind": "error", ...}``
 with the exception's type, message and traceback as text (no TensorFlow
-object ever travels to the driver).
+object ever travels to the driver). These three and the request file never
+leave the task, so they stay plain JSON.
 """
 
 from __future__ import annotations
@@ -118,9 +120,14 @@ class _Reports:
         self._lock = threading.Lock()
 
     def send(self, record: dict) -> None:
+        """One of the pipe's own messages (alive, result, error)."""
         line = json.dumps(record, default=str) + "\n"
         with self._lock:
             self._stream.write(line)
+
+    def report(self, report: wire.Report) -> None:
+        """A report for the job's inbox (the actor passes it on)."""
+        self.send(report.to_json())
 
     def keep_alive(self, interval_s: float) -> None:
         from workers import context
@@ -217,9 +224,9 @@ def _run(request: dict, reports: _Reports) -> int:
         os.chdir(request["cwd"])
     gpus.apply_memory_limit()  # before any code of the user's can start TensorFlow's runtime
     kind, target = request["kind"], request["target"]
-    context.REPORT_SENDER = reports.send  # every context in this process reports through the actor's pipe
+    context.REPORT_SENDER = reports.report  # every context in this process reports through the actor's pipe
     if kind == "serve":
-        _serve(context.attach(reports.send, handle_notice=False))  # its own notice handler: it serves on
+        _serve(context.attach(reports.report, handle_notice=False))  # its own notice handler: it serves on
         return 0
     if kind == "function":
         ctx = context.get_context()
@@ -231,7 +238,7 @@ def _run(request: dict, reports: _Reports) -> int:
         reports.send({"kind": wire.RESULT, "value": value})
         return 0
     sys.argv = [target, *request["argv"]]
-    context.attach(reports.send, handle_notice=False)  # its timed faults fire even if it never asks for it
+    context.attach(reports.report, handle_notice=False)  # its timed faults fire even if it never asks for it
     if kind == "script":
         sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
         runpy.run_path(target, run_name="__main__")
@@ -252,7 +259,7 @@ def _serve(ctx) -> None:
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type,
                                   task_index=resolver.task_id, protocol="grpc", start=True)
-    ctx._send(wire.event_report(ctx.key, "serving", target=server.target, pid=os.getpid()))
+    ctx._send(wire.EventReport(ctx.key, "serving", {"target": server.target, "pid": os.getpid()}))
     print(f"{ctx.task} serving {server.target}", flush=True)
     while True:  # the server serves on its own threads; not server.join(): a Python signal handler (the
         time.sleep(3600)  # notice) runs only when the main thread is in Python, and sleep lets it

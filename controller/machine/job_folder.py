@@ -23,7 +23,7 @@ from controller.store.checkpoints import CheckpointManifest, CheckpointRecord
 from controller.store.lease import FileLease
 from controller.store.storage import Mirror
 from protocol.layout import GATHERED_DIRS, LOGS_DIR, TOKEN_FILE, checkpoint_dir
-from protocol.wire import TaskKey
+from protocol.wire import CheckpointReport, FolderReport
 
 log = logging.getLogger("tfray")
 
@@ -82,40 +82,39 @@ class JobStore:
         for record in self.manifest.adopt_sealed():
             log.info("checkpoint at step %d, sealed as the job ended: %s", record.step, record.path)
 
-    def register(self, report: dict, fetch_folder: Callable) -> CheckpointRecord | None:
+    def register(self, report: CheckpointReport, fetch_folder: Callable) -> CheckpointRecord | None:
         """A checkpoint a task reported; None when it is not complete. One on the task's node (it does not
         share the storage path) is brought here first with ``fetch_folder`` (``TaskGroup.fetch_folder``)."""
-        path = report["path"]
+        path = report.path
         # Tasks that save past the checkpoint they restored from have restored it: it may be pruned again.
-        self.manifest.protected = {step for step in self.manifest.protected if step >= report["step"]}
-        if report.get("node_copy"):
+        self.manifest.protected = {step for step in self.manifest.protected if step >= report.step}
+        if report.node_copy:
             try:
-                path = fetch_folder(TaskKey.parse(report["task"]), path, checkpoint_dir(self.job_dir, report["step"]),
+                path = fetch_folder(report.key, path, checkpoint_dir(self.job_dir, report.step),
                                     remove_after=True, replace=True)
             except FolderFetchError as err:
-                log.warning("checkpoint of step %s on %s's node was not gathered: %s", report["step"],
-                            report["task"], err)
+                log.warning("checkpoint of step %s on %s's node was not gathered: %s", report.step, report.task, err)
                 return None
         registered = self.manifest.register(path)
         if registered is None:
-            log.warning("checkpoint %s reported by %s is not complete; ignored", report["path"], report["task"])
+            log.warning("checkpoint %s reported by %s is not complete; ignored", report.path, report.task)
         else:
             log.info("checkpoint at step %d: %s", registered.step, registered.path)
             self.sync()
         return registered
 
-    def gather_folder(self, report: dict, fetch_folder: Callable) -> None:
+    def gather_folder(self, report: FolderReport, fetch_folder: Callable) -> None:
         """A job folder on a node that does not share the storage path, brought here with ``fetch_folder``:
         the chief's model, backups and TensorBoard logs replace ours; a task's log files join the attempt's."""
-        name = report["name"]
+        name = report.name
         if name not in GATHERED_DIRS and not (name.startswith(f"{LOGS_DIR}/attempt-") and name.count("/") == 1):
             log.warning("a task sent a folder named %r, which is not one of the job's; ignored", name)
             return
         try:
-            fetch_folder(TaskKey.parse(report["task"]), report["path"], self.job_dir / name, remove_after=False,
+            fetch_folder(report.key, report.path, self.job_dir / name, remove_after=False,
                          replace=name in GATHERED_DIRS)
         except FolderFetchError as err:
-            log.warning("%s of %s was not gathered: %s", name, report["task"], err)
+            log.warning("%s of %s was not gathered: %s", name, report.task, err)
             return
         self.sync()
 

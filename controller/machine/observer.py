@@ -18,8 +18,16 @@ from typing import Callable
 from controller.report.metrics import MetricsCollector
 from controller.states.task_group import TaskGroup
 from controller.states.task_table import TaskTable
-from protocol import wire
-from protocol.wire import FailureCause, TaskEnd, TaskKey
+from protocol.wire import (
+    CheckpointReport,
+    EventReport,
+    FailureCause,
+    FolderReport,
+    HeartbeatReport,
+    OutputReport,
+    TaskEnd,
+    TaskKey,
+)
 
 
 @dataclass(frozen=True)
@@ -34,12 +42,12 @@ class Drain:
 @dataclass(frozen=True)
 class Observation:
     ends: tuple[TaskEnd, ...] = ()  # runs that ended, hung tasks included
-    checkpoints: tuple[dict, ...] = ()  # checkpoint reports, in order
+    checkpoints: tuple[CheckpointReport, ...] = ()  # in order
     notices: tuple[TaskKey, ...] = ()  # tasks that got a preemption notice (SIGTERM) since the last look
     drains: tuple[Drain, ...] = ()  # training tasks newly found on a draining node
-    task_events: tuple[dict, ...] = ()  # other things tasks reported doing
-    folders: tuple[dict, ...] = ()  # the chief's folders gathered from a node that does not share the storage
-    output: tuple[dict, ...] = ()  # lines tasks printed
+    task_events: tuple[EventReport, ...] = ()  # other things tasks reported doing
+    folders: tuple[FolderReport, ...] = ()  # the chief's folders on a node that does not share the storage
+    output: tuple[OutputReport, ...] = ()  # lines tasks printed
 
     @property
     def failed(self) -> tuple[TaskEnd, ...]:
@@ -89,23 +97,21 @@ class Observer:
         """The reports only (metrics to the collector): what tasks sent before a teardown still counts;
         ``final``: the job ends, so every report sent until now."""
         checkpoints, notices, task_events, folders, output = [], [], [], [], []
-        for record in self.collector.handle(self.group.drain_reports(final)):
-            kind = record.get("kind")
-            if kind == wire.CHECKPOINT:
-                checkpoints.append(record)
-            elif kind == wire.FOLDER:
-                folders.append(record)
-            elif kind == wire.OUTPUT:
-                output.append(record)
-            elif kind == wire.HEARTBEAT:
-                key = TaskKey.parse(record["task"])
-                self._last_seen[key] = self.clock()
-                self.table.note_pid(key, record.get("pid"))
-                if record.get("notice") and key not in self._noticed:
-                    self._noticed.add(key)
-                    notices.append(key)
-            else:
-                task_events.append(record)
+        for report in self.collector.handle(self.group.drain_reports(final)):
+            if isinstance(report, CheckpointReport):
+                checkpoints.append(report)
+            elif isinstance(report, FolderReport):
+                folders.append(report)
+            elif isinstance(report, OutputReport):
+                output.append(report)
+            elif isinstance(report, HeartbeatReport):
+                self._last_seen[report.key] = self.clock()
+                self.table.note_pid(report.key, report.pid)
+                if report.notice and report.key not in self._noticed:
+                    self._noticed.add(report.key)
+                    notices.append(report.key)
+            elif isinstance(report, EventReport):
+                task_events.append(report)
         return Observation(checkpoints=tuple(checkpoints), notices=tuple(notices), task_events=tuple(task_events),
                            folders=tuple(folders), output=tuple(output))
 

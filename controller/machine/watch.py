@@ -196,12 +196,12 @@ class Watch:
         for key in seen.notices:
             log.warning("%s got a preemption notice (SIGTERM); it saves at its next step boundary", key)
             self.attempt.add(PreemptionNotice(task=str(key)))
-        for record in seen.task_events:
-            log.info("%s: %s", record.get("task"), record.get("event", record))
-            self.attempt.add(task_reported(record))
+        for report in seen.task_events:
+            log.info("%s: %s", report.task, report.event)
+            self.attempt.add(task_reported(report))
         if self.on_output is not None:
-            for record in seen.output:
-                self.on_output(record["task"], record["lines"])
+            for report in seen.output:
+                self.on_output(report.task, report.lines)
         for report in seen.folders:
             self.store.gather_folder(report, self.group.fetch_folder)
         registered = [self.store.register(report, self.group.fetch_folder) for report in seen.checkpoints]

@@ -1,4 +1,4 @@
-"""What each task is sent to run (pure): environment, TF_CONFIG, entrypoint, restore point, faults.
+"""What each task is sent to run (pure): environment, TF_CONFIG, entrypoint, storage, restore point, faults.
 
 Like the plan and TF_CONFIG, a launch is a request built by a pure function
 from the spec and the addresses the tasks reported, so tests can pin it
@@ -16,7 +16,16 @@ from controller.plan.tasks import TaskSpec
 from controller.plan.tf_config import tf_configs
 from controller.spec import JobSpec, Strategy
 from controller.store.checkpoints import CheckpointRecord
-from protocol.wire import COLLECTIVE_ENV, ActorConfig, DevicePlan, TaskKey, TaskLaunch
+from protocol.wire import (
+    COLLECTIVE_ENV,
+    ActorConfig,
+    DevicePlan,
+    Entrypoint,
+    RestorePoint,
+    StoragePlan,
+    TaskKey,
+    TaskLaunch,
+)
 
 
 def task_env(spec: JobSpec) -> dict[str, str]:
@@ -36,10 +45,13 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
     pss = spec.strategy is Strategy.PARAMETER_SERVER
     # The coordinator must reach every ps and worker server before its code runs.
     servers = tuple((str(t.key), addresses[t.key]) for t in tasks if t.runs_server)
+    entrypoint = Entrypoint(kind=ep.kind, target=target, args=dict(ep.args), argv=tuple(ep.command_line()), env=env,
+                            sys_path=import_path, cwd=cwd)
+    storage = StoragePlan(job_dir=str(spec.job_dir), mode=spec.effective_storage_mode.value, token=storage_token)
+    point = RestorePoint(restore.path, restore.step, restore.epoch, restore.batch) if restore else None
     return {
         task.key: TaskLaunch(
             job_name=spec.name,
-            job_dir=str(spec.job_dir),
             attempt=attempt,
             strategy=spec.strategy.value,
             role=task.role,
@@ -47,27 +59,17 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
             is_chief=task.is_chief,
             num_workers=sum(1 for t in tasks if t.in_cluster),
             tf_config=configs[task.key],
-            entrypoint_kind=ep.kind,
-            entrypoint_target=target,
-            args=dict(ep.args),
-            argv=tuple(ep.command_line()),
-            env=env,
-            sys_path=import_path,
-            cwd=cwd,
-            checkpoint_every_n_epochs=spec.checkpoint.every_n_epochs,
-            restore_from=restore.path if restore else None,
-            restore_step=restore.step if restore else None,
-            restore_epoch=restore.epoch if restore else None,
-            restore_batch=restore.batch if restore else None,
+            entrypoint=entrypoint,
+            storage=storage,
+            restore=point,
             run=restarts,
+            checkpoint_every_n_epochs=spec.checkpoint.every_n_epochs,
             runs_server=task.runs_server,
             servers=servers if pss and task.is_chief else (),
             server_wait_s=spec.timeouts.startup_s,
             faults=tuple(f.model_dump(mode="json") for f in spec.faults
                          if f.task == str(task.key) and f.restart == restarts),
             preemption_grace_s=spec.timeouts.preemption_grace_s,
-            storage_mode=spec.effective_storage_mode.value,
-            storage_token=storage_token,
         )
         for task in tasks
     }

@@ -37,7 +37,7 @@ from controller.states.task_group import (
     TaskStartError,
 )
 from controller.store.lease import Holder
-from protocol.wire import FailureCause, TaskEnd, TaskKey, TaskLaunch
+from protocol.wire import FailureCause, Report, TaskEnd, TaskKey, TaskLaunch
 
 log = logging.getLogger("tfray")
 
@@ -203,7 +203,7 @@ class RayTaskGroup:
                 ends.append(TaskEnd.failed(key, FailureCause.USER_ERROR, str(err)))
         return ends
 
-    def drain_reports(self, final: bool = False) -> list[dict]:
+    def drain_reports(self, final: bool = False) -> list[Report]:
         return self.inbox.records(final) if self.inbox is not None else []
 
     def fetch_folder(self, key: TaskKey, path: str, into: Path, *, remove_after: bool, replace: bool) -> Path:

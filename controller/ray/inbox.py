@@ -38,7 +38,7 @@ log = logging.getLogger("tfray")
 
 HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray gives the head node this resource
 NAMESPACE = "tfray"  # named actors of every tfray job: visible to every driver on the cluster
-QUIET_KINDS = (wire.HEARTBEAT, wire.OUTPUT)  # taken at the driver's next poll: they never wake it
+QUIET = (wire.HeartbeatReport, wire.OutputReport)  # taken at the driver's next poll: they never wake it
 
 
 class ReportInbox:
@@ -47,7 +47,7 @@ class ReportInbox:
 
     def __init__(self, holder: dict | None = None) -> None:
         self._holder = holder  # the driver this inbox serves (host, pid, since)
-        self._records: list[dict] = []
+        self._records: list[wire.Report] = []
         self._stop = False
         self._notices: set[str] = set()  # tasks told to save and stop (their node is being drained)
         self._news = asyncio.Event()  # a report the driver should see now is waiting
@@ -62,15 +62,15 @@ class ReportInbox:
     async def stop_requested(self) -> bool:
         return self._stop
 
-    async def report(self, record: dict) -> None:
-        self._records.append(record)
-        if record.get("kind") not in QUIET_KINDS:
+    async def report(self, report: wire.Report) -> None:
+        self._records.append(report)
+        if not isinstance(report, QUIET):
             self._news.set()
 
-    async def report_many(self, records: list[dict]) -> None:
+    async def report_many(self, reports: list[wire.Report]) -> None:
         """A task's reports in one call (``workers/inbox_sender.py`` batches what queued while it sent)."""
-        for record in records:
-            await self.report(record)
+        for report in reports:
+            await self.report(report)
 
     async def give_notice(self, task: str) -> None:
         self._notices.add(task)
@@ -79,10 +79,10 @@ class ReportInbox:
         """The tasks are gone; their successors (same names) start without a notice."""
         self._notices.clear()
 
-    async def heartbeat(self, record: dict) -> bool:
+    async def heartbeat(self, beat: wire.HeartbeatReport) -> bool:
         """Keep a task's heartbeat; answer whether the task has been sent a preemption notice."""
-        self._records.append(record)
-        return record["task"] in self._notices
+        self._records.append(beat)
+        return beat.task in self._notices
 
     async def read_chunks(self, folder: str):
         """A folder of the head's job folder, streamed to a task whose node does not share it (a restore's
@@ -99,7 +99,7 @@ class ReportInbox:
         stream = streaming(task_actor.read_chunks).remote(folder, remove_after)
         return str(await asyncio.to_thread(fetch, stream, into, timeout_s, folder, replace))
 
-    async def drain(self, wait_s: float = 0.0, batch_s: float = 0.0) -> list[dict]:
+    async def drain(self, wait_s: float = 0.0, batch_s: float = 0.0) -> list[wire.Report]:
         """Every record since the last drain. With ``wait_s``: once a report that should wake the driver is
         in (waiting up to ``wait_s`` for one), but not sooner than ``batch_s`` after the last answer."""
         loop = asyncio.get_running_loop()
@@ -128,7 +128,7 @@ class Inbox:
         except ValueError:  # the name is taken: that driver is alive (its inbox dies with it)
             raise JobRunningError(running_message(job_name, self._holder_of(name))) from None
         self._call: ray.ObjectRef | None = None  # the drain call in flight, waiting for reports
-        self._taken: list[dict] = []  # what answered calls brought, not handed on yet
+        self._taken: list[wire.Report] = []  # what answered calls brought, not handed on yet
         self._woken = False  # a call answered since the records were last handed on
         self._calls = True  # False once a call failed: reports are then drained at each step
 
@@ -164,7 +164,7 @@ class Inbox:
             return
         self._woken = True
 
-    def records(self, final: bool = False) -> list[dict]:
+    def records(self, final: bool = False) -> list[wire.Report]:
         """The reports in, in order: what the calls brought, or a plain drain when no call answered since
         the last time (the wait ended on a task's end). ``final`` (the job ends: nothing comes later) drains
         too and waits for the call in flight, which may have taken reports a moment before."""
@@ -179,7 +179,7 @@ class Inbox:
         self._woken = False
         return records
 
-    def _drain_now(self) -> list[dict]:
+    def _drain_now(self) -> list[wire.Report]:
         """Every report waiting now; [] when the inbox is slow (the reports wait for the next call)."""
         try:
             return ray.get(self.actor.drain.remote(), timeout=settings.REPORT_DRAIN_TIMEOUT_S)

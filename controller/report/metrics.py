@@ -1,13 +1,13 @@
 """The metrics collector: every task's reports in one place.
 
-Tasks send small records (``kind`` = ``metrics`` or ``checkpoint``) to the
-job's report inbox; the controller drains it each step and hands the records
-here. Metrics are appended to ``metrics.jsonl`` under the job folder (the
-record of truth, one JSON object a line with job, attempt, cluster restart,
-task, role, index, step and wall time), summarised into a progress line for the CLI,
-and (the chief's and the evaluator's) written as TensorBoard scalars
-(``controller/report/tensorboard.py``). Checkpoint records are passed on to the
-checkpoint registry by the caller.
+Tasks send their reports (``protocol.wire``: metrics, checkpoints, ...) to
+the job's report inbox; the controller drains it each step and hands them
+here. Metrics reports are appended to ``metrics.jsonl`` under the job folder
+(the record of truth, one JSON object a line: the report's ``to_json`` with
+job, attempt, cluster restart and wall time), summarised into a progress line
+for the CLI, and (the chief's and the evaluator's) written as TensorBoard
+scalars (``controller/report/tensorboard.py``). The other reports go back to
+the caller.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from controller.report.tensorboard import ScalarWriter
+from protocol.wire import MetricsReport, Report
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -61,25 +62,25 @@ class MetricsCollector:
         self.on_progress = on_progress
         self.scalars = scalars
         self.restart = 0  # the cluster restart the reports belong to (set by the controller)
-        self.latest: dict[str, dict] = {}  # task -> latest metrics record
+        self.latest: dict[str, dict] = {}  # task -> its latest metrics.jsonl row
         self._file: TextIO | None = None
 
-    def handle(self, records: list[dict]) -> list[dict]:
-        """Record metric reports; return the other records (checkpoints, task events) for the controller."""
+    def handle(self, reports: list[Report]) -> list[Report]:
+        """Record metrics reports; return the other reports (checkpoints, task events...) for the controller."""
         others = []
         lines = []
         chief_reported = False
-        for record in records:
-            if record.get("kind") != "metrics":
-                others.append(record)
+        for report in reports:
+            if not isinstance(report, MetricsReport):
+                others.append(report)
                 continue
-            chief_reported = chief_reported or record.get("task") == self.chief
+            chief_reported = chief_reported or report.task == self.chief
             row = {"job": self.job_name, "attempt": self.attempt, "restart": self.restart, "time": time.time(),
-                   **record}
+                   **report.to_json()}
             lines.append(json.dumps(row, sort_keys=True, default=str))
-            self.latest[record["task"]] = row
+            self.latest[report.task] = row
             if self.scalars is not None:
-                self.scalars.write(record)
+                self.scalars.write(report)
         if lines:
             self._append(lines)
             if self.scalars is not None:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from controller import settings
+from protocol.wire import MetricsReport
 
 log = logging.getLogger("tfray")
 
@@ -32,10 +33,10 @@ class ScalarWriter:
         self._broken = False
         self._flushed_at = 0.0
 
-    def write(self, record: dict) -> None:
-        if self._broken or record.get("task") not in self.tasks:
+    def write(self, report: MetricsReport) -> None:
+        if self._broken or report.task not in self.tasks:
             return
-        values = [(name, float(value)) for name, value in record.get("values", {}).items()
+        values = [(name, float(value)) for name, value in report.values.items()
                   if isinstance(value, (int, float)) and not isinstance(value, bool)]
         if not values:
             return
@@ -44,9 +45,9 @@ class ScalarWriter:
 
             summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=name, simple_value=value)
                                                  for name, value in values])
-            event = event_pb2.Event(wall_time=record.get("task_time") or time.time(), step=int(record["step"]),
+            event = event_pb2.Event(wall_time=report.task_time or time.time(), step=int(report.step),
                                     summary=summary)
-            self._writer(record["task"]).write_event(event)
+            self._writer(report.task).write_event(event)
         except Exception as err:  # event files are a view of metrics.jsonl: never fail the job for them
             log.warning("TensorBoard event files are not written any more (%s: %s); metrics.jsonl has every "
                         "report", type(err).__name__, err)

@@ -13,7 +13,9 @@ import dataclasses
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
+
+from protocol.wire import EventReport
 
 ERROR_CHARS = 2000  # how much of a failure's text a decision record keeps
 
@@ -139,7 +141,6 @@ def from_json(data: dict) -> JobEvent | None:
         return None
 
 
-def task_reported(record: dict) -> TaskReported:
-    """A task's ``event`` report as a record."""
-    details: dict[str, Any] = {k: v for k, v in record.items() if k not in ("kind", "task", "event")}
-    return TaskReported(task=record.get("task", "?"), what=record.get("event", "?"), details=details)
+def task_reported(report: EventReport) -> TaskReported:
+    """A task's event report as a record."""
+    return TaskReported(task=report.task, what=report.event, details=dict(report.details))

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from controller.plan.tasks import TaskSpec
 from controller.store.lease import Holder
-from protocol.wire import TaskEnd, TaskKey, TaskLaunch
+from protocol.wire import Report, TaskEnd, TaskKey, TaskLaunch
 
 
 class SchedulingTimeoutError(RuntimeError):
@@ -86,7 +86,7 @@ class TaskGroup(Protocol):
         """Wait up to ``timeout_s`` for any task to end, or less when reports arrive (so they are handled at
         once); return the ends seen."""
 
-    def drain_reports(self, final: bool = False) -> list[dict]:
+    def drain_reports(self, final: bool = False) -> list[Report]:
         """The reports sent by tasks since the last call, in order per task (one that arrived during the
         call may come at the next one); ``final`` (the job ends): every report sent before the call."""
 

@@ -12,7 +12,7 @@ from controller.states.task_group import TaskInfo
 from protocol.layout import checkpoint_dir
 from protocol.seal import seal
 from protocol.streaming import read_chunks, write_chunks
-from protocol.wire import FailureCause, TaskEnd, TaskKey, TaskLaunch
+from protocol.wire import CheckpointReport, FailureCause, HeartbeatReport, Report, TaskEnd, TaskKey, TaskLaunch
 
 CHIEF, W0, W1 = TaskKey("chief", 0), TaskKey("worker", 0), TaskKey("worker", 1)
 PS0, EVAL = TaskKey("ps", 0), TaskKey("evaluator", 0)
@@ -33,7 +33,7 @@ class FakeTaskGroup:
         self.replace_error = replace_error
         self.capacity = capacity
         self.ends: list[TaskEnd] = []  # what the next poll returns
-        self.reports: list[dict] = []  # what the next drain returns
+        self.reports: list[Report] = []  # what the next drain returns
         self.draining: dict[str, float] = {}
         self.poll_error: BaseException | None = None
         # What it was asked:
@@ -171,16 +171,16 @@ def died(key: TaskKey, cause: FailureCause = FailureCause.PROCESS_DIED, error: s
     return TaskEnd.failed(key, cause, error)
 
 
-def checkpoint_report(spec, step: int, epoch: int = 1) -> dict:
+def checkpoint_report(spec, step: int, epoch: int = 1) -> CheckpointReport:
     """A sealed checkpoint of ``step`` on disk, and the chief's report of it."""
     path = checkpoint_dir(spec.job_dir, step)
     path.mkdir(parents=True)
     seal(path, step, epoch, {})
-    return {"kind": "checkpoint", "task": "chief-0", "step": step, "path": str(path)}
+    return CheckpointReport(CHIEF, step, str(path))
 
 
-def heartbeats(*tasks: str) -> list[dict]:
-    return [{"kind": "heartbeat", "task": t, "pid": 1, "notice": None} for t in tasks]
+def heartbeats(*tasks: str) -> list[HeartbeatReport]:
+    return [HeartbeatReport(TaskKey.parse(t), pid=1) for t in tasks]
 
 
 def poll_until_true(predicate, timeout_s: float = 10.0) -> None:

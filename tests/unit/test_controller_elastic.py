@@ -30,7 +30,7 @@ def test_elastic_job_shrinks_when_capacity_is_short_and_grows_back_at_a_checkpoi
     assert group.provisions[-2:] == [(3, 42), (2, 5.0)]  # full size for capacity_wait_s, then smaller
     assert sorted(map(str, group.launches)) == ["chief-0", "worker-0"]
     assert group.launches[CHIEF].tf_config["cluster"]["worker"] == ["10.0.0.1:2221"]
-    assert group.launches[CHIEF].restore_step == 10 and group.launches[CHIEF].num_workers == 2
+    assert group.launches[CHIEF].restore.step == 10 and group.launches[CHIEF].num_workers == 2
 
     group.capacity = True  # capacity is back; the job grows at its next checkpoint, not before
     assert controller.step().name is JobState.RUNNING
@@ -38,7 +38,7 @@ def test_elastic_job_shrinks_when_capacity_is_short_and_grows_back_at_a_checkpoi
     group.reports = [fakes.checkpoint_report(spec, 20)]
     assert controller.step() == Recovering(RecoveryReason.GROW)
     assert fakes.states(controller, 3) == [JobState.PROVISIONING, JobState.STARTING, JobState.RUNNING]
-    assert group.launches[W1].restore_step == 20
+    assert group.launches[W1].restore.step == 20
     result = controller.outcome()
     assert result.restarts == 2
     assert [d.spent for d in result.events if isinstance(d, Decision)] == [

@@ -78,7 +78,7 @@ def test_pss_ps_loss_restarts_the_cluster_from_the_newest_checkpoint(tmp_path):
     group.ends = [fakes.died(PS0), fakes.died(CHIEF, FailureCause.USER_ERROR, "UnavailableError: ps-0")]
     assert controller.step() == Recovering(RecoveryReason.FAILURE, 0.0)
     assert fakes.states(controller, 2) == [JobState.STARTING, JobState.RUNNING] and group.stops == 1
-    assert group.launches[CHIEF].restore_step == 40 and controller.outcome().restarts == 1
+    assert group.launches[CHIEF].restore.step == 40 and controller.outcome().restarts == 1
     (decision,) = decisions(controller)  # the chief's error is a symptom of the lost ps
     assert decision.task == "ps-0"
     restart = next(e for e in controller.outcome().events if isinstance(e, Restart))

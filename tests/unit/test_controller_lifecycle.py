@@ -22,7 +22,7 @@ from controller.states.state import (
     check_transition,
 )
 from controller.states.task_group import SchedulingTimeoutError, TaskGroup, TaskStartError
-from protocol.wire import FailureCause, TaskEnd
+from protocol.wire import FailureCause, MetricsReport, RestorePoint, TaskEnd
 from tests.unit import fakes
 from tests.unit.fakes import CHIEF, W0, W1
 
@@ -63,9 +63,9 @@ def test_every_task_gets_its_tf_config_with_reported_addresses(tmp_path):
     cluster = {"chief": ["10.0.0.0:2220"], "worker": ["10.0.0.1:2221", "10.0.0.2:2222"]}
     launch = group.launches[W1]
     assert launch.tf_config == {"cluster": cluster, "task": {"type": "worker", "index": 1}}
-    assert launch.args == {"epochs": 2} and not launch.is_chief and group.launches[CHIEF].is_chief
+    assert launch.entrypoint.args == {"epochs": 2} and not launch.is_chief and group.launches[CHIEF].is_chief
     assert group.env["TF_USE_LEGACY_KERAS"] == "1" and group.env["TF_GRPC_REUSE_PORT"] == "true"
-    assert launch.restore_from is None
+    assert launch.restore is None
 
 
 def test_scheduling_timeout_fails_the_job_and_releases(tmp_path):
@@ -114,7 +114,7 @@ def test_checkpoint_reports_are_registered_only_when_complete(tmp_path):
     half = fakes.checkpoint_report(spec, 20)
     (spec.job_dir / "checkpoints" / "ckpt-000000020" / "COMPLETE.json").unlink()
     group.reports = [
-        {"kind": "metrics", "task": "chief-0", "role": "chief", "index": 0, "step": 10, "values": {"loss": 1.0}},
+        MetricsReport(CHIEF, 10, {"loss": 1.0}),
         fakes.checkpoint_report(spec, 10), half]
     controller.step()
     assert controller.outcome().latest_checkpoint.step == 10
@@ -132,8 +132,7 @@ def test_a_rerun_resumes_from_the_newest_complete_checkpoint(tmp_path):
     second = fakes.FakeTaskGroup()
     fakes.start_running(fakes.controller_for(spec, second))
     launch = second.launches[W0]
-    assert (launch.restore_from, launch.restore_step, launch.restore_epoch) == (
-        str(spec.job_dir / "checkpoints" / "ckpt-000000030"), 30, 3)
+    assert launch.restore == RestorePoint(str(spec.job_dir / "checkpoints" / "ckpt-000000030"), 30, 3)
     assert launch.attempt == 2
 
 

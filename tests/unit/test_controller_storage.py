@@ -11,7 +11,7 @@ from controller.status.summary import fault_lines
 from controller.store.lease import JobRunningError
 from protocol.layout import checkpoint_dir
 from protocol.seal import seal
-from protocol.wire import FailureCause
+from protocol.wire import CheckpointReport, FailureCause, FolderReport, HeartbeatReport, TaskKey
 from tests.unit import fakes
 from tests.unit.fakes import CHIEF, W0, W1
 
@@ -32,7 +32,7 @@ def with_checkpoints(tmp_path, *steps, **changes):
         folder.mkdir(parents=True)
         (folder / "ckpt.data-00000-of-00001").write_bytes(b"w" * 1000)
         seal(folder, step, step // 10, {})
-        group.reports.append({"kind": "checkpoint", "task": "chief-0", "step": step, "path": str(folder)})
+        group.reports.append(CheckpointReport(CHIEF, step, str(folder)))
     controller.stop()
     return spec
 
@@ -45,7 +45,7 @@ def test_a_corrupt_newest_checkpoint_is_set_aside_and_the_one_before_restored(tm
     spec = with_checkpoints(tmp_path, 10, 20, 30)
     cut_short(spec, 30)
     controller, group = fakes.running(spec)
-    assert group.launches[W0].restore_step == 20
+    assert group.launches[W0].restore.step == 20
     result = controller.outcome()
     assert quarantined(result) == [30] and "bytes" in result.events[-1].reason
     assert not checkpoint_dir(spec.job_dir, 30).exists() and (spec.job_dir / "quarantine").is_dir()
@@ -57,7 +57,7 @@ def test_two_corrupt_in_a_row_fall_back_twice(tmp_path):
     data = checkpoint_dir(spec.job_dir, 20) / "ckpt.data-00000-of-00001"
     data.write_bytes(b"W" + data.read_bytes()[1:])  # same size, altered
     controller, group = fakes.running(spec)
-    assert group.launches[CHIEF].restore_step == 10 and quarantined(controller.outcome()) == [30, 20]
+    assert group.launches[CHIEF].restore.step == 10 and quarantined(controller.outcome()) == [30, 20]
 
 
 def test_corrupt_checkpoints_past_their_budget_fail_the_job(tmp_path):
@@ -80,13 +80,13 @@ def test_when_every_checkpoint_is_corrupt_the_job_fails_saying_how_to_start_over
 def test_a_restore_that_fails_in_the_tasks_sets_the_checkpoint_aside_and_restarts(tmp_path):
     spec = with_checkpoints(tmp_path, 10, 20)
     controller, group = fakes.running(spec)
-    assert group.launches[W1].restore_step == 20
+    assert group.launches[W1].restore.step == 20
     error = "CheckpointUnreadable: ckpt-000000020: IndexError: Read less bytes than requested"
     group.ends = [fakes.died(key, FailureCause.CHECKPOINT_UNREADABLE, error) for key in (CHIEF, W0, W1)]
     state = controller.step()
     assert state == Recovering(RecoveryReason.FAILURE, 0.0, quarantine=str(checkpoint_dir(spec.job_dir, 20)))
     assert fakes.states(controller, 2) == [JobState.STARTING, JobState.RUNNING]
-    assert group.launches[W1].restore_step == 10
+    assert group.launches[W1].restore.step == 10
     result = controller.outcome()
     assert quarantined(result) == [20]
     decided = [e for e in result.events if isinstance(e, Decision)]
@@ -118,13 +118,13 @@ def test_a_torn_record_is_set_aside_and_the_job_carries_on_from_its_checkpoints(
     record = JobRecord(spec.job_dir, spec.name)
     record.path.write_text(record.path.read_text()[:40])
     controller, group = fakes.running(spec)
-    assert group.launches[W0].restore_step == 10 and controller.outcome().attempt == 1
+    assert group.launches[W0].restore.step == 10 and controller.outcome().attempt == 1
     assert len(list(spec.job_dir.glob("job.json.torn-*"))) == 1
 
 
 def test_a_pss_servers_notice_goes_to_the_coordinator_once(tmp_path):
     controller, group = fakes.running(fakes.pss_spec(tmp_path))
-    group.reports = [{"kind": "heartbeat", "task": "ps-0", "pid": 1, "notice": 123.0}]
+    group.reports = [HeartbeatReport(TaskKey("ps", 0), pid=1, notice=123.0)]
     controller.step()
     group.draining = {"node000000000001": 0}  # worker-0's node is drained too
     controller.step()
@@ -147,7 +147,7 @@ def test_the_restored_checkpoint_is_pruned_once_the_tasks_save_past_it(tmp_path)
     """Kept from pruning while a restart restores it; an ordinary old checkpoint once the tasks save past it."""
     spec = with_checkpoints(tmp_path, 10, 20, checkpoint={"keep": 2})
     controller, group = fakes.running(spec)
-    assert group.launches[CHIEF].restore_step == 20
+    assert group.launches[CHIEF].restore.step == 20
     assert controller.store.manifest.protected == {20}
     for step in (30, 40):
         group.reports.append(fakes.checkpoint_report(spec, step))
@@ -165,9 +165,8 @@ def test_a_checkpoint_on_a_tasks_node_is_brought_to_the_head_then_registered(tmp
     node.mkdir(parents=True)
     (node / "ckpt.data-00000-of-00001").write_bytes(b"w" * 1000)
     seal(node, 10, 1, {})
-    group.reports.append({"kind": "checkpoint", "task": "chief-0", "step": 10, "path": str(node), "node_copy": True})
-    group.reports.append({"kind": "checkpoint", "task": "chief-0", "step": 20, "node_copy": True,
-                          "path": str(tmp_path / "node" / "gone")})  # nothing there: not complete
+    group.reports.append(CheckpointReport(CHIEF, 10, str(node), node_copy=True))
+    group.reports.append(CheckpointReport(CHIEF, 20, str(tmp_path / "node" / "gone"), node_copy=True))  # nothing there
     controller.step()
     assert group.fetched == [(CHIEF, str(node)), (CHIEF, str(tmp_path / "node" / "gone"))]
     assert controller.store.latest().step == 10 and not node.exists()
@@ -185,7 +184,7 @@ def test_a_folder_a_task_could_not_bring_leaves_the_job_running(tmp_path):
         raise FolderFetchError("worker-1's actor is gone")
 
     group.fetch_folder = refuse
-    group.reports.append({"kind": "folder", "task": "chief-0", "name": "model", "path": "/nowhere"})
-    group.reports.append({"kind": "checkpoint", "task": "chief-0", "step": 10, "path": "/x", "node_copy": True})
+    group.reports.append(FolderReport(CHIEF, "model", "/nowhere"))
+    group.reports.append(CheckpointReport(CHIEF, 10, "/x", node_copy=True))
     controller.step()
     assert controller.state.name is JobState.RUNNING and controller.store.latest() is None

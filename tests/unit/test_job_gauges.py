@@ -5,6 +5,7 @@ import time
 
 from controller.report.gauges import METRICS
 from controller.states.state import JobState, Recovering
+from protocol.wire import MetricsReport
 from tests.unit import fakes
 from tests.unit.fakes import PS0
 
@@ -35,8 +36,7 @@ def test_a_job_with_a_restart_exports_its_numbers(tmp_path):
     assert value(exports, "tfray_tasks", state="ALIVE") == 5 and value(exports, "tfray_task_alive", task="ps-0") == 1
 
     checkpoint = fakes.checkpoint_report(spec, 40, epoch=4)
-    group.reports = [checkpoint, {"kind": "metrics", "task": "chief-0", "role": "chief", "index": 0, "step": 42,
-                                  "values": {"epoch": 4, "examples_per_s": 812.5, "loss": 0.3}}]
+    group.reports = [checkpoint, MetricsReport(fakes.CHIEF, 42, {"epoch": 4, "examples_per_s": 812.5, "loss": 0.3})]
     clock.now += 1.5  # past the export interval
     controller.step()
     assert value(exports, "tfray_step", task="chief-0") == 42 and value(exports, "tfray_epoch", task="chief-0") == 4

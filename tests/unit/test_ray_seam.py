@@ -8,7 +8,7 @@ from controller.plan.tasks import plan
 from controller.ray.group import scheduling_timeout_message
 from controller.ray.nodes import cause_of_death, first_fit
 from controller.spec import parse_spec
-from protocol.wire import FailureCause, TaskKey, TaskLaunch
+from protocol.wire import Entrypoint, FailureCause, StoragePlan, TaskKey, TaskLaunch
 
 
 @pytest.mark.parametrize("bundles, free, fits", [
@@ -46,9 +46,9 @@ def test_the_scheduling_timeout_names_what_was_asked_and_what_there_is():
 
 
 def test_a_replacement_keeps_its_launch_but_not_its_faults():
-    launch = TaskLaunch(job_name="j", job_dir="/j", attempt=1, strategy="parameter_server", role="worker", index=1,
-                        is_chief=False, num_workers=2, tf_config=None, entrypoint_kind="function",
-                        entrypoint_target="m:f", faults=({"action": "kill", "at_step": 3},))
+    launch = TaskLaunch(job_name="j", attempt=1, strategy="parameter_server", role="worker", index=1,
+                        is_chief=False, num_workers=2, tf_config=None, entrypoint=Entrypoint("function", "m:f"),
+                        storage=StoragePlan("/j"), faults=({"action": "kill", "at_step": 3},))
     again = replacement_launch(launch)
     assert again.faults == () and again.key == TaskKey("worker", 1) and again.tf_config == launch.tf_config
 

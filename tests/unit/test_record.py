@@ -4,6 +4,7 @@ import json
 
 from controller.machine.record import AttemptRecord, JobRecord
 from controller.states.events import Decision, DrainNotice, Restart, TaskReported, from_json, task_reported
+from protocol.wire import EventReport, TaskKey
 
 
 def test_every_event_kind_reads_back_as_itself():
@@ -11,7 +12,7 @@ def test_every_event_kind_reads_back_as_itself():
                        budget="max_task_failures", spent={"max_task_failures": 1}, error="e", time=1.0),
               Restart(restart=1, reason="failure", from_step=40, from_checkpoint="/c", time=2.0),
               DrainNotice(task="worker-0", node="n", deadline=None, time=3.0),
-              task_reported({"kind": "event", "task": "ps-0", "event": "serving", "target": "grpc://x", "pid": 7})]
+              task_reported(EventReport(TaskKey("ps", 0), "serving", {"target": "grpc://x", "pid": 7}))]
     assert [from_json(json.loads(json.dumps(e.to_json()))) for e in events[:3]] == events[:3]
     read = from_json(json.loads(json.dumps(events[3].to_json())))
     assert isinstance(read, TaskReported) and read.what == "serving" and read.details == {"target": "grpc://x",

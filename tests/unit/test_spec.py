@@ -171,7 +171,7 @@ def test_argv_reaches_the_launch_exactly_as_given(tmp_path):
     tasks = plan(spec)
     launches = build_launches(spec, tasks, {t.key: f"h:{i}" for i, t in enumerate(tasks)}, {}, attempt=1,
                               restarts=0, restore=None, sys_path=[str(tmp_path)])
-    assert {launch.argv for launch in launches.values()} == {tuple(EXACT_ARGV)}
+    assert {launch.entrypoint.argv for launch in launches.values()} == {tuple(EXACT_ARGV)}
     assert '"--layers=64", "--layers=32", "data dir/", "", "--"' in render_plan(spec)
 
 

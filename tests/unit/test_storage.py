@@ -107,3 +107,20 @@ def test_mirror_uploads_changes_prunes_and_downloads(tmp_path):
     assert Mirror(f"file://{bucket}", fresh).download() == 4
     assert read_seal(checkpoint_dir(fresh, 20))["step"] == 20
     assert (fresh / "metrics.jsonl").read_text().count("\n") == 2
+
+
+def test_a_task_that_gathers_marks_its_checkpoints_as_on_its_node_and_nothing_else():
+    from types import SimpleNamespace
+
+    from protocol.wire import CheckpointReport, MetricsReport, TaskKey
+    from workers.task_storage import TaskStorage
+
+    sent: list = []
+    storage = TaskStorage(None, SimpleNamespace(send=sent.append), gather_timeout_s=1.0)
+    chief = TaskKey("chief", 0)
+    storage.forward(CheckpointReport(chief, 10, "/c"))
+    storage.gather = True
+    storage.forward(CheckpointReport(chief, 20, "/node/c"))
+    storage.forward(MetricsReport(chief, 20, {}))
+    assert [getattr(r, "node_copy", None) for r in sent] == [False, True, None]
+    assert sent[1] == CheckpointReport(chief, 20, "/node/c", node_copy=True)
