@@ -21,9 +21,16 @@ from typing import Callable
 
 from controller.machine.resume import already_succeeded, drift, move_aside
 from controller.ray import runtime_env
-from controller.spec import FaultSpec, JobSpec, SpecError, format_validation_error, load_spec, parse_spec
-from controller.spec.entrypoint import check_entrypoint
-from controller.spec.preflight import check_storage
+from controller.spec import (
+    FaultSpec,
+    JobSpec,
+    SpecError,
+    check_entrypoint,
+    check_storage,
+    format_validation_error,
+    load_spec,
+    parse_spec,
+)
 from controller.states.result import JobResult
 from controller.states.state import JobState
 from controller.store.lease import FileLease, JobRunningError, running_message

@@ -22,8 +22,7 @@ from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT
 from controller.machine.record import TornRecordError
 from controller.plan.dry_run import render_plan
 from controller.remote.jobs_api import SubmitError
-from controller.spec import SpecError, load_spec
-from controller.spec.preflight import exposure_warning
+from controller.spec import SpecError, exposure_warning, load_spec
 from controller.store.lease import JobRunningError
 
 EPILOG = """\
