@@ -97,17 +97,20 @@ class Watch:
                     "(Ctrl-C again stops at once)", ", ".join(map(str, noticed)), wait_s)
         for key in noticed:
             self.group.give_notice(key)
-        waiting, deadline = set(noticed), time.monotonic() + wait_s
+        waiting = set(noticed)
+
+        def observe(observe_s: float) -> None:  # the observer's wait ends as soon as a task ends
+            seen = self.observer.observe(observe_s)
+            self.take(seen)
+            waiting.difference_update(end.key for end in seen.ends)
+
         try:
-            while waiting and time.monotonic() < deadline:
-                seen = self.observer.observe(min(settings.POLL_INTERVAL_S, max(0.0, deadline - time.monotonic())))
-                self.take(seen)
-                waiting -= {end.key for end in seen.ends}
+            settings.poll_until(lambda: not waiting, wait_s, settings.POLL_INTERVAL_S, "the save before the stop",
+                                wait=observe)
+        except settings.WaitTimeout:
+            log.warning("%s did not save and end within %gs; stopping them", ", ".join(map(str, waiting)), wait_s)
         except KeyboardInterrupt:
             log.warning("stopping without waiting for the save")
-            return
-        if waiting:
-            log.warning("%s did not save and end within %gs; stopping them", ", ".join(map(str, waiting)), wait_s)
 
     def _on_failures(self, state: Running, failed: tuple[TaskEnd, ...]) -> State:
         """Settle the batch until its cause is in (or the bound passes), then carry out the policy's decision."""
