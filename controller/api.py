@@ -4,12 +4,13 @@
     result = run("cluster_configs/jobs/digits_mwms.yaml")            # or a JobSpec, or a mapping
     result.state, result.latest_checkpoint, result.chief_metrics
 
-``run`` does what ``tfray run`` does, in the same order: the spec and its
-``faults`` are checked (``SpecError``), the entrypoint is read (never run) and
-the storage path tried, another driver of the job refuses it
-(``JobRunningError``), a job that already succeeded is not trained again
-unless ``fresh`` (which moves the old job folder aside), and Ray is started
-(or joined at ``address``) only then. It returns the ``JobResult``.
+``run`` is the one run sequence, and ``tfray run`` is ``run`` with a
+terminal's hooks (:class:`RunHooks`): the spec and its ``faults`` are checked
+(``SpecError``), the entrypoint is read (never run) and the storage path
+tried, another driver of the job refuses it (``JobRunningError``), a job that
+already succeeded is not trained again unless ``fresh`` (which moves the old
+job folder aside), a local run is warned about what it exposes, and Ray is
+started (or joined at ``address``) only then. It returns the ``JobResult``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,17 @@ from typing import Callable
 from controller.machine.resume import already_succeeded, drift, move_aside
 from controller import settings
 from controller.ray import runtime_env
-from controller.spec import FaultSpec, JobSpec, SpecError, format_validation_error, load_spec, parse_spec
-from controller.spec.entrypoint import check_entrypoint
-from controller.spec.preflight import check_storage
+from controller.spec import (
+    FaultSpec,
+    JobSpec,
+    SpecError,
+    check_entrypoint,
+    check_storage,
+    exposure_warning,
+    format_validation_error,
+    load_spec,
+    parse_spec,
+)
 from controller.states.result import JobResult
 from controller.states.state import JobState
 from controller.store.lease import FileLease, JobRunningError, running_message
@@ -134,20 +143,55 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
             "--address and $RAY_ADDRESS out to start a local Ray instead.") from None
 
 
+class RunHooks:
+    """What the caller of :func:`run` does at the sequence's turns; these defaults are the API's (the logger's
+    warnings). ``tfray run`` prints instead, takes SIGTERM as Ctrl-C and ends with a summary
+    (``controller/cli/app.py``). The sequence itself, every check and warning, is :func:`run`'s alone."""
+
+    def warn(self, text: str) -> None:
+        """Something to know before the job starts: the entrypoint, a changed spec, what a local run exposes."""
+        log.warning("%s", text)
+
+    def nothing_to_run(self, message: str) -> None:
+        """The job already succeeded: nothing is trained and Ray does not start."""
+        log.info("%s", message)
+
+    def starting_ray(self) -> None:
+        """Every check passed; Ray starts (or is joined) next."""
+
+    def running(self, spec: JobSpec) -> None:
+        """Ray is up; the controller runs the job next."""
+
+    def ended(self, spec: JobSpec, result: JobResult) -> None:
+        """The job ran to its end (not called when there was nothing to run)."""
+
+
 def run(spec_or_path: JobSpec | str | os.PathLike | dict, *, address: str | None = None, faults: list | tuple = (),
         fresh: bool = False, on_progress: Callable | None = None,
-        on_output: Callable[[str, list[str]], None] | None = None) -> JobResult:
-    """Run a job to its end and return how it ended (see the module's docstring)."""
-    spec, warnings = checked(spec_or_path, faults)
-    done, notes = ready_to_run(spec, fresh)
-    for text in warnings + notes:
-        log.warning("%s", text)
-    if done is not None:
-        log.info("%s", done)
-        return finished_result(spec, done)
-    init_ray(address)
+        on_output: Callable[[str, list[str]], None] | None = None, num_cpus: float | None = None,
+        dashboard: bool = False, hooks: RunHooks | None = None) -> JobResult:
+    """Run a job to its end and return how it ended (see the module's docstring); ``num_cpus`` and
+    ``dashboard`` are a new local Ray's (:func:`init_ray`)."""
+    hooks = hooks or RunHooks()
     path = None if isinstance(spec_or_path, (JobSpec, dict)) else str(spec_or_path)
-    return run_job(spec, search_path(path), on_progress=on_progress, on_output=on_output)
+    spec, warnings = checked(spec_or_path, faults)
+    for text in warnings:
+        hooks.warn(text)
+    done, notes = ready_to_run(spec, fresh, path or "JOB.yaml")
+    for text in notes:
+        hooks.warn(text)
+    if done is not None:
+        hooks.nothing_to_run(done)
+        return finished_result(spec, done)
+    exposed = exposure_warning(spec, joining_cluster=bool(address or os.environ.get("RAY_ADDRESS")))
+    if exposed:
+        hooks.warn(exposed)
+    hooks.starting_ray()
+    init_ray(address, num_cpus, dashboard=dashboard)
+    hooks.running(spec)
+    result = run_job(spec, search_path(path), on_progress=on_progress, on_output=on_output)
+    hooks.ended(spec, result)
+    return result
 
 
 def run_job(spec: JobSpec, sys_path: list[str], on_progress: Callable | None = None,
@@ -170,5 +214,5 @@ def finished_result(spec: JobSpec, message: str) -> JobResult:
                      latest_checkpoint=CheckpointManifest(spec.job_dir, keep=spec.checkpoint.keep).latest())
 
 
-__all__ = ["run", "run_job", "load_spec", "JobResult", "JobSpec", "SpecError", "JobRunningError",
+__all__ = ["run", "run_job", "RunHooks", "load_spec", "JobResult", "JobSpec", "SpecError", "JobRunningError",
            "ClusterUnreachableError"]

@@ -1,11 +1,18 @@
 """Every interval and bound that is not part of a job spec, and the one helper that polls.
 
-The controller polls in one place, :meth:`controller.machine.controller.Controller.step`,
-with ``POLL_INTERVAL_S``; the task actors get their intervals from here too,
-through :class:`protocol.wire.ActorConfig`, so there is one place to tune
-how quickly something is noticed against how often everything wakes up.
-Any other wait that has to poll goes through :func:`poll_until`, which is
-always bounded and says what it waited for when it gives up.
+A running job is watched in one place: each ``Running`` step asks the
+observer (:meth:`controller.machine.observer.Observer.observe`), which waits at
+most ``POLL_INTERVAL_S`` on the tasks' ends and the report inbox
+(docs/design.md §3, "One step"). The task actors get their intervals from
+here too, through :class:`protocol.wire.ActorConfig`, so there is one place
+to tune how quickly something is noticed against how often everything wakes
+up (their own loops are in ``workers/``, which never imports this module).
+Every other wait on the driver's side that polls (a replacement's start, a
+placement group, a node's death, a stop's save, a submitted job's agent and
+end, ``tfray logs --follow``) goes through :func:`poll_until`, which says
+what it waited for when it gives up, and is bounded unless its caller
+passes no bound (only ``tfray logs --follow``, which follows a job for as
+long as its driver lives).
 
 Every number here can be overridden through the environment, as Ray's own
 constants are: ``TFRAY_FAILURE_SETTLE_S=0.5`` sets ``FAILURE_SETTLE_S``
@@ -18,9 +25,12 @@ each default is what it is.
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from typing import Callable, Mapping
+from typing import Callable, Mapping, TypeVar
+
+T = TypeVar("T")
 
 # ---------------------------------------------------------------- the controller
 POLL_INTERVAL_S = 0.5  # how long one RUNNING step waits for a task to end
@@ -94,15 +104,31 @@ class WaitTimeout(TimeoutError):
     """A bounded wait ran out; the message says what was waited for and for how long."""
 
 
-def poll_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float, what: str, *,
-               sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
-    """Call ``predicate`` every ``interval_s`` until it is true; raise :class:`WaitTimeout` after ``timeout_s``."""
-    deadline = clock() + timeout_s
-    while not predicate():
+def poll_until(predicate: Callable[[], T], timeout_s: float | None, interval_s: float, what: str, *,
+               wait: Callable[[float], object] = time.sleep, clock: Callable[[], float] = time.monotonic,
+               on_round: Callable[[float], None] | None = None) -> T:
+    """Ask ``predicate`` until it answers something true, and return that answer; raise :class:`WaitTimeout`
+    (naming ``what``) once ``timeout_s`` has passed.
+
+    Between two asks it calls ``wait`` with ``interval_s``, or what is left of the bound when that is less:
+    ``time.sleep``, or a wait that ends early when news comes (``ray.wait`` on what the predicate looks for,
+    the observer). ``on_round(seconds since the start)`` runs after each wait that did not end it while time
+    is left: a long wait says meanwhile what it waits on. ``timeout_s=None`` is no bound (``tfray logs
+    --follow`` follows a job for as long as its driver lives).
+    """
+    started = clock()
+    deadline = math.inf if timeout_s is None else started + timeout_s
+    answer = predicate()
+    while not answer:
         left = deadline - clock()
         if left <= 0:
             raise WaitTimeout(f"{what} did not happen within {timeout_s:g}s")
-        sleep(min(interval_s, left))
+        wait(min(interval_s, left))
+        answer = predicate()
+        now = clock()
+        if not answer and on_round is not None and now < deadline:
+            on_round(now - started)
+    return answer
 
 
 class SettingsError(ValueError):

@@ -2,7 +2,9 @@
 
 ``validate`` and ``dry-run`` never start Ray; ``run`` starts (or joins) a
 Ray cluster, runs the job with a live progress line, and exits 0 when it
-succeeded, 1 when it failed, 2 for bad input and 130 when stopped.
+succeeded, 1 when it failed, 2 for bad input and 130 when stopped. ``run``
+goes through the API's one run sequence (``controller.api.run``); what only
+a terminal needs is :class:`TerminalRun`, its hooks.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from controller.machine.record import TornRecordError
 from controller.plan.dry_run import render_plan
 from controller.remote.jobs_api import SubmitError
 from controller.spec import SpecError, load_spec
-from controller.spec.preflight import exposure_warning
 from controller.store.lease import JobRunningError
 
 EPILOG = """\
@@ -48,11 +49,15 @@ running the same job name again resumes from its newest complete checkpoint
 """
 
 
+def _warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
+
+
 def _load_checked(spec_path: str, faults: list[str] = ()):
     """The spec with its --fault options, its entrypoint and storage checked (warnings to stderr)."""
     spec, warnings = api.checked(spec_path, faults)
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        _warn(warning)
     return spec
 
 
@@ -100,37 +105,49 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
-def cmd_run(args) -> int:
-    spec = _load_checked(args.spec, args.fault)
-    from controller.states.state import JobState
-    from controller.status.console import Console
-    from controller.status.summary import summary_lines
+class TerminalRun(api.RunHooks):
+    """What `tfray run` adds to the API's run sequence: warnings and the progress line on the terminal, what
+    the tasks print (the console), SIGTERM taken as Ctrl-C, Ray's colours kept out of a pipe, the summary."""
 
-    done, notes = api.ready_to_run(spec, fresh=args.fresh, spec_path=args.spec)  # before Ray starts
-    for note in notes:
-        print(f"warning: {note}", file=sys.stderr)
-    if done is not None:
-        print(done)
-        return EXIT_OK
+    def __init__(self, spec_path: str, verbose: bool):
+        from controller.status.console import Console
 
-    def on_progress(progress) -> None:
+        self.spec_path = spec_path
+        self.console = Console(verbose=verbose)
+
+    def warn(self, text: str) -> None:
+        _warn(text)
+
+    def nothing_to_run(self, message: str) -> None:
+        print(message)
+
+    def progress(self, progress) -> None:
         print(f"progress {progress.line()}", flush=True)
 
-    warning = exposure_warning(spec, joining_cluster=bool(args.address or os.environ.get("RAY_ADDRESS")))
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
-    if not sys.stdout.isatty():
-        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's own lines without colour codes in a pipe or file
-    api.init_ray(args.address, args.num_cpus, dashboard=args.dashboard)
+    def starting_ray(self) -> None:
+        if not sys.stdout.isatty():
+            os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's own lines without colour codes in a pipe or file
 
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt  # same clean stop as Ctrl-C
+    def running(self, spec) -> None:
+        def on_sigterm(signum, frame):
+            raise KeyboardInterrupt  # same clean stop as Ctrl-C
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    console = Console(verbose=args.verbose)
-    result = api.run_job(spec, api.search_path(args.spec), on_progress=on_progress, on_output=console.lines)
-    console.finish()  # every task's last lines before the summary
-    print("\n" + "\n".join(summary_lines(spec, result, args.spec)))
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    def ended(self, spec, result) -> None:
+        from controller.status.summary import summary_lines
+
+        self.console.finish()  # every task's last lines before the summary
+        print("\n" + "\n".join(summary_lines(spec, result, self.spec_path)))
+
+
+def cmd_run(args) -> int:
+    from controller.states.state import JobState
+
+    terminal = TerminalRun(args.spec, args.verbose)
+    result = api.run(args.spec, address=args.address, faults=args.fault, fresh=args.fresh, num_cpus=args.num_cpus,
+                     dashboard=args.dashboard, on_progress=terminal.progress, on_output=terminal.console.lines,
+                     hooks=terminal)
     return {JobState.SUCCEEDED: EXIT_OK, JobState.STOPPED: EXIT_STOPPED}.get(result.state, EXIT_FAILED)
 
 

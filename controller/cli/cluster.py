@@ -13,8 +13,7 @@ from controller.cli.exit_codes import (
     EXIT_STILL_RUNNING,
     EXIT_STOPPED,
 )
-from controller.spec import load_spec
-from controller.spec.entrypoint import check_entrypoint
+from controller.spec import check_entrypoint, load_spec
 
 SUBMIT_EPILOG = f"""\
 the path from zero to a trained model on a cluster (docs/clusters.md):

@@ -73,22 +73,25 @@ def _print_from(path: Path, offset: int, task: str | None) -> int:
 def _follow(job_dir: Path, folder: Path, tasks: list[str], offsets: dict[str, int]) -> None:
     """New lines as they come, until the job's driver is gone and nothing new came for a while."""
     quiet_since = time.monotonic()
-    try:
-        while True:
-            grew = False
-            for task in tasks:
-                path = folder / f"{task}.log"
-                size = path.stat().st_size if path.exists() else 0
-                if size < offsets[task]:  # rotated: start the new file from its beginning
-                    offsets[task] = 0
-                if size > offsets[task]:
-                    offsets[task] = _print_from(path, offsets[task], task if len(tasks) > 1 else None)
-                    grew = True
-            now = time.monotonic()
-            quiet_since = now if grew else quiet_since
-            if FileLease(job_dir).holder() is None and now - quiet_since > settings.LOGS_FOLLOW_QUIET_S:
-                return
-            time.sleep(settings.LOGS_FOLLOW_POLL_S)
+
+    def over() -> bool:
+        """New lines printed; True once the driver is gone and they stayed quiet long enough."""
+        nonlocal quiet_since
+        grew = False
+        for task in tasks:
+            path = folder / f"{task}.log"
+            size = path.stat().st_size if path.exists() else 0
+            if size < offsets[task]:  # rotated: start the new file from its beginning
+                offsets[task] = 0
+            if size > offsets[task]:
+                offsets[task] = _print_from(path, offsets[task], task if len(tasks) > 1 else None)
+                grew = True
+        now = time.monotonic()
+        quiet_since = now if grew else quiet_since
+        return FileLease(job_dir).holder() is None and now - quiet_since > settings.LOGS_FOLLOW_QUIET_S
+
+    try:  # no bound: it follows the job for as long as its driver lives, or until Ctrl-C
+        settings.poll_until(over, None, settings.LOGS_FOLLOW_POLL_S, "the job's end")
     except KeyboardInterrupt:
         return
 

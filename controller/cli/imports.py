@@ -18,8 +18,7 @@ from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from controller.importers.common import Imported, ManifestError, render
 from controller.importers.tfjob import import_tfjob
 from controller.importers.vertex import import_vertex
-from controller.spec import SpecError, parse_spec
-from controller.spec.file import load_yaml, parse_yaml
+from controller.spec import SpecError, load_yaml, parse_spec, parse_yaml
 
 TFJOB_EPILOG = """\
 what becomes what:

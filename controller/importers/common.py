@@ -24,8 +24,7 @@ from typing import Any
 
 import yaml
 
-from controller.spec import SpecError
-from controller.spec.training import ENV_NAME, RESERVED_ENV
+from controller.spec import ENV_NAME, RESERVED_ENV, SpecError
 
 
 class ManifestError(SpecError):

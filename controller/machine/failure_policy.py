@@ -45,7 +45,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from controller.spec.running import FailurePolicySpec
+from controller.spec import FailurePolicySpec
 from controller.states.state import RecoveryReason
 from protocol.wire import FailureCause, TaskEnd, TaskKey
 

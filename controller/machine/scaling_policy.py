@@ -12,7 +12,7 @@ Table-tested in ``tests/unit/test_scaling_policy.py``.
 
 from __future__ import annotations
 
-from controller.spec.running import Elastic
+from controller.spec import Elastic
 from controller.states.state import Size
 
 

@@ -51,14 +51,12 @@ class Watch:
     launches: dict[TaskKey, TaskLaunch] = field(default_factory=dict)
     on_output: Callable[[str, list[str]], None] | None = None  # where the lines tasks print go (the console)
     restored: str | None = None  # the checkpoint this run of the cluster restored
-    coordinator_told: bool = False  # a PSS server's notice went to the coordinator in this run
     result: Any = None  # what the chief's entrypoint returned
 
     def begin(self, launches: dict[TaskKey, TaskLaunch], restored: str | None) -> Running:
         """A run of the cluster was launched (restoring ``restored``): watch it from here."""
         self.launches = dict(launches)
         self.restored = restored
-        self.coordinator_told = False
         self.observer.begin_run()
         return Running()
 
@@ -68,9 +66,9 @@ class Watch:
         checkpointed = self.take(seen)
         for key in seen.notices:  # a server cannot save: the coordinator saves for the whole PSS cluster
             if self.tasks.spec(key).runs_server:
-                self._notice_coordinator(key, "got a preemption notice (SIGTERM)")
+                state = self._notice_coordinator(state, key, "got a preemption notice (SIGTERM)")
         for drain in seen.drains:
-            self._give_notice(drain)
+            state = self._give_notice(state, drain)
         for end in seen.finished:
             self._finished(end)
             if end.key == self.tasks.chief.key:
@@ -99,17 +97,20 @@ class Watch:
                     "(Ctrl-C again stops at once)", ", ".join(map(str, noticed)), wait_s)
         for key in noticed:
             self.group.give_notice(key)
-        waiting, deadline = set(noticed), time.monotonic() + wait_s
+        waiting = set(noticed)
+
+        def observe(observe_s: float) -> None:  # the observer's wait ends as soon as a task ends
+            seen = self.observer.observe(observe_s)
+            self.take(seen)
+            waiting.difference_update(end.key for end in seen.ends)
+
         try:
-            while waiting and time.monotonic() < deadline:
-                seen = self.observer.observe(min(settings.POLL_INTERVAL_S, max(0.0, deadline - time.monotonic())))
-                self.take(seen)
-                waiting -= {end.key for end in seen.ends}
+            settings.poll_until(lambda: not waiting, wait_s, settings.POLL_INTERVAL_S, "the save before the stop",
+                                wait=observe)
+        except settings.WaitTimeout:
+            log.warning("%s did not save and end within %gs; stopping them", ", ".join(map(str, waiting)), wait_s)
         except KeyboardInterrupt:
             log.warning("stopping without waiting for the save")
-            return
-        if waiting:
-            log.warning("%s did not save and end within %gs; stopping them", ", ".join(map(str, waiting)), wait_s)
 
     def _on_failures(self, state: Running, failed: tuple[TaskEnd, ...]) -> State:
         """Settle the batch until its cause is in (or the bound passes), then carry out the policy's decision."""
@@ -207,28 +208,29 @@ class Watch:
         registered = [self.store.register(report, self.group.fetch_folder) for report in seen.checkpoints]
         return any(record is not None for record in registered)
 
-    def _give_notice(self, drain: Drain) -> None:
+    def _give_notice(self, state: Running, drain: Drain) -> Running:
         """A node being drained (Ray's drain API; a cloud reclaiming a spot VM) is a preemption notice."""
         log.warning("%s: its node %s is being drained%s", drain.key, drain.node[:12],
                     f" (deadline in {drain.deadline - time.time():.0f}s)" if drain.deadline else "")
         self.attempt.add(DrainNotice(task=str(drain.key), node=drain.node, deadline=drain.deadline or None))
         if self.tasks.spec(drain.key).runs_server:
-            self._notice_coordinator(drain.key, "is on a node being drained")
-        else:
-            log.warning("%s is sent a preemption notice: it saves at its next step boundary", drain.key)
-            self.group.give_notice(drain.key)
+            return self._notice_coordinator(state, drain.key, "is on a node being drained")
+        log.warning("%s is sent a preemption notice: it saves at its next step boundary", drain.key)
+        self.group.give_notice(drain.key)
+        return state
 
-    def _notice_coordinator(self, server: TaskKey, why: str) -> None:
-        """A PSS server's notice goes to the coordinator (once a run): it saves at its next step boundary and
-        stops, the servers serving until then; the restart then loses no completed step."""
+    def _notice_coordinator(self, state: Running, server: TaskKey, why: str) -> Running:
+        """A PSS server's notice goes to the coordinator (once a run: ``Running.coordinator_told_at``): it
+        saves at its next step boundary and stops, the servers serving until then; the restart then loses no
+        completed step."""
         chief = self.tasks.chief.key
-        if self.coordinator_told or not self.tasks.alive(chief):
-            return
-        self.coordinator_told = True
+        if state.coordinator_told_at is not None or not self.tasks.alive(chief):
+            return state
         log.warning("%s %s: %s is sent the notice, to save at its next step boundary while %s still serves",
                     server, why, chief, server)
         self.attempt.add(PreemptionNotice(task=str(chief), via=str(server)))
         self.group.give_notice(chief)
+        return dataclasses.replace(state, coordinator_told_at=self.clock())
 
 
 def _first_per_task(ends: tuple[TaskEnd, ...]) -> tuple[TaskEnd, ...]:

@@ -21,7 +21,7 @@ What this module resolves (docs/design.md §4, GPUs):
 
 from __future__ import annotations
 
-from controller.spec.training import Collective, GpuMemory, Resources, Role, Strategy
+from controller.spec import Collective, GpuMemory, Resources, Role, Strategy
 from protocol.wire import DevicePlan
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 
 import ray
@@ -128,19 +127,20 @@ def check_feasible(bundles: list[dict], strategy: str) -> None:
 
 def wait_for(ready_ref, timeout_s: float) -> bool:
     """Wait up to ``timeout_s`` for the placement group; say what the autoscaler does meanwhile."""
-    started = time.monotonic()
-    deadline = started + timeout_s
-    said, said_at = None, started
-    while True:
-        left = deadline - time.monotonic()
-        ready, _ = ray.wait([ready_ref], timeout=max(0.0, min(settings.DEMAND_CHECK_S, left)))
-        if ready:
-            return True
-        if time.monotonic() >= deadline:
-            return False
+    said, said_at = None, 0.0  # the last line said, and when (seconds into the wait)
+
+    def say_what_the_autoscaler_does(waited_s: float) -> None:
+        nonlocal said, said_at
         line = demand.describe_wait(autoscaler_status())
-        now = time.monotonic()
-        if line and (line != said or now - said_at >= settings.DEMAND_REPORT_S):
-            log.warning("waiting for the job's resources (%.0fs of %gs): the autoscaler is %s", now - started,
+        if line and (line != said or waited_s - said_at >= settings.DEMAND_REPORT_S):
+            log.warning("waiting for the job's resources (%.0fs of %gs): the autoscaler is %s", waited_s,
                         timeout_s, line)
-            said, said_at = line, now
+            said, said_at = line, waited_s
+
+    try:
+        settings.poll_until(lambda: bool(ray.wait([ready_ref], timeout=0)[0]), timeout_s, settings.DEMAND_CHECK_S,
+                            "the job's placement group", wait=lambda wait_s: ray.wait([ready_ref], timeout=wait_s),
+                            on_round=say_what_the_autoscaler_does)
+    except settings.WaitTimeout:
+        return False
+    return True

@@ -15,7 +15,6 @@ from ``controller/ray/nodes.py``.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import ray
@@ -130,16 +129,23 @@ class RayTaskGroup:
             actor = self.actors[key] = self._new_actor(next(t for t in self.tasks if t.key == key))
         self.dead.discard(key)
         ref = actor.reserve_port.remote(int(old.address.rsplit(":", 1)[1]))
-        # Ray may report the actor's death before it marks the node dead; a
-        # replacement that waits on a dead node would wait the whole timeout.
-        deadline = time.monotonic() + timeout_s
-        while not ray.wait([ref], timeout=settings.REPLACE_POLL_S)[0]:
+
+        def started() -> bool:
+            if ray.wait([ref], timeout=0)[0]:
+                return True
+            # Ray may report the actor's death before it marks the node dead; a
+            # replacement that waits on a dead node would wait the whole timeout.
             if not ray_nodes.node_alive(old.node_id):
                 ray_actors.kill(self.actors.pop(key, None))
                 raise NodeLostError(f"the node of {key} ({old.node_id[:12]}) is gone")
-            if time.monotonic() > deadline:
-                raise TaskStartError(f"the replacement of {key} did not start within timeouts.startup_s="
-                                     f"{timeout_s:g}s")
+            return False
+
+        try:
+            settings.poll_until(started, timeout_s, settings.REPLACE_POLL_S, f"the replacement of {key}",
+                                wait=lambda wait_s: ray.wait([ref], timeout=wait_s))
+        except settings.WaitTimeout:
+            raise TaskStartError(f"the replacement of {key} did not start within timeouts.startup_s="
+                                 f"{timeout_s:g}s") from None
         try:
             info = ray_actors.await_infos({ref: key}, 0)[key]
         except TaskStartError:

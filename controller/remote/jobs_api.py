@@ -119,8 +119,9 @@ def submit(client, spec, spec_path: str, working_dir: str, submission_id: str | 
     Right after a head starts, its job agent may not be up yet and the Jobs API answers "No available
     agent to submit job, please try again later" (nothing was created): that is retried, bounded.
     """
-    deadline, told = time.monotonic() + settings.AGENT_WAIT_S, False
-    while True:
+    refused: list[SubmitError] = []  # "no agent yet" answers, the last one raised when the wait runs out
+
+    def submitted() -> str | None:
         try:
             return _call(
                 "cannot submit", api_url(client), client.submit_job,
@@ -130,13 +131,18 @@ def submit(client, spec, spec_path: str, working_dir: str, submission_id: str | 
                 metadata={"tfray_job": spec.name},
             )
         except SubmitError as err:
-            if "No available agent" not in str(err) or time.monotonic() > deadline:
+            if "No available agent" not in str(err):
                 raise
-            if not told:
+            if not refused:
                 print(f"tfray: the head's job agent is not up yet; trying again for up to {settings.AGENT_WAIT_S:g}s",
                       file=sys.stderr, flush=True)
-                told = True
-            time.sleep(settings.AGENT_RETRY_S)
+            refused.append(err)
+            return None
+
+    try:
+        return settings.poll_until(submitted, settings.AGENT_WAIT_S, settings.AGENT_RETRY_S, "the head's job agent")
+    except settings.WaitTimeout:
+        raise refused[-1] from None
 
 
 # Ray's driver prints the autoscaler's events as "(autoscaler +12s) Adding 2 node(s) ..." (coloured on a
@@ -191,7 +197,7 @@ def follow(client, submission_id: str, timeout_s: float, out: TextIO | None = No
     """Stream the job's logs, less Ray's autoscaler events, until it ends; its terminal JobStatus, or None if
     timeout_s passed first."""
     lines = JobLogFilter(out or sys.stdout, AUTOSCALER_NOTE.format(id=submission_id))
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
     try:
         asyncio.run(asyncio.wait_for(_tail(client, submission_id, lines), timeout=timeout_s))
     except asyncio.TimeoutError:
@@ -201,24 +207,32 @@ def follow(client, submission_id: str, timeout_s: float, out: TextIO | None = No
     finally:
         lines.close()  # a last line without its newline
     # The stream closes when the driver exits; the terminal status follows within moments.
-    status = _wait_terminal(client, submission_id, max(deadline, time.monotonic() + settings.STATUS_SETTLE_S))
+    status = _wait_terminal(client, submission_id,
+                            max(timeout_s - (time.monotonic() - started), settings.STATUS_SETTLE_S))
     return status if status.is_terminal() else None
 
 
 def stop(client, submission_id: str, wait_s: float):
     """Ask the job to stop (its controller gets SIGTERM and tears down); its status after up to wait_s."""
     _call(f"cannot stop {submission_id}", api_url(client), client.stop_job, submission_id)
-    return _wait_terminal(client, submission_id, time.monotonic() + wait_s)
+    return _wait_terminal(client, submission_id, wait_s)
 
 
-def _wait_terminal(client, submission_id: str, deadline: float):
-    """Poll until the job's status is terminal or the deadline passes; the last status seen."""
-    while True:
+def _wait_terminal(client, submission_id: str, timeout_s: float):
+    """Poll until the job's status is terminal or ``timeout_s`` passes; the last status seen."""
+    status = None
+
+    def ended() -> bool:
+        nonlocal status
         status = _call(f"cannot read the status of {submission_id}", api_url(client), client.get_job_status,
                        submission_id)
-        if status.is_terminal() or time.monotonic() > deadline:
-            return status
-        time.sleep(settings.STATUS_POLL_S)
+        return status.is_terminal()
+
+    try:
+        settings.poll_until(ended, timeout_s, settings.STATUS_POLL_S, f"the end of {submission_id}")
+    except settings.WaitTimeout:
+        pass  # the caller says what a job still running means
+    return status
 
 
 def relative_storage_note(spec) -> str | None:

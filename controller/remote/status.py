@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 
 from controller import settings
@@ -59,7 +58,7 @@ def view_through_jobs_api(address: str | None, spec_path: str, working_dir: str 
     submission_id = remote._call("cannot ask the head for the job's status", url, client.submit_job,
                                  entrypoint=entrypoint, runtime_env=remote.runtime_env_for(working_dir),
                                  metadata={"tfray": "status"})
-    status = remote._wait_terminal(client, submission_id, time.monotonic() + settings.REMOTE_STATUS_S)
+    status = remote._wait_terminal(client, submission_id, settings.REMOTE_STATUS_S)
     logs = remote._call("cannot read the status job's output", url, client.get_job_logs, submission_id)
     if not status.is_terminal():
         raise remote.SubmitError(f"the status job {submission_id} on {url} did not end within "

@@ -5,14 +5,19 @@ keys and describe every field (``tfray schema`` prints the JSON Schema).
 The parts live by concept: what to train in ``controller.spec.training``, how
 to run it in ``controller.spec.running``, the whole job in
 ``controller.spec.job``, Ray's runtime environment for the tasks in
-``controller.spec.runtime_env``, reading a file in ``controller.spec.file``; this
-module is the one place callers import them from. Checks that need the file
-system (does the entrypoint exist, can the storage path be written) live in
-``controller.spec.entrypoint`` and ``controller.spec.preflight``.
+``controller.spec.runtime_env``, reading a file in ``controller.spec.file``.
+Checks that need the file system (does the entrypoint exist, can the storage
+path be written, what a run exposes) live in ``controller.spec.entrypoint``
+and ``controller.spec.preflight``. This module is the one place callers
+outside the package import any of them from (``tests/unit/test_layers.py``
+keeps it so); the submodules import one another directly, never this
+module, which imports them all.
 """
 
-from controller.spec.file import format_validation_error, load_spec, parse_spec
+from controller.spec.entrypoint import check_entrypoint
+from controller.spec.file import format_validation_error, load_spec, load_yaml, parse_spec, parse_yaml
 from controller.spec.job import JobSpec, SpecError
+from controller.spec.preflight import check_storage, exposure_warning
 from controller.spec.running import (
                                      CheckpointPolicy,
                                      Elastic,
@@ -24,8 +29,22 @@ from controller.spec.running import (
                                      Timeouts,
 )
 from controller.spec.runtime_env import RuntimeEnvSpec
-from controller.spec.training import ROLE_ORDER, Entrypoint, Resources, Role, RoleSpec, SpecModel, Strategy
+from controller.spec.training import (
+                                      ENV_NAME,
+                                      RESERVED_ENV,
+                                      ROLE_ORDER,
+                                      Collective,
+                                      Entrypoint,
+                                      GpuMemory,
+                                      Resources,
+                                      Role,
+                                      RoleSpec,
+                                      SpecModel,
+                                      Strategy,
+)
 
-__all__ = ["CheckpointPolicy", "Elastic", "Entrypoint", "FailurePolicySpec", "FaultAction", "FaultSpec", "JobSpec",
-           "Placement", "ROLE_ORDER", "Resources", "Role", "RoleSpec", "RuntimeEnvSpec", "SpecError", "SpecModel",
-           "StorageMode", "Strategy", "Timeouts", "format_validation_error", "load_spec", "parse_spec"]
+__all__ = ["CheckpointPolicy", "Collective", "ENV_NAME", "Elastic", "Entrypoint", "FailurePolicySpec", "FaultAction",
+           "FaultSpec", "GpuMemory", "JobSpec", "Placement", "RESERVED_ENV", "ROLE_ORDER", "Resources", "Role",
+           "RoleSpec", "RuntimeEnvSpec", "SpecError", "SpecModel", "StorageMode", "Strategy", "Timeouts",
+           "check_entrypoint", "check_storage", "exposure_warning", "format_validation_error", "load_spec",
+           "load_yaml", "parse_spec", "parse_yaml"]

@@ -17,7 +17,7 @@ import ast
 import sys
 from pathlib import Path
 
-from controller.spec import JobSpec, SpecError
+from controller.spec.job import JobSpec, SpecError
 
 MAX_REEXPORTS = 8  # how many `from x import name` hops are followed
 

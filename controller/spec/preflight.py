@@ -19,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from controller.spec import JobSpec, SpecError
+from controller.spec.job import JobSpec, SpecError
 
 
 def check_storage(spec: JobSpec) -> None:

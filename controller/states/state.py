@@ -111,13 +111,16 @@ class Starting(State):
 @dataclass(frozen=True)
 class Running(State):
     """Training. ``settling``: failed ends gathered until their cause is in (or ``settle_until``);
-    ``chief_done_at`` / ``sidecars_told_at``: clock times of the end's two phases."""
+    ``chief_done_at`` / ``sidecars_told_at``: clock times of the end's two phases; ``coordinator_told_at``:
+    when a PSS server's preemption notice went on to the coordinator (once a run of the cluster: a restart
+    starts from a fresh ``Running``)."""
 
     name = JobState.RUNNING
     settling: tuple[TaskEnd, ...] = ()
     settle_until: float | None = None
     chief_done_at: float | None = None
     sidecars_told_at: float | None = None
+    coordinator_told_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -42,3 +42,31 @@ def test_logs_name_what_is_not_there(tmp_path, capsys):
     assert "has no log of ps-0; it has worker-0, worker-1" in capsys.readouterr().err
     assert main(["logs", spec, "--attempt", "9"]) == EXIT_BAD_INPUT
     assert "no logs of attempt 9" in capsys.readouterr().err
+
+
+def test_follow_prints_new_lines_until_the_driver_is_gone_and_the_logs_stay_quiet(tmp_path, monkeypatch, capsys):
+    from controller import settings
+    from controller.cli import files
+
+    spec = job(tmp_path)
+    log = task_log(tmp_path / "runs" / "logged", 2, "worker-0")
+    monkeypatch.setattr(settings, "LOGS_FOLLOW_POLL_S", 0.01)
+    monkeypatch.setattr(settings, "LOGS_FOLLOW_QUIET_S", 0.05)
+    asked = []
+
+    class Lease:  # the driver prints one more line, then is gone
+        def __init__(self, job_dir):
+            pass
+
+        def holder(self):
+            asked.append(1)
+            if len(asked) == 1:
+                with open(log, "a") as f:
+                    f.write("attempt 2 worker-0 later\n")
+                return "the driver"
+            return None
+
+    monkeypatch.setattr(files, "FileLease", Lease)
+    assert main(["logs", spec, "--follow"]) == EXIT_OK
+    assert capsys.readouterr().out.splitlines()[-1] == "(worker-0) attempt 2 worker-0 later"
+    assert len(asked) >= 3  # it went on asking while the new line was recent

@@ -123,14 +123,23 @@ def test_a_torn_record_is_set_aside_and_the_job_carries_on_from_its_checkpoints(
 
 
 def test_a_pss_servers_notice_goes_to_the_coordinator_once(tmp_path):
-    controller, group = fakes.running(fakes.pss_spec(tmp_path))
+    """Once a run of the cluster: the Running state's payload says it was told (no flag on the side); the
+    coordinator saves and stops, and the restart, from a fresh Running, tells the new coordinator again."""
+    clock = fakes.FakeClock()
+    controller, group = fakes.running(fakes.pss_spec(tmp_path, failure={"backoff_s": 0}), clock=clock)
     group.reports = [HeartbeatReport(TaskKey("ps", 0), pid=1, notice=123.0)]
-    controller.step()
+    assert controller.step().coordinator_told_at == clock.now
     group.draining = {"node000000000001": 0}  # worker-0's node is drained too
-    controller.step()
+    assert isinstance(controller.step(), Recovering)  # the chief saved on its notice and stopped
     assert group.notices == [CHIEF]
     via = [(e.task, e.via) for e in controller.outcome().events if isinstance(e, PreemptionNotice)]
     assert via == [("ps-0", None), ("chief-0", "ps-0")]
+    group.draining = {}  # the drain took capacity: asked for again
+    assert fakes.states(controller, 3) == [JobState.PROVISIONING, JobState.STARTING, JobState.RUNNING]
+    assert controller.state.coordinator_told_at is None
+    group.reports = [HeartbeatReport(TaskKey("ps", 0), pid=1, notice=456.0)]
+    controller.step()
+    assert group.notices == [CHIEF, CHIEF]
 
 
 def test_the_summary_accounts_for_every_planned_fault(tmp_path):

@@ -73,3 +73,35 @@ def test_infeasible_demand_fails_the_job_at_once_without_trying_smaller_sizes(tm
     controller = fakes.controller_for(spec, group)
     assert fakes.states(controller, 2) == [JobState.PROVISIONING, JobState.FAILED]
     assert len(group.provisions) == 1 and "on_demand" in controller.message and group.shutdowns == 1
+
+
+class PlacementGroupWaits:
+    """``ray.wait`` on a placement group's ready ref: ready once ``after`` blocking waits have passed."""
+
+    def __init__(self, after: int):
+        self.after, self.blocking = after, []
+
+    def __call__(self, refs, timeout):
+        if timeout:
+            self.blocking.append(timeout)
+        return (refs, []) if len(self.blocking) >= self.after else ([], refs)
+
+
+def test_a_waiting_placement_group_says_what_the_autoscaler_does_between_its_waits(monkeypatch, caplog):
+    import ray
+
+    from controller import settings
+    from controller.ray import demand as ray_demand
+
+    status = {"autoscaler_report": {"pending_launches": {"cpu_spot": 2}}}
+    monkeypatch.setattr(ray_demand, "autoscaler_status", lambda: status)
+    monkeypatch.setattr(settings, "DEMAND_CHECK_S", 0.01)
+    waits = PlacementGroupWaits(after=3)
+    monkeypatch.setattr(ray, "wait", waits)
+    caplog.set_level("WARNING", logger="tfray")
+    assert ray_demand.wait_for("ref", timeout_s=30)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "the autoscaler is launching 2 cpu_spot" in said[0]  # once, while it is unchanged
+    assert waits.blocking == [0.01] * 3
+    monkeypatch.setattr(ray, "wait", PlacementGroupWaits(after=10**9))
+    assert not ray_demand.wait_for("ref", timeout_s=0.05)

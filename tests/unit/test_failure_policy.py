@@ -4,7 +4,7 @@ backoff. Pure: no Ray, no clock."""
 import pytest
 
 from controller.machine.failure_policy import FailureAction, FailurePolicy, classify, decide_task
-from controller.spec.running import FailurePolicySpec
+from controller.spec import FailurePolicySpec
 from controller.states.state import RecoveryReason
 from protocol.wire import FailureCause, TaskEnd, TaskKey
 

@@ -19,8 +19,7 @@ import jsonschema
 import pytest
 import yaml
 
-from controller.spec import load_spec
-from controller.spec.entrypoint import check_entrypoint
+from controller.spec import check_entrypoint, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 KUBERAY = REPO / "cluster_configs" / "kuberay"

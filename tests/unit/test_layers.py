@@ -6,7 +6,9 @@
   ``protocol.wire.TASK_ACTOR_CLASS``;
 * inside ``controller``, a package imports only those below it in :data:`CONTROLLER_LAYERS`, the order
   controller/README.md explains, so the tree reads bottom-up and nothing imports upward;
-* only the Ray seam, the Jobs API client and the run sequence import Ray.
+* only the Ray seam, the Jobs API client and the run sequence import Ray;
+* outside ``controller/spec/``, the job spec's names come from ``controller.spec`` only, never from its modules
+  (``controller.spec.training``, ``controller.spec.preflight``...): the package is the one place to import from.
 """
 
 import ast
@@ -82,3 +84,26 @@ def test_a_controller_layer_imports_only_those_below_it(layer):
                 assert parts[1] in below, f"{path.relative_to(REPO)} imports {module}, which is above {layer}"
             if parts[0] == "ray":
                 assert layer in IMPORTS_RAY, f"{path.relative_to(REPO)} imports Ray outside the Ray seam"
+
+
+def spec_submodules_imported(path: Path) -> set[str]:
+    """The modules of the spec package that a file names in an import (the package itself is not one)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.startswith("controller.spec."):
+                found.add(node.module)
+            elif node.module == "controller.spec":  # `from controller.spec import training` names a module
+                found |= {f"controller.spec.{a.name}" for a in node.names if (SPEC_PACKAGE / f"{a.name}.py").exists()}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("controller.spec.")}
+    return found
+
+
+SPEC_PACKAGE = REPO / "controller" / "spec"
+
+
+def test_callers_import_the_spec_from_its_package_only():
+    outside = [p for package in ("controller", "tests") for p in sources(package) if SPEC_PACKAGE not in p.parents]
+    offenders = {str(p.relative_to(REPO)): sorted(spec_submodules_imported(p)) for p in outside}
+    assert not {p: m for p, m in offenders.items() if m}, "import these from controller.spec (re-export them there)"

@@ -3,7 +3,7 @@
 import pytest
 
 from controller.machine.scaling_policy import ScalingPolicy
-from controller.spec.running import Elastic
+from controller.spec import Elastic
 from controller.states.state import Size
 
 

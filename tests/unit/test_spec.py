@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.spec import Role, SpecError, Strategy, load_spec, parse_spec
-from controller.spec.entrypoint import check_entrypoint
+from controller.spec import Role, SpecError, Strategy, check_entrypoint, load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -129,7 +129,7 @@ def test_records_keep_plain_text_cut_at_line_boundaries():
 
 
 def test_a_local_run_that_serves_tensorflows_grpc_warns_once_what_it_exposes(tmp_path):
-    from controller.spec.preflight import exposure_warning
+    from controller.spec import exposure_warning
     from tests.unit.fakes import make_spec
 
     assert "0.0.0.0" in exposure_warning(make_spec(tmp_path), joining_cluster=False)

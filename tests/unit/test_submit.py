@@ -239,3 +239,25 @@ def test_a_head_whose_job_agent_is_not_up_yet_is_tried_again(fake, monkeypatch, 
     fake.submit_job = not_yet
     assert main(["submit", SPEC]) == EXIT_OK
     assert len(calls) == 2 and "job agent is not up yet" in capsys.readouterr().err
+
+
+def test_a_head_whose_job_agent_never_comes_up_is_given_up_on_with_its_answer(fake, monkeypatch, capsys):
+    monkeypatch.setattr(settings, "AGENT_RETRY_S", 0.01)
+    monkeypatch.setattr(settings, "AGENT_WAIT_S", 0.05)
+    calls = []
+
+    def never(**kwargs):
+        calls.append(kwargs)
+        raise RuntimeError("Request failed with status code 500: No available agent to submit job")
+
+    fake.submit_job = never
+    assert main(["submit", SPEC]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("job agent is not up yet") == 1 and "error: cannot submit: Request failed" in err
+    assert len(calls) >= 3
+
+
+def test_stop_waits_only_as_long_as_it_was_told_and_says_the_job_still_runs(fake, capsys):
+    fake.statuses = [JobStatus.RUNNING]
+    assert main(["stop", "raysubmit_fake", "--wait", "0.05"]) == EXIT_STILL_RUNNING
+    assert "job raysubmit_fake RUNNING" in capsys.readouterr().out and fake.stopped == ["raysubmit_fake"]
