@@ -24,19 +24,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from controller.importers.common import (
-    Imported,
-    ManifestError,
-    cpu_cores,
-    describe_leftovers,
-    entrypoint_from,
-    environment,
-    job_name,
-    leftovers,
-    mapping,
-    memory_mb,
-    one_program,
-)
+from controller.importers.common import Imported, ManifestError, cpu_cores, describe_leftovers, entrypoint_from
+from controller.importers.common import environment, job_name, leftovers, mapping, memory_mb, one_program
 
 ROLE_OF = {"chief": "chief", "master": "chief", "worker": "worker", "ps": "ps", "evaluator": "evaluator"}
 ORDER = ("chief", "worker", "ps", "evaluator")

@@ -22,18 +22,8 @@ import copy
 import re
 from typing import Any
 
-from controller.importers.common import (
-    Imported,
-    ManifestError,
-    Program,
-    describe_leftovers,
-    entrypoint_from,
-    environment,
-    job_name,
-    leftovers,
-    mapping,
-    one_program,
-)
+from controller.importers.common import Imported, ManifestError, Program, describe_leftovers, entrypoint_from
+from controller.importers.common import environment, job_name, leftovers, mapping, one_program
 from controller.importers.vertex_machines import ACCELERATORS, MEMORY_SHARE, machine
 
 POOL_ROLES = ("chief", "worker", "ps", "evaluator")

@@ -18,14 +18,7 @@ from ray.job_submission import JobStatus
 
 from controller import settings
 from controller.cli.app import main
-from controller.cli.exit_codes import (
-    EXIT_BAD_INPUT,
-    EXIT_DETACHED,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_STILL_RUNNING,
-    EXIT_STOPPED,
-)
+from controller.cli import exit_codes as codes
 from controller.remote import jobs_api as remote
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +67,7 @@ def fake(monkeypatch):
 
 
 def test_submit_ships_the_working_folder_and_runs_the_controller_on_the_spec(fake, capsys):
-    assert main(["submit", SPEC]) == EXIT_OK
+    assert main(["submit", SPEC]) == codes.EXIT_OK
     assert shlex.split(fake.submitted["entrypoint"]) == ["python", "-m", "controller", "run", SPEC]
     runtime_env = fake.submitted["runtime_env"]
     assert runtime_env["working_dir"] == str(REPO) and ".venv" in runtime_env["excludes"]
@@ -83,8 +76,8 @@ def test_submit_ships_the_working_folder_and_runs_the_controller_on_the_spec(fak
     assert "as raysubmit_fake to http://fake:8265" in out and "tfray stop raysubmit_fake" in out
 
 
-@pytest.mark.parametrize("status, code", [(JobStatus.SUCCEEDED, EXIT_OK), (JobStatus.FAILED, EXIT_FAILED),
-                                          (JobStatus.STOPPED, EXIT_STOPPED)])
+@pytest.mark.parametrize("status, code", [(JobStatus.SUCCEEDED, codes.EXIT_OK), (JobStatus.FAILED, codes.EXIT_FAILED),
+                                          (JobStatus.STOPPED, codes.EXIT_STOPPED)])
 def test_follow_streams_the_logs_and_exits_with_the_jobs_status(fake, capsys, status, code):
     fake.statuses = [JobStatus.RUNNING, status]
     assert main(["submit", SPEC, "--follow", "--submission-id", "mine"]) == code
@@ -95,7 +88,7 @@ def test_follow_streams_the_logs_and_exits_with_the_jobs_status(fake, capsys, st
 
 def test_follow_gives_up_after_the_timeout_and_leaves_the_job_running(fake, capsys):
     fake.stall_s, fake.statuses = 30.0, [JobStatus.RUNNING]
-    assert main(["submit", SPEC, "--follow", "--timeout", "0.3"]) == EXIT_STILL_RUNNING
+    assert main(["submit", SPEC, "--follow", "--timeout", "0.3"]) == codes.EXIT_STILL_RUNNING
     assert "still running after --timeout 0.3s" in capsys.readouterr().out
     assert not fake.stopped
 
@@ -112,7 +105,7 @@ def ctrl_c_raises():
 def test_ctrl_c_on_follow_lets_go_of_the_job_with_its_own_exit_code(fake, capsys, ctrl_c_raises):
     fake.logs, fake.statuses = ["epoch 1\n", signal.SIGINT, "never shown\n"], [JobStatus.RUNNING]
     code = main(["submit", SPEC, "--follow"])
-    assert code == EXIT_DETACHED and code != EXIT_STOPPED  # "I let go" is not "the job was stopped"
+    assert code == codes.EXIT_DETACHED and code != codes.EXIT_STOPPED  # "I let go" is not "the job was stopped"
     out = capsys.readouterr().out
     assert "epoch 1" in out and "never shown" not in out
     assert "stopped following" in out and "tfray stop raysubmit_fake" in out
@@ -120,17 +113,17 @@ def test_ctrl_c_on_follow_lets_go_of_the_job_with_its_own_exit_code(fake, capsys
 
 
 def test_every_exit_code_is_distinct_and_in_the_help(capsys):
-    codes = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "invalid": EXIT_BAD_INPUT,
-             "you stopped following": EXIT_DETACHED, "after --timeout": EXIT_STILL_RUNNING,
-             "the job was stopped": EXIT_STOPPED}
-    assert len(set(codes.values())) == len(codes)
+    meaning = {"succeeded": codes.EXIT_OK, "failed": codes.EXIT_FAILED, "invalid": codes.EXIT_BAD_INPUT,
+             "you stopped following": codes.EXIT_DETACHED, "after --timeout": codes.EXIT_STILL_RUNNING,
+             "the job was stopped": codes.EXIT_STOPPED}
+    assert len(set(meaning.values())) == len(meaning)
     with pytest.raises(SystemExit):
         main(["submit", "--help"])
     lines = capsys.readouterr().out.splitlines()
-    for words, code in codes.items():
+    for words, code in meaning.items():
         assert any(line.split()[:1] == [str(code)] and words in line for line in lines), (words, code)
     readme = (REPO / "README.md").read_text()
-    for code in codes.values():
+    for code in meaning.values():
         assert f"| {code} |" in readme, f"README's exit-code table lacks {code}"
 
 
@@ -142,7 +135,7 @@ def test_follow_leaves_out_rays_autoscaler_events_and_keeps_the_jobs_own_lines(f
                  "aler +9s) Adding 2 node(s) of type cpu_spot.\n"
                  "progress epoch 1/15 (autoscaler +1s) is only text here\nlast line without newline"]
     fake.statuses = [JobStatus.SUCCEEDED]
-    assert main(["submit", SPEC, "--follow"]) == EXIT_OK
+    assert main(["submit", SPEC, "--follow"]) == codes.EXIT_OK
     captured = capsys.readouterr()
     assert "autoscaler +2s" not in captured.out and "on_demand" not in captured.out and "Adding" not in captured.out
     assert ("job digits attempt 1: 3 tasks; starting fresh\nprogress epoch 1/15 (autoscaler +1s) is only text here\n"
@@ -152,14 +145,14 @@ def test_follow_leaves_out_rays_autoscaler_events_and_keeps_the_jobs_own_lines(f
 
 def test_a_spec_outside_the_working_folder_is_refused_before_anything_is_sent(fake, tmp_path, capsys):
     (tmp_path / "job.yaml").write_text((REPO / SPEC).read_text())
-    assert main(["submit", str(tmp_path / "job.yaml"), "--working-dir", str(REPO)]) == EXIT_BAD_INPUT
+    assert main(["submit", str(tmp_path / "job.yaml"), "--working-dir", str(REPO)]) == codes.EXIT_BAD_INPUT
     assert "outside the working folder" in capsys.readouterr().err and not fake.submitted
 
 
 def test_a_bad_spec_fails_on_the_client(fake, tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("name: x\nstrategy: multi_worker_mirrored\nroles: {chief: {count: 2}}\n"
                                        "entrypoint: {function: 'm:f'}\n")
-    assert main(["submit", str(tmp_path / "bad.yaml"), "--working-dir", str(tmp_path)]) == EXIT_BAD_INPUT
+    assert main(["submit", str(tmp_path / "bad.yaml"), "--working-dir", str(tmp_path)]) == codes.EXIT_BAD_INPUT
     assert "at most one chief" in capsys.readouterr().err and not fake.submitted
 
 
@@ -167,18 +160,18 @@ def test_a_runtime_env_ray_would_refuse_fails_on_the_client(fake, tmp_path, caps
     (tmp_path / "m.py").write_text("def f(ctx):\n    pass\n")
     (tmp_path / "job.yaml").write_text("name: x\nstrategy: one_device\nroles: {chief: {count: 1}}\n"
                                        "entrypoint: {function: 'm:f'}\nruntime_env: {working_dir: gone}\n")
-    assert main(["submit", str(tmp_path / "job.yaml"), "--working-dir", str(tmp_path)]) == EXIT_BAD_INPUT
+    assert main(["submit", str(tmp_path / "job.yaml"), "--working-dir", str(tmp_path)]) == codes.EXIT_BAD_INPUT
     assert "runtime_env.working_dir: 'gone' does not exist" in capsys.readouterr().err and not fake.submitted
 
 
 def test_a_relative_storage_path_is_warned_about(fake, capsys):
-    assert main(["submit", "cluster_configs/jobs/digits_mwms.yaml"]) == EXIT_OK
+    assert main(["submit", "cluster_configs/jobs/digits_mwms.yaml"]) == codes.EXIT_OK
     assert "storage_path '../../runs' is relative" in capsys.readouterr().err
 
 
 def test_stop_asks_ray_to_stop_and_reports_the_end(fake, capsys):
     fake.statuses = [JobStatus.RUNNING, JobStatus.STOPPED]
-    assert main(["stop", "raysubmit_x", "--wait", "5"]) == EXIT_OK
+    assert main(["stop", "raysubmit_x", "--wait", "5"]) == codes.EXIT_OK
     assert fake.stopped == ["raysubmit_x"] and "job raysubmit_x STOPPED" in capsys.readouterr().out
 
 
@@ -190,7 +183,7 @@ def test_auth_failures_say_what_to_set(monkeypatch, capsys, body, expected):
 
     monkeypatch.setattr(remote, "connect", refuse)
     monkeypatch.chdir(REPO)
-    assert main(["submit", SPEC]) == EXIT_BAD_INPUT
+    assert main(["submit", SPEC]) == codes.EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert expected in err and "RAY_AUTH_MODE=token" in err and "~/.ray/auth_token" in err
 
@@ -201,7 +194,7 @@ def test_an_unreachable_address_names_the_ssh_tunnel(monkeypatch, capsys):
         port = s.getsockname()[1]
     monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
     monkeypatch.chdir(REPO)
-    assert main(["stop", "raysubmit_x", "--address", f"http://127.0.0.1:{port}"]) == EXIT_BAD_INPUT
+    assert main(["stop", "raysubmit_x", "--address", f"http://127.0.0.1:{port}"]) == codes.EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert f"cannot reach the Ray Jobs API at http://127.0.0.1:{port}" in err and "ray dashboard" in err
 
@@ -237,7 +230,7 @@ def test_a_head_whose_job_agent_is_not_up_yet_is_tried_again(fake, monkeypatch, 
         return submit_job(**kwargs)
 
     fake.submit_job = not_yet
-    assert main(["submit", SPEC]) == EXIT_OK
+    assert main(["submit", SPEC]) == codes.EXIT_OK
     assert len(calls) == 2 and "job agent is not up yet" in capsys.readouterr().err
 
 
@@ -251,7 +244,7 @@ def test_a_head_whose_job_agent_never_comes_up_is_given_up_on_with_its_answer(fa
         raise RuntimeError("Request failed with status code 500: No available agent to submit job")
 
     fake.submit_job = never
-    assert main(["submit", SPEC]) == EXIT_BAD_INPUT
+    assert main(["submit", SPEC]) == codes.EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert err.count("job agent is not up yet") == 1 and "error: cannot submit: Request failed" in err
     assert len(calls) >= 3
@@ -259,5 +252,5 @@ def test_a_head_whose_job_agent_never_comes_up_is_given_up_on_with_its_answer(fa
 
 def test_stop_waits_only_as_long_as_it_was_told_and_says_the_job_still_runs(fake, capsys):
     fake.statuses = [JobStatus.RUNNING]
-    assert main(["stop", "raysubmit_fake", "--wait", "0.05"]) == EXIT_STILL_RUNNING
+    assert main(["stop", "raysubmit_fake", "--wait", "0.05"]) == codes.EXIT_STILL_RUNNING
     assert "job raysubmit_fake RUNNING" in capsys.readouterr().out and fake.stopped == ["raysubmit_fake"]
