@@ -38,6 +38,8 @@ from bench.memory import TreeSampler
 from bench.tables import WAYS, breakdown, table
 
 REPO = Path(__file__).resolve().parents[1]
+# --smoke: each sweep at the smallest size that still fills its table.
+SMOKE_SWEEPS = {"scale": ["--tasks=4", "--nodes=2", "--watch-s=4"]}
 
 
 def sizes(quick: bool) -> dict:
@@ -164,7 +166,10 @@ def _reap(proc: subprocess.Popen, sampler: TreeSampler) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5; 1 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="small jobs, fault run only, for the smoke test")
+    parser.add_argument("--quick", action="store_true", help="small jobs, fault run only")
+    parser.add_argument("--smoke", action="store_true",
+                        help="--quick, and a scale sweep of 4 tasks on 2 nodes only: what the suite's smoke test "
+                             "needs to prove that every way runs and fills every row (tests/integration)")
     parser.add_argument("--out", default=None, help="where runs and results go (default: a new folder in /tmp)")
     parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated subset of ours,hand,raytrain")
     parser.add_argument("--scenarios", default=None,
@@ -185,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-timeout-s", type=float, default=None,
                         help="bound on one run (default 600; 300 with --quick)")
     args = parser.parse_args(argv)
+    args.quick = args.quick or args.smoke
     reps = args.reps or (1 if args.quick else 5)
     args.run_timeout_s = args.run_timeout_s or (300 if args.quick else 600)
     size = sizes(args.quick)
@@ -224,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                       + (f" ({run.get('error')})" if run.get("error") else ""), flush=True)
     swept = []
     for name in (s for s in size["scenarios"] if s in sweeps.SWEEPS):  # each repeats within itself
-        swept.append(sweeps.run_sweep(name, out, args.quick, reps, 6 * args.run_timeout_s))
+        swept.append(sweeps.run_sweep(name, out, args.quick, reps, 6 * args.run_timeout_s,
+                                     SMOKE_SWEEPS.get(name, []) if args.smoke else []))
         print(f"  {name}: {swept[-1]['state']} in {swept[-1]['wall_s']:.0f}s", flush=True)
     return report(runs, size, args, out, swept)
 

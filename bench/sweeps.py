@@ -25,11 +25,12 @@ TITLES = {"scale": "scale: N light tasks (no TensorFlow) against N bare Ray acto
           "long": "long job: reports and what they cost"}
 
 
-def run_sweep(name: str, out: Path, quick: bool, reps: int, timeout_s: float) -> dict:
-    """Run one sweep into ``out/name``; what it left there (or why it left nothing)."""
+def run_sweep(name: str, out: Path, quick: bool, reps: int, timeout_s: float, extra: list[str] = ()) -> dict:
+    """Run one sweep into ``out/name`` (``extra``: more of its own arguments); what it left there (or why it
+    left nothing)."""
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", SWEEPS[name], f"--out={folder}", *(["--quick"] if quick else [])]
+    cmd = [sys.executable, "-m", SWEEPS[name], f"--out={folder}", *(["--quick"] if quick else []), *extra]
     if name == "scale":
         cmd.append(f"--reps={reps}")
     env = {**os.environ, "RAY_AUTH_MODE": "disabled",

@@ -98,13 +98,18 @@ def test_a_killed_worker_restarts_the_group_from_the_newest_checkpoint(local_ray
     assert {t["state"] for t in seen[-1]["tasks"].values()} == {"ALIVE"} and set(seen[-1]["tasks"]) == TASKS
     text = render_status(seen[-1])
     assert text.startswith("job digits-kill: RUNNING, attempt 1, running for ") and "examples/s" in text
-    # Prometheus' view: Ray's metrics endpoint serves the job's gauges (Ray exports every few seconds).
+    # Prometheus' view: Ray's metrics endpoint serves the job's gauges. Ray exports each gauge at its own
+    # export interval, so one series may be there before another: wait for every one, bounded.
+    series = ("ray_tfray_step{", "ray_tfray_examples_per_second{", "ray_tfray_task_alive{",
+              "ray_tfray_job_state{", "ray_tfray_budget_limit{")
     scraped = []
-    job.wait_until(lambda: scraped.append(scrape_tfray()) or 'task="chief-0"' in scraped[-1], 60,
-                   "the job's gauges on Ray's metrics endpoint")
-    for series in ("ray_tfray_step{", "ray_tfray_examples_per_second{", "ray_tfray_task_alive{",
-                    "ray_tfray_job_state{", "ray_tfray_budget_limit{"):
-        assert series in scraped[-1] and 'job="digits-kill"' in scraped[-1], series
+
+    def every_series_scraped() -> bool:
+        scraped.append(scrape_tfray())
+        return 'task="chief-0"' in scraped[-1] and all(s in scraped[-1] for s in series)
+
+    job.wait_until(every_series_scraped, 60, f"the job's gauges {series} on Ray's metrics endpoint")
+    assert 'job="digits-kill"' in scraped[-1]
     job.wait_until(lambda: job.controller.store.latest() is not None and job.chief_step() >= 42, 180,
                    "a checkpoint and chief step 42")
     job.kill("worker-1")
