@@ -67,6 +67,12 @@ class SharedRay:
 
 SHARED_RAY = SharedRay()
 
+# Several Ray nodes on this machine: Ray's metrics pipeline (the GCS exporting, the head's dashboard agent
+# ingesting every node's histograms) took about 1.7 of the 2 cores while a PSS job trained, and
+# test_pss_multinode ran 232 s with it against 61 s without (docs/design.md §6). The clusters of the tests
+# leave it off; the local Ray keeps it (one node costs nothing measurable, and a test scrapes its gauges).
+NO_METRICS = {"enable_metrics_collection": False}
+
 
 @pytest.fixture(scope="session", autouse=True)
 def shared_ray_released():
@@ -98,7 +104,8 @@ def node_cluster(worker_nodes: int = 2, **head_args):
 
     def start():
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
-                                                                "temp_dir": short_tmpdir(), **head_args})
+                                                                "temp_dir": short_tmpdir(),
+                                                                "_system_config": NO_METRICS, **head_args})
         for _ in range(worker_nodes):
             cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()

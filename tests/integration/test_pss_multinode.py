@@ -7,7 +7,7 @@ from ray.cluster_utils import Cluster
 from controller.states.events import Decision
 from controller.states.state import JobState
 
-from .conftest import SHARED_RAY, BackgroundJob, assert_nothing_left, job_spec, short_tmpdir
+from .conftest import NO_METRICS, SHARED_RAY, BackgroundJob, assert_nothing_left, job_spec, short_tmpdir
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ def worker_nodes():
         cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": 2, "resources": {"main_node": 4}, "include_dashboard": False, "temp_dir": short_tmpdir(),
             # Find a dead node in ~3 s instead of ~30 s (docs/design.md §6).
-            "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
+            "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3, **NO_METRICS},
         })
         nodes.extend(cluster.add_node(num_cpus=1, resources={"trainer_node": 1}) for _ in range(2))
         cluster.wait_for_nodes()
