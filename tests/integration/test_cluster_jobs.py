@@ -296,7 +296,10 @@ def test_fake_multinode_adds_nodes_for_a_job_and_removes_them_when_idle(tmp_path
     # CPU 0 on the head (as in the config): no task fits until the autoscaler adds nodes.
     head = RayHead(tmp_path, "--num-cpus=0", "--include-dashboard=false", f"--autoscaling-config={config_path}",
                    "--object-store-memory=200000000", port=port, RAY_FAKE_CLUSTER="1",
-                   AUTOSCALER_UPDATE_INTERVAL_S="1")
+                   AUTOSCALER_UPDATE_INTERVAL_S="1",
+                   # Several raylets on one machine: Ray's metrics pipeline would take most of the CPU
+                   # (tests/integration/conftest.py, NO_METRICS).
+                   RAY_enable_metrics_collection="false")
     watch = None
     try:
         watch = NodeWatch(head)
