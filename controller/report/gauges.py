@@ -18,22 +18,24 @@ from typing import Callable, NamedTuple
 from controller import settings
 from controller.states.state import JobState, State, TaskStatus
 
-# name -> (description, tag keys); Ray's exporter prefixes every name with "ray_".
+# name -> (description, tag keys); Ray's exporter prefixes every name with "ray_". The job's label is
+# `tfray_job`, never `job` (nor `instance`): Prometheus sets those on every scrape target (Ray's prometheus.yml
+# has job_name 'ray', honor_labels false) and renames a colliding exposed label to `exported_job`.
 METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "tfray_job_state": ("1 for the state the job is in, 0 for the others", ("job", "state")),
-    "tfray_attempt": ("The job's attempt (each `tfray run` of it is one)", ("job",)),
-    "tfray_step": ("The last step each task reported", ("job", "task")),
-    "tfray_epoch": ("The last epoch each task reported", ("job", "task")),
-    "tfray_examples_per_second": ("Training speed each task reported", ("job", "task")),
-    "tfray_restarts": ("Restarts of the whole cluster in this attempt", ("job",)),
-    "tfray_budget_spent": ("Units of each failure budget spent", ("job", "budget")),
-    "tfray_budget_limit": ("Each failure budget's limit", ("job", "budget")),
-    "tfray_checkpoint_step": ("Step of the newest complete checkpoint", ("job",)),
-    "tfray_seconds_since_checkpoint": ("Seconds since the newest complete checkpoint was sealed", ("job",)),
-    "tfray_tasks": ("How many tasks are in each state", ("job", "state")),
-    "tfray_task_alive": ("1 while the task runs, else 0", ("job", "task")),
+    "tfray_job_state": ("1 for the state the job is in, 0 for the others", ("tfray_job", "state")),
+    "tfray_attempt": ("The job's attempt (each `tfray run` of it is one)", ("tfray_job",)),
+    "tfray_step": ("The last step each task reported", ("tfray_job", "task")),
+    "tfray_epoch": ("The last epoch each task reported", ("tfray_job", "task")),
+    "tfray_examples_per_second": ("Training speed each task reported", ("tfray_job", "task")),
+    "tfray_restarts": ("Restarts of the whole cluster in this attempt", ("tfray_job",)),
+    "tfray_budget_spent": ("Units of each failure budget spent", ("tfray_job", "budget")),
+    "tfray_budget_limit": ("Each failure budget's limit", ("tfray_job", "budget")),
+    "tfray_checkpoint_step": ("Step of the newest complete checkpoint", ("tfray_job",)),
+    "tfray_seconds_since_checkpoint": ("Seconds since the newest complete checkpoint was sealed", ("tfray_job",)),
+    "tfray_tasks": ("How many tasks are in each state", ("tfray_job", "state")),
+    "tfray_task_alive": ("1 while the task runs, else 0", ("tfray_job", "task")),
     "tfray_recovery_seconds": ("Seconds spent recovering (from a failure to running again) in this attempt",
-                               ("job",)),
+                               ("tfray_job",)),
 }
 
 
@@ -73,7 +75,7 @@ class JobGauges:
         self.export(self.samples(state.name, attempt, tasks, collector, store, now))
 
     def samples(self, state: JobState, attempt, tasks, collector, store, now: float) -> list[Sample]:
-        job = {"job": self.job}
+        job = {"tfray_job": self.job}
         out = [Sample("tfray_job_state", {**job, "state": s.value}, float(s is state)) for s in JobState]
         out += [Sample("tfray_attempt", job, attempt.number), Sample("tfray_restarts", job, attempt.restarts)]
         for budget, limit in attempt.limits.items():

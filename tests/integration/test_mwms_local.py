@@ -109,7 +109,7 @@ def test_a_killed_worker_restarts_the_group_from_the_newest_checkpoint(local_ray
         return 'task="chief-0"' in scraped[-1] and all(s in scraped[-1] for s in series)
 
     job.wait_until(every_series_scraped, 60, f"the job's gauges {series} on Ray's metrics endpoint")
-    assert 'job="digits-kill"' in scraped[-1]
+    assert 'tfray_job="digits-kill"' in scraped[-1]
     job.wait_until(lambda: job.controller.store.latest() is not None and job.chief_step() >= 42, 180,
                    "a checkpoint and chief step 42")
     job.kill("worker-1")

@@ -23,7 +23,7 @@ def latest(exports) -> dict:
 
 
 def value(exports, name: str, **tags) -> float:
-    return latest(exports)[(name, tuple(sorted({"job": "job", **tags}.items())))]
+    return latest(exports)[(name, tuple(sorted({"tfray_job": "job", **tags}.items())))]
 
 
 def test_a_job_with_a_restart_exports_its_numbers(tmp_path):
@@ -89,3 +89,54 @@ def test_the_grafana_dashboard_plots_only_gauges_the_controller_exports():
     used = {name for expr in exprs for name in re.findall(r"ray_(tfray_\w+)", expr)}
     assert used and used <= set(METRICS), used - set(METRICS)
     assert set(METRICS) - used == set(), f"gauges no panel shows: {set(METRICS) - used}"
+
+
+# Prometheus attaches these target labels to every series it scrapes (Ray's shipped prometheus.yml names its
+# scrape job 'ray' and leaves honor_labels false). The relabelling rule, from Prometheus' scrape_config docs:
+# "If honor_labels is set to false, label conflicts are resolved by renaming conflicting labels in the scraped
+# data to exported_<original-label>". A gauge label named `job` would become `exported_job`, and every series
+# would carry job="ray".
+PROMETHEUS_TARGET_LABELS = ("job", "instance")
+
+
+def after_scrape(exposed_labels) -> set[str]:
+    """A series' own labels as Prometheus stores them when honor_labels is false (target labels left out)."""
+    return {f"exported_{label}" if label in PROMETHEUS_TARGET_LABELS else label for label in exposed_labels}
+
+
+def dashboard_label_uses() -> list[tuple[str, set[str], str]]:
+    """(gauge, the labels a query names, the query) for every query and legend of the Grafana dashboard."""
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana" / "tfray.json").read_text())
+    uses = []
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr, legend = target["expr"], target.get("legendFormat", "")
+            gauges = set(re.findall(r"ray_(tfray_\w+)", expr))
+            assert len(gauges) == 1, expr
+            labels = {m for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr)
+                      for m in re.split(r"\s*,\s*", group.strip()) if m}
+            labels |= set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", expr))
+            labels |= set(re.findall(r"\{\{\s*(\w+)\s*\}\}", legend))
+            uses.append((gauges.pop(), labels, expr))
+    for variable in dashboard["templating"]["list"]:
+        query = variable.get("query")
+        if isinstance(query, dict):
+            gauge, label = re.fullmatch(r"label_values\(ray_(tfray_\w+),\s*(\w+)\)", query["query"]).groups()
+            uses.append((gauge, {label}, query["query"]))
+    return uses
+
+
+def test_no_gauge_label_collides_with_a_label_prometheus_sets_on_its_targets():
+    for name, (_, tag_keys) in METRICS.items():
+        assert not set(tag_keys) & set(PROMETHEUS_TARGET_LABELS), (name, tag_keys)
+
+
+def test_every_label_the_dashboard_names_is_one_the_scraped_gauges_carry():
+    uses = dashboard_label_uses()
+    assert uses
+    for gauge, labels, query in uses:
+        assert labels <= after_scrape(METRICS[gauge][1]), (query, labels - after_scrape(METRICS[gauge][1]))
