@@ -9,7 +9,10 @@ the spec's env; ``runPolicy.activeDeadlineSeconds`` the job's time limit and
 ``backoffLimit`` the error budgets. ``restartPolicy`` (``Never`` when unset,
 the operator's default) is said per role against what tfray's failure policy
 does. Everything about pods (image, volumes, placement, ports, cleanup) is
-listed as not carried over.
+listed as not carried over, but not what the API server wrote into a TFJob
+that ``kubectl get tfjob NAME -o yaml`` returned: its bookkeeping, the
+operator's defaults (``SetDefaults_TFJob``: cleanPodPolicy None, the
+``tfjob-port`` 2222, suspend false) and the pod templates' (``importers/kubernetes.py``).
 
 What the code sees differs in TF_CONFIG only as docs/migrating.md says: the
 operator lists every replica type in the cluster map, the evaluator too, at
@@ -26,10 +29,12 @@ from typing import Any
 
 from controller.importers.common import Imported, ManifestError, cpu_cores, describe_leftovers, entrypoint_from
 from controller.importers.common import environment, job_name, leftovers, mapping, memory_mb, one_program
+from controller.importers.kubernetes import drop_pod_defaults, drop_server_metadata, returned_by_server
 
 ROLE_OF = {"chief": "chief", "master": "chief", "worker": "worker", "ps": "ps", "evaluator": "evaluator"}
 ORDER = ("chief", "worker", "ps", "evaluator")
 CONTAINER = "tensorflow"  # the container the operator trains in (TFJobDefaultContainerName)
+OPERATOR_PORT = {"name": "tfjob-port", "containerPort": 2222}  # the port the operator adds (TFJobDefaultPort)
 GPUS = ("nvidia.com/gpu", "amd.com/gpu")
 WALK = {"metadata", "spec", "template", "runPolicy"}
 TAKEN_FROM_CONTAINER = ("name", "command", "args", "env", "resources")
@@ -73,7 +78,10 @@ def import_tfjob(manifest: Any, source: str, fallback_name: str = "imported") ->
         raise ManifestError(f"{source}: kind is {kind!r}, not TFJob; import-tfjob reads one Kubeflow TFJob "
                             "(for a Vertex AI CustomJob use import-vertex)")
     rest = copy.deepcopy(manifest)
-    for key in ("apiVersion", "kind", "status"):
+    if returned_by_server(rest):
+        _drop_operator_defaults(rest)
+    drop_server_metadata(rest)
+    for key in ("apiVersion", "kind"):
         rest.pop(key, None)
     spec = mapping(rest.get("spec"), f"{source}: spec")
     imported = Imported({"name": job_name(mapping(rest.get("metadata"), f"{source}: metadata").pop("name", None),
@@ -102,6 +110,28 @@ def import_tfjob(manifest: Any, source: str, fallback_name: str = "imported") ->
     found[""] = leftovers(rest, "", WALK)
     imported.not_carried += describe_leftovers(found, HINTS)
     return imported
+
+
+def _drop_operator_defaults(tfjob: dict) -> None:
+    """Drop, in place, what the training operator's defaulting (``SetDefaults_TFJob``) and the pod templates'
+    wrote into a TFJob the API server returned, where it is still the default. Malformed parts are left for
+    the importer to refuse."""
+    def child(node: Any, key: str) -> Any:
+        return node.get(key) if isinstance(node, dict) else None
+
+    policy = child(child(tfjob, "spec"), "runPolicy")
+    for key, default in (("cleanPodPolicy", "None"), ("suspend", False)):
+        if isinstance(policy, dict) and key in policy and policy[key] == default \
+                and type(policy[key]) is type(default):
+            del policy[key]
+    replicas = child(child(tfjob, "spec"), "tfReplicaSpecs")
+    for replica in replicas.values() if isinstance(replicas, dict) else ():
+        pod = child(child(replica, "template"), "spec")
+        drop_pod_defaults(pod)
+        containers = child(pod, "containers")
+        for container in containers if isinstance(containers, list) else ():
+            if child(container, "name") == CONTAINER and isinstance(container.get("ports"), list):
+                container["ports"] = [port for port in container["ports"] if port != OPERATOR_PORT]
 
 
 def _replicas(specs: Any, source: str, imported: Imported) -> dict[str, dict]:

@@ -5,6 +5,7 @@ not carry over (at the top of the spec and on stderr), and manifests it must ref
 from __future__ import annotations
 
 import copy
+import io
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from tests.unit.dry_run_configs import dry_run_tf_configs
 REPO = Path(__file__).resolve().parents[2]
 PSS = REPO / "examples" / "imports" / "tfjob_pss.yaml"
 MWMS = REPO / "examples" / "imports" / "tfjob_mwms.yaml"
+SERVED = REPO / "examples" / "imports" / "tfjob_mwms_kubectl.yaml"  # MWMS as `kubectl get tfjob -o yaml` returns it
 
 
 def manifest(path: Path = PSS) -> dict:
@@ -116,6 +118,31 @@ def test_what_did_not_carry_over_is_at_the_top_of_the_spec_and_on_stderr(tmp_pat
         assert what in err, what
     assert "restartPolicy Never (PS): cannot be kept for one role" in err
     assert "a ps task runs no code of yours under tfray" in err
+
+
+# What the API server, the training operator's defaulting and pod-template defaults wrote into SERVED.
+SERVER_FILLED = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "selfLink",
+                 "last-applied-configuration", "status", "namespace default", "cleanPodPolicy None", "suspend",
+                 "successPolicy", "tfjob-port", "terminationMessagePath", "terminationMessagePolicy", "dnsPolicy",
+                 "restartPolicy Always", "schedulerName", "securityContext", "terminationGracePeriodSeconds",
+                 "enableServiceLinks", "imagePullPolicy", "resources {}")
+
+
+def test_a_tfjob_as_the_api_server_returns_it_lists_only_what_its_author_wrote(monkeypatch, capsys):
+    """`kubectl get tfjob NAME -o yaml | tfray import-tfjob -`: the server's fields are not the author's."""
+    written = import_tfjob(manifest(MWMS), "tfjob_mwms.yaml")
+    monkeypatch.setattr("sys.stdin", io.StringIO(SERVED.read_text()))
+    assert main(["import-tfjob", "-"]) == 0
+    out, err = capsys.readouterr()
+    assert yaml.safe_load(out) == written.spec
+    not_carried = [line.removeprefix("not carried over: ") for line in err.splitlines()
+                   if line.startswith("not carried over: ")]
+    for line in not_carried:
+        assert not any(field in line for field in SERVER_FILLED), line
+    # The same list as for the file its author wrote (the operator spells the replica type master as Master).
+    assert sorted(map(str.lower, not_carried)) == sorted(map(str.lower, written.not_carried))
+    served = import_tfjob(manifest(SERVED), "stdin")
+    assert sorted(map(str.lower, served.changed)) == sorted(map(str.lower, written.changed))
 
 
 def test_the_written_spec_validates_once_the_code_is_in_place(tmp_path, monkeypatch, capsys):
