@@ -58,7 +58,7 @@ GATHER_TIMEOUT_S = 300.0  # bound on sending one checkpoint's files to the head 
 # ------------------------------------------------------------ the job-folder commands
 LOGS_FOLLOW_POLL_S = 0.5  # `tfray logs --follow`: how often the log files are read
 LOGS_FOLLOW_QUIET_S = 3.0  # ... and how long they stay quiet, once the job's driver is gone, before it ends
-TENSORBOARD_STOP_S = 10.0  # bound on TensorBoard's exit after Ctrl-C
+TENSORBOARD_STOP_S = 10.0  # bound on TensorBoard's exit after `tfray tensorboard` is stopped (Ctrl-C, SIGTERM, SIGHUP)
 
 # ------------------------------------------------------ a cluster's Jobs API (tfray submit)
 STATUS_POLL_S = 1.0  # how often a followed job's status is read

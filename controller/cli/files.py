@@ -4,11 +4,14 @@
 its rotated parts first), of the newest attempt unless ``--attempt`` says
 otherwise, and with ``--follow`` keeps printing new lines until the job's
 driver is gone. ``tensorboard`` serves the job folder's event files (the
-driver's curves of every attempt, and the code's own logs) on loopback.
+driver's curves of every attempt, and the code's own logs) on loopback, until
+Ctrl-C, SIGTERM or SIGHUP: every way it ends stops the server.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -104,14 +107,46 @@ def cmd_tensorboard(args) -> int:
     port = args.port or _free_port()
     print(f"TensorBoard of job {spec.name} at http://127.0.0.1:{port}/ (every attempt's curves, and the code's own "
           f"logs); Ctrl-C stops it", flush=True)
-    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(spec.job_dir),
-                               "--host", "127.0.0.1", "--port", str(port)])
+    return _serve([sys.executable, "-m", "tensorboard.main", "--logdir", str(spec.job_dir), "--host", "127.0.0.1",
+                   "--port", str(port)])
+
+
+def _serve(command: list[str]) -> int:
+    """Run the server until it ends or this process is told to stop: Ctrl-C, SIGTERM or SIGHUP (taken as
+    Ctrl-C) or an error stop it on the way out; a SIGKILL, which nothing here can catch, stops it through
+    the kernel (Linux: the server gets SIGTERM when its parent dies)."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    parent = os.getpid()
+    stop_with_parent = (lambda: _stop_with_parent(parent)) if sys.platform == "linux" else None
+    server = subprocess.Popen(command, preexec_fn=stop_with_parent)  # noqa: PLW1509 (the CLI runs one thread)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return server.wait()
     except KeyboardInterrupt:
-        server.terminate()
-        server.wait(settings.TENSORBOARD_STOP_S)
         return EXIT_OK
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(settings.TENSORBOARD_STOP_S)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def _stop_with_parent(parent: int) -> None:
+    """``preexec_fn``: the server gets SIGTERM when this process dies, however it dies (Linux's
+    PR_SET_PDEATHSIG); if it died before that was set, the server does not start."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _free_port() -> int:

@@ -1,5 +1,16 @@
-"""`tfray logs` reads the task logs in the job folder: every task or one, rotated parts in order, any attempt."""
+"""`tfray logs` reads the task logs in the job folder: every task or one, rotated parts in order, any attempt;
+`tfray tensorboard` stops its server however it ends."""
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 import yaml
 
 from controller.cli.app import main
@@ -70,3 +81,53 @@ def test_follow_prints_new_lines_until_the_driver_is_gone_and_the_logs_stay_quie
     assert main(["logs", spec, "--follow"]) == EXIT_OK
     assert capsys.readouterr().out.splitlines()[-1] == "(worker-0) attempt 2 worker-0 later"
     assert len(asked) >= 3  # it went on asking while the new line was recent
+
+
+def tensorboards_of(job_dir) -> list[int]:
+    """The TensorBoard servers (by pid) serving ``job_dir``, found in /proc by their command line; a zombie
+    (ended, not yet reaped) is not serving."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError, ValueError):
+            continue
+        if b"tensorboard.main" in argv and str(job_dir).encode() in argv and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name)
+def test_tensorboard_stops_its_server_however_it_is_stopped(tmp_path, signum):
+    """Not only Ctrl-C: a SIGTERM to `tfray tensorboard` (a supervisor, `timeout`, `kill`), a SIGHUP (its terminal
+    closed), even a SIGKILL, stops the server too."""
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("finds the server through /proc")
+    spec, job_dir = job(tmp_path), tmp_path / "runs" / "logged"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with open(tmp_path / "out.txt", "wb") as out:  # a file, not a pipe: an orphaned server would hold a pipe open
+        tfray = subprocess.Popen([sys.executable, "-m", "controller", "tensorboard", spec, "--port", str(port)],
+                                 cwd=Path(__file__).resolve().parents[2], stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True)  # the signal goes to tfray alone, as from `kill`
+    try:
+        deadline = time.monotonic() + 10
+        while not tensorboards_of(job_dir):
+            assert tfray.poll() is None, (tmp_path / "out.txt").read_text()
+            assert time.monotonic() < deadline, "no TensorBoard server started within 10 s"
+            time.sleep(0.05)
+        tfray.send_signal(signum)
+        tfray.wait(10)
+        deadline = time.monotonic() + 10
+        while tensorboards_of(job_dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not tensorboards_of(job_dir), "the TensorBoard server outlived `tfray tensorboard`"
+        assert "Traceback" not in (tmp_path / "out.txt").read_text()
+    finally:
+        if tfray.poll() is None:
+            tfray.kill()
+        for pid in tensorboards_of(job_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
