@@ -20,7 +20,7 @@ from controller import api, settings
 from controller.cli import files as cli_files
 from controller.cli import imports as cli_import
 from controller.cli.cluster import SUBMIT_EPILOG, add_address, cmd_stop, cmd_submit
-from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
 from controller.machine.record import TornRecordError
 from controller.plan.dry_run import render_plan
 from controller.remote.jobs_api import SubmitError
@@ -243,6 +243,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit code. A command whose output's reader went away (``| head``) ends quietly
+    with EXIT_BROKEN_PIPE, as a Unix tool killed by SIGPIPE would, and no traceback."""
+    try:
+        code = _command(argv)
+        sys.stdout.flush()  # what is still buffered meets a gone reader here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit has nowhere to fail (Python's recipe for
+    SIGPIPE, docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # a stdout without a file descriptor (a test's capture) has no last flush to fail
+        pass
+
+
+def _command(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="tfray: %(message)s", stream=sys.stderr)
     try:

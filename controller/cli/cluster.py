@@ -7,6 +7,7 @@ from pathlib import Path
 
 from controller.cli.exit_codes import (
     EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
     EXIT_DETACHED,
     EXIT_FAILED,
     EXIT_OK,
@@ -38,6 +39,7 @@ exit status with --follow (controller/cli/exit_codes.py):
   {EXIT_STILL_RUNNING:>3}  still running after --timeout; the job goes on
   {EXIT_STOPPED:>3}  the job was stopped (`tfray stop`, `ray job stop`), or Ctrl-C came before it was submitted
 without --follow: {EXIT_OK} once the job is submitted, {EXIT_BAD_INPUT} as above.
+any command: {EXIT_BROKEN_PIPE} once its output's reader is gone (| head), without a traceback.
 """
 
 

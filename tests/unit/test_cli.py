@@ -1,6 +1,7 @@
 """The command line: exit codes and messages for validate, dry-run and bad input."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from controller.cli.app import main
-from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_OK
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = str(REPO / "cluster_configs" / "jobs" / "digits_mwms.yaml")
@@ -97,3 +98,25 @@ def test_status_groups_identical_failures(tmp_path, capsys):
     assert main(["status", str(job), "--verbose"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "attempt 1: FAILED, 2 restart(s)" in out and out.count("OOMError: out of memory") == 1
+
+
+@pytest.mark.parametrize("command", [["status", "SPEC", "--json"], ["dry-run", "SPEC"], ["schema"]],
+                         ids=lambda c: c[0])
+def test_a_command_whose_reader_went_away_ends_quietly(tmp_path, command):
+    """`tfray status JOB --json | head -c 1500`: once the reader is gone, the command ends as Unix tools do, with
+    exit 141 (128 + SIGPIPE) and no traceback. The pipe's read end is closed before the command writes, so the
+    first write meets it, whatever the output's size."""
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    spec = tmp_path / "job.yaml"
+    spec.write_text(json.dumps({"name": "piped", "strategy": "multi_worker_mirrored", "roles": {"worker": {"count": 2}},
+                                "entrypoint": {"script": "train.py"}, "storage_path": str(tmp_path / "runs")}))
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "controller", *(str(spec) if a == "SPEC" else a for a in command)],
+                              cwd=REPO, stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    finally:
+        os.close(write)
+    assert done.returncode == EXIT_BROKEN_PIPE == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert "Exception ignored" not in done.stderr, done.stderr  # nor at the interpreter's last flush
