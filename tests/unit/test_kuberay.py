@@ -200,3 +200,25 @@ def test_the_rayjob_runs_a_valid_job_spec_that_fits_the_groups():
     storage = spec.storage_path.replace("~", IMAGE_HOME, 1)
     assert {"name": "runs", "mountPath": storage} in head["volumeMounts"]  # the checkpoints outlive the head pod
     assert RAYJOB["spec"]["activeDeadlineSeconds"] > spec.timeouts.job_s
+
+
+RAY_GID = 100  # the rayproject images' `ray` user: uid 1000, gid 100 (`users`), as their base-deps Dockerfile makes it
+
+
+def test_every_pod_that_mounts_the_volume_can_write_to_it():
+    """A fresh volume's root belongs to root on most provisioners; fsGroup makes Kubernetes give it to the ray
+    user's group (group-writable, setgid) when the pod mounts it."""
+    spec = CLUSTER["spec"]
+    mounting = 0
+    for group in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]:
+        pod = group["template"]["spec"]
+        claims = {v["name"] for v in pod.get("volumes", []) if "persistentVolumeClaim" in v}
+        if not claims:
+            continue
+        mounting += 1
+        assert pod.get("securityContext", {}).get("fsGroup") == RAY_GID, group.get("groupName", "head")
+        for container in pod["containers"]:
+            for mount in container.get("volumeMounts", []):
+                assert not (mount["name"] in claims and mount.get("readOnly")), mount
+    assert mounting  # the head mounts tfray-runs: this test looks at something
+    assert "--chown=ray:users" in (KUBERAY / "Dockerfile").read_text()  # the image's user is in gid 100
