@@ -22,3 +22,20 @@ def test_the_state_diagram_and_the_failure_table_have_one_copy_each():
                                                                     *ROOT.glob("controller/**/*.py")]}
     assert [name for name, text in texts.items() if diagram in text] == ["docs/design.md"]
     assert [name for name, text in texts.items() if table in text] == ["controller/machine/failure_policy.py"]
+
+
+def deprecated_keras_callbacks() -> set[str]:
+    """The classes of workers/keras.py that warn they are deprecated (their docstring says so first)."""
+    import ast
+
+    tree = ast.parse((ROOT / "workers" / "keras.py").read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.ClassDef)
+            and (ast.get_docstring(node) or "").startswith("Deprecated")}
+
+
+def test_the_docs_recommend_no_deprecated_callback():
+    deprecated = deprecated_keras_callbacks()
+    assert deprecated  # ControllerCallback and PreemptionCallback: this test looks at something
+    for path in [ROOT / "README.md", *ROOT.glob("docs/*.md")]:
+        named = sorted(name for name in deprecated if name in path.read_text())
+        assert not named, f"{path.relative_to(ROOT)} tells users to use {named}: use workers.keras.JobCallback(ctx)"
