@@ -1,10 +1,14 @@
 """The checkpoint registry: only sealed checkpoints count, the newest N are kept, writes are atomic."""
 
 import json
+import os
+import stat
+
+import pytest
 
 from controller.store.checkpoints import CheckpointManifest
-from protocol.atomic_files import write_json_atomic
-from protocol.layout import COMPLETE_MARKER, checkpoint_dir, workertemp_dir
+from protocol.atomic_files import write_json_atomic, write_tf_state
+from protocol.layout import COMPLETE_MARKER, TF_STATE_FILE, checkpoint_dir, workertemp_dir
 from protocol.seal import read_seal, seal
 
 
@@ -67,6 +71,25 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     write_json_atomic(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077], ids=oct)
+def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path, umask):
+    """job.json, manifest.json and TF's state file are as readable as the job folder's other files: 0666 less the
+    process's umask, as open() gives (mkstemp's 0600 made them unreadable to the group a shared folder is for)."""
+    previous = os.umask(umask)
+    try:
+        write_json_atomic(tmp_path / "job.json", {"a": 1})
+        write_json_atomic(tmp_path / "job.json", {"a": 2})  # replaced: the new file's mode, not the old one's
+        write_tf_state(tmp_path, ["ckpt-10"])
+        with open(tmp_path / "plain.json", "w") as f:
+            f.write("{}")
+    finally:
+        os.umask(previous)
+    expected = 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "plain.json").stat().st_mode) == expected
+    assert stat.S_IMODE((tmp_path / "job.json").stat().st_mode) == expected
+    assert stat.S_IMODE((tmp_path / TF_STATE_FILE).stat().st_mode) == expected
 
 
 def test_unreadable_seal_means_incomplete(tmp_path):
