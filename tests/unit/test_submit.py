@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import signal
 import socket
@@ -20,6 +21,7 @@ from controller import settings
 from controller.cli.app import main
 from controller.cli import exit_codes as codes
 from controller.remote import jobs_api as remote
+from controller.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = "cluster_configs/jobs/digits_mwms_cluster.yaml"
@@ -254,3 +256,17 @@ def test_stop_waits_only_as_long_as_it_was_told_and_says_the_job_still_runs(fake
     fake.statuses = [JobStatus.RUNNING]
     assert main(["stop", "raysubmit_fake", "--wait", "0.05"]) == codes.EXIT_STILL_RUNNING
     assert "job raysubmit_fake RUNNING" in capsys.readouterr().out and fake.stopped == ["raysubmit_fake"]
+
+
+def test_every_spec_the_docs_submit_keeps_its_results():
+    """A spec that a doc, a config's comment or `tfray submit --help` submits to a cluster keeps its results past
+    the job: its storage_path is absolute or a URI, not relative (inside the shipped working folder, which Ray
+    deletes), so `tfray submit` has no warning to give about it."""
+    places = [REPO / "README.md", *REPO.glob("docs/*.md"), *(REPO / "cluster_configs").glob("*.yaml"),
+              REPO / "controller" / "cli" / "cluster.py"]
+    submitted = [(path.relative_to(REPO).as_posix(), spec) for path in places
+                 for line in path.read_text().splitlines() if "submit" in line
+                 for spec in re.findall(r"cluster_configs/jobs/[\w.-]+\.yaml", line)]
+    assert submitted  # the docs do submit shipped specs: this test looks at something
+    for where, spec in submitted:
+        assert remote.relative_storage_note(load_spec(REPO / spec)) is None, f"{where} submits {spec}"
