@@ -142,6 +142,15 @@ def test_every_cluster_config_has_a_spec_that_runs_on_it():
     assert not configs - named, f"no job spec in cluster_configs/jobs/ runs on {sorted(configs - named)}"
 
 
+@pytest.mark.parametrize("config", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_the_spec_a_config_tells_you_to_submit_runs_on_it(config):
+    """A config's own how-to (`tfray submit cluster_configs/jobs/X.yaml`) names a spec that fits it."""
+    told = [spec for line in config.read_text().splitlines() if line.startswith("#") and "submit" in line
+            for spec in re.findall(r"cluster_configs/jobs/([\w.-]+\.yaml)", line)]
+    for spec in told:
+        assert config.name in runs_on(CONFIG_DIR / "jobs" / spec), f"{config.name} says to submit {spec}"
+
+
 @pytest.mark.parametrize("resources, target, expected", [
     ({"cpu": 1, "custom": {"spot": 1}}, "local.yaml", "no node type offers it"),  # on-prem has no spot machines
     ({"cpu": 1, "custom": {"on_demand": 1}}, LOCAL_RAY, "no node type offers it"),
