@@ -65,7 +65,7 @@ def test_the_import_commands_are_in_help_and_in_the_readme():
                          timeout=60)
     readme = (REPO / "README.md").read_text()
     for command in ("import-tfjob", "import-vertex"):
-        assert command in out.stdout and f"python -m controller {command}" in readme
+        assert command in out.stdout and f"tfray {command}" in readme
 
 
 def test_help_lists_examples():

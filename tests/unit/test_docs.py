@@ -39,3 +39,15 @@ def test_the_docs_recommend_no_deprecated_callback():
     for path in [ROOT / "README.md", *ROOT.glob("docs/*.md")]:
         named = sorted(name for name in deprecated if name in path.read_text())
         assert not named, f"{path.relative_to(ROOT)} tells users to use {named}: use workers.keras.JobCallback(ctx)"
+
+
+def test_the_readme_runs_tfray_and_says_how_to_put_it_on_the_path():
+    """`python -m controller` with the system Python is a ModuleNotFoundError; the README's commands are `tfray`,
+    and before the first of them it says how `tfray` gets on the PATH."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    python_m = [line for line in readme.splitlines() if re.search(r"(^|`)\s*python -m controller\b", line)]
+    assert not python_m, f"README.md runs the CLI as python -m controller: {python_m}"
+    first = readme.index("\ntfray ")
+    assert ". .venv/bin/activate" in readme[:first] and ".venv/bin/tfray" in readme[:first]
