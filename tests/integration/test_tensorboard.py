@@ -16,18 +16,19 @@ import pytest
 import yaml
 
 from controller.report.tensorboard import ScalarWriter
+from protocol.wire import MetricsReport, TaskKey
 
 from .conftest import REPO, sigint_as_in_a_terminal
 
 pytestmark = pytest.mark.integration
+CHIEF = TaskKey("chief", 0)
 
 
 def write_reports(job_dir) -> None:
     writer = ScalarWriter(job_dir, attempt=2, tasks={"chief-0"})
     for step in (10, 20, 30):
-        writer.write({"task": "chief-0", "step": step, "values": {"loss": 1.0 / step, "epoch": step // 10,
-                                                                 "note": "text is left out"}})
-        writer.write({"task": "worker-0", "step": step, "values": {"loss": 9.0}})  # not the chief's: not shown
+        writer.write(MetricsReport(CHIEF, step, {"loss": 1.0 / step, "epoch": step // 10, "note": "text is left out"}))
+        writer.write(MetricsReport(TaskKey("worker", 0), step, {"loss": 9.0}))  # not the chief's: not shown
     writer.close()
 
 
