@@ -35,7 +35,7 @@ def drain(cluster, node_id: str, deadline_s: float) -> None:
 
 def test_drained_node_notice_then_smaller_then_grow_back(cluster, tmp_path):
     spec = job_spec(
-        tmp_path, "digits-elastic", {"function": "examples.digits:train", "args": {"epochs": 40}},
+        tmp_path, "digits-elastic", {"function": "examples.digits:train", "args": {"epochs": 24}},
         placement="strict_spread", elastic={"min_workers": 1, "capacity_wait_s": 5}, failure={"backoff_s": 0},
     )
     job = BackgroundJob(spec)
