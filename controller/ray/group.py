@@ -236,6 +236,10 @@ class RayTaskGroup:
         return ray_nodes.first_fit(bundles, ray_nodes.free_per_node(leave_out=draining))
 
     def shutdown(self) -> None:
+        # Runs still in flight (PSS servers serve until torn down) end first, bounded: a run's own end removes
+        # its scratch folder on the task's node, which a kill of the actor would leave behind.
+        ray_actors.stop_runs({key: self.actors[key] for key in set(self.running.values())
+                              if key in self.actors and key not in self.dead})
         self._kill_actors()
         if self.inbox is not None:
             self.inbox.close()

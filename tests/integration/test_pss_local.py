@@ -1,5 +1,8 @@
 """ParameterServerStrategy on a local Ray: both training styles, the side-car evaluator, and lost tasks."""
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from controller.api import run_job
@@ -29,7 +32,10 @@ def pss_spec(tmp_path, name, style, roles=PSS_ROLES, **args):
 @pytest.mark.parametrize("style", ["fit", "ctl"])
 def test_both_styles_train_with_eval_metrics_from_the_evaluator(local_ray, tmp_path, style):
     spec = pss_spec(tmp_path, f"pss-{style}", style)
+    scratch_before = set(Path(tempfile.gettempdir()).glob("tfray-run-*"))
     result = run_job(spec, [str(REPO)])
+    # The servers' runs are ended, not only their actors killed: no run's scratch folder is left behind.
+    assert set(Path(tempfile.gettempdir()).glob("tfray-run-*")) <= scratch_before
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.result["val_accuracy"] >= ACCURACY_THRESHOLD and result.result["step"] == 300
     rows = read_metrics(spec.job_dir)
