@@ -80,20 +80,23 @@ def shared_ray_released():
     SHARED_RAY.release()
 
 
+def local_ray_start(**resources) -> None:
+    """A local Ray of its own (no cluster object to shut down: ``ray.shutdown`` ends it)."""
+    ray.init(include_dashboard=False, _temp_dir=short_tmpdir(), log_to_driver=True, **resources)
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """A local Ray of 4 CPUs, shared by every module that asks for it (tests leave nothing behind in it:
     ``assert_nothing_left``). The modules that use it run one after another (``pytest_collection_modifyitems``)."""
-    SHARED_RAY.use("local", lambda: ray.init(num_cpus=4, include_dashboard=False, _temp_dir=short_tmpdir(),
-                                             log_to_driver=True) and None)
+    SHARED_RAY.use("local", lambda: local_ray_start(num_cpus=4))
     yield
 
 
 @pytest.fixture(scope="module")
 def fake_gpu_ray():
     """A local Ray told it has two GPUs: it reserves and assigns GPU IDs as on a GPU node (nothing uses them)."""
-    SHARED_RAY.use("fake_gpu", lambda: ray.init(num_cpus=4, num_gpus=2, include_dashboard=False,
-                                                _temp_dir=short_tmpdir(), log_to_driver=True) and None)
+    SHARED_RAY.use("fake_gpu", lambda: local_ray_start(num_cpus=4, num_gpus=2))
     yield
 
 
