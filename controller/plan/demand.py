@@ -8,8 +8,11 @@ config: a bundle that fits none of them fails the job at once, naming what
 was asked and what each type offers. A type that does not declare CPU, GPU
 or memory (a cloud config whose instance type decides them) is taken to
 have enough of those; a custom resource (``spot``, ``on_demand``) exists
-only where it is declared. Without an autoscaler the nodes there are all
-there is, so a bundle that no node could hold is said at once, and the job
+only where it is declared, and one that no node type declares is named.
+An on-premise (``local``) cluster's one node type declares nothing: each
+machine's ``ray start`` says what it has (and Ray adds
+``accelerator_type:<GPU>`` where it finds one), so it is taken to offer
+anything. Without an autoscaler the nodes there are all there is, so a bundle that no node could hold is said at once, and the job
 waits (a node may still join by hand).
 
 While the group waits, :func:`describe_wait` turns the autoscaler's status
@@ -29,7 +32,7 @@ IMPLICIT = ("CPU", "GPU", "memory")  # a cloud node type's instance type decides
 @dataclass(frozen=True)
 class NodeType:
     name: str
-    resources: dict
+    resources: dict | None  # None: said by each machine's `ray start`, not by the config (on-premise)
     max_workers: int | None = None  # None: the head (or no limit given)
 
 
@@ -37,18 +40,22 @@ def node_types(config: dict) -> list[NodeType]:
     """The node types of a `ray up` / autoscaling config (``available_node_types``)."""
     types = config.get("available_node_types") or {}
     head = config.get("head_node_type")
+    on_premise = (config.get("provider") or {}).get("type") == "local"
     out = []
     for name, body in types.items():
         body = body or {}
         limit = None if name == head else body.get("max_workers", config.get("max_workers"))
         if limit == 0 and name != head:
             continue  # a type the autoscaler may never start
-        out.append(NodeType(name, dict(body.get("resources") or {}), limit))
+        out.append(NodeType(name, None if on_premise else dict(body.get("resources") or {}), limit))
     return out
 
 
-def fits(bundle: dict, offered: dict, implicit: tuple = IMPLICIT) -> bool:
-    """Whether one node with ``offered`` could hold ``bundle`` (undeclared ``implicit`` resources: yes)."""
+def fits(bundle: dict, offered: dict | None, implicit: tuple = IMPLICIT) -> bool:
+    """Whether one node with ``offered`` could hold ``bundle`` (undeclared ``implicit`` resources: yes;
+    ``offered`` None: not known before the node starts, so yes)."""
+    if offered is None:
+        return True
     for name, amount in bundle.items():
         if amount <= 0:
             continue
@@ -68,7 +75,8 @@ def _total(bundles: list[dict]) -> dict:
     return total
 
 
-def unfit_bundles(bundles: list[dict], strategy: str, offers: list[dict], implicit: tuple = IMPLICIT) -> list[dict]:
+def unfit_bundles(bundles: list[dict], strategy: str, offers: list[dict | None],
+                  implicit: tuple = IMPLICIT) -> list[dict]:
     """The bundles no single offer could hold (STRICT_PACK: all of them together, on one node)."""
     if strategy.upper() == "STRICT_PACK":
         whole = _total(bundles)
@@ -85,10 +93,26 @@ def never_fits_message(bundles: list[dict], strategy: str, types: list[NodeType]
     offered = "; ".join(f"{t.name}: {describe_bundle(t.resources) if t.resources else 'resources not declared'}"
                         for t in types)
     together = " (placement strict_pack: all on one node)" if strategy.upper() == "STRICT_PACK" else ""
-    return (f"no node type of this cluster can ever hold what the job asks for: {asked}{together}. The cluster's "
-            f"node types offer: {offered}. Change the roles' resources (a custom resource such as spot or "
-            "on_demand must be one a node type declares), or add a node type that offers them to the cluster "
-            "config")
+    return (f"no node type of this cluster can ever hold what the job asks for: {asked}{together}."
+            f"{_offered_by_none(unfit, types)} The cluster's node types offer: {offered}. Change the roles' "
+            "resources (a custom resource such as spot or on_demand must be one a node type declares), or add a "
+            "node type that offers them to the cluster config")
+
+
+def _offered_by_none(unfit: list[dict], types: list[NodeType]) -> str:
+    """The resources asked for that no node type declares at all, named first: the usual reason, and one
+    that no amount of waiting or smaller sizes can cure."""
+    missing = sorted({name for bundle in unfit for name, amount in bundle.items() if amount > 0
+                      and name not in IMPLICIT and all(t.resources is not None and name not in t.resources
+                                                       for t in types)})
+    if not missing:
+        return ""
+    said = (f" No node type offers {', '.join(missing)} (the node types: {', '.join(t.name for t in types)}).")
+    if any(name.startswith("accelerator_type:") for name in missing):
+        said += (" accelerator_type:<GPU> asks for that GPU type (import-vertex writes it from acceleratorType): "
+                 "declare it in the resources of the node type with those GPUs, as cluster_configs/ do, or "
+                 "remove it from roles.<role>.resources.custom to take any GPU.")
+    return said
 
 
 def static_unfit_message(bundles: list[dict], strategy: str, nodes: list[dict]) -> str | None:

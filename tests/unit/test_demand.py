@@ -31,6 +31,23 @@ def test_a_resource_no_node_type_declares_never_fits_and_the_message_says_what_i
     assert demand.never_fits_message([{"CPU": 1, "spot": 1}] * 3, "pack", demand.node_types(FAKE)) is None
 
 
+def test_a_resource_no_node_type_offers_is_named_with_the_node_types_and_a_gpu_type_says_what_to_do():
+    message = demand.never_fits_message([{"CPU": 1, "GPU": 1, "accelerator_type:A100": 0.001}], "pack",
+                                        demand.node_types(FAKE))
+    assert "No node type offers accelerator_type:A100 (the node types: ray.head.default, cpu_spot, " \
+           "cpu_on_demand)." in message
+    assert "declare it in the resources of the node type with those GPUs" in message
+    assert "No node type offers" not in demand.never_fits_message([{"CPU": 2, "spot": 1}], "pack",
+                                                                   demand.node_types(FAKE))  # too much, not none
+
+
+def test_an_on_premise_clusters_machines_say_what_they_offer_when_they_start():
+    local = {"provider": {"type": "local"}, "head_node_type": "local.cluster.node",
+             "available_node_types": {"local.cluster.node": {"resources": {}, "max_workers": 2}}}
+    assert demand.never_fits_message([{"CPU": 1, "on_demand": 1, "accelerator_type:T4": 0.001}], "pack",
+                                     demand.node_types(local)) is None
+
+
 def test_too_much_of_a_declared_resource_never_fits_and_strict_pack_counts_the_whole_job():
     types = demand.node_types(FAKE)
     assert demand.never_fits_message([{"CPU": 2, "spot": 1}], "pack", types)
