@@ -127,6 +127,9 @@ def _resources(pool: dict, where: str, source: str) -> tuple[dict, str]:
             "the rest for its object store)")
     if count or shape.gpus:
         resources["gpu"] = count or shape.gpus
+        # The GPU type is kept, not just a GPU count: the job was sized for that GPU's memory and speed, and
+        # a user expects it on those GPUs or told at once that the cluster has none (the demand check names
+        # the resource), not an OOM on a smaller one. The shipped configs' GPU node types declare it.
         resources["custom"] = {f"accelerator_type:{gpu_type}": 0.001}
         said += (f"; {resources['gpu']} {gpu_type} GPUs, on a node whose GPUs are {gpu_type} (custom "
                  f"accelerator_type:{gpu_type}, the resource Ray gives such nodes)")

@@ -237,6 +237,8 @@ def test_cpu_and_gpu_worker_types_offer_the_resources_job_specs_ask_for(kind):
         resources = node_type["resources"]
         gpu = name.startswith("gpu")
         assert ("gpu_node" in resources, "cpu_node" in resources) == (gpu, not gpu), name
+        # the GPU's type, which jobs imported from Vertex AI ask for (tests/unit/test_imported_gpu_jobs_fit.py)
+        assert sum(key.startswith("accelerator_type:") for key in resources) == gpu, name
         if kind == "aws":  # EC2 reports CPUs and GPUs by instance type: g* and p* have GPUs
             assert (node_type["node_config"]["InstanceType"][0] in "gp") == gpu, name
         else:  # GCE and Azure need them written down
