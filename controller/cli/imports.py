@@ -18,7 +18,7 @@ from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from controller.importers.common import Imported, ManifestError, render
 from controller.importers.tfjob import import_tfjob
 from controller.importers.vertex import import_vertex
-from controller.spec import SpecError, load_yaml, parse_spec, parse_yaml
+from controller.spec import IMAGE_ENTRYPOINT, SpecError, load_yaml, parse_spec, parse_yaml
 
 TFJOB_EPILOG = """\
 what becomes what:
@@ -27,6 +27,8 @@ what becomes what:
   the tensorflow container's resources                roles.<role>.resources (limits, else requests):
                                                       cpu "2"/"500m", memory "4Gi"/"512Mi"/"2G", nvidia.com/gpu
   its command + args                                  entrypoint script or module, with its exact argv
+  no command: args [python, train.py]                 that command line
+  no command, other args (the image's ENTRYPOINT)     entrypoint.script to fill in (validate refuses it until then)
   its env                                             env (valueFrom entries are listed, not copied)
   runPolicy.activeDeadlineSeconds / backoffLimit      timeouts.job_s / failure budgets
   restartPolicy per replica                           said against tfray's failure policy, per role
@@ -43,7 +45,7 @@ what becomes what:
   workerPoolSpecs[0], [1], [2], [3]                   roles chief, worker, ps, evaluator with replicaCount
   machineSpec.machineType, acceleratorType/Count      roles.<role>.resources (the table in docs/migrating.md)
   containerSpec.command + args, pythonPackageSpec     entrypoint script or module, with its exact argv
-  .pythonModule + args
+  .pythonModule + args                                (no command: as for import-tfjob)
   env                                                 env
   baseOutputDirectory.outputUriPrefix                 storage_path (AIP_MODEL_DIR etc. point into the job folder)
   scheduling.timeout                                  timeouts.job_s
@@ -92,6 +94,10 @@ def _finish(imported: Imported, source: str, how: str, output: str | None, force
     out.write_text(text)
     ep = imported.spec["entrypoint"]
     code = ep.get("script") or ep.get("module")
+    if code == IMAGE_ENTRYPOINT:
+        print(f"wrote {out}: fill in entrypoint.script (the script the image's ENTRYPOINT runs) and put that code "
+              f"where the spec says, then `tfray validate {out}`", file=sys.stderr)
+        return EXIT_OK
     print(f"wrote {out}: put the code ({code}) where the spec says, then `tfray validate {out}`", file=sys.stderr)
     return EXIT_OK
 

@@ -1,5 +1,5 @@
-"""What the importers share: Kubernetes quantities, a container's command line as an entrypoint, one program
-for every role, the list of what did not carry over, and the commented spec they write.
+"""What the importers share: Kubernetes quantities, one program for every role, the list of what did not carry
+over, and the commented spec they write.
 
 A TFJob or a Vertex AI CustomJob says, per role, what to run (a command line
 in a container image), with what resources and environment. A job spec says
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import posixpath
 import re
 import shlex
 import textwrap
@@ -24,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from controller.spec import ENV_NAME, RESERVED_ENV, SpecError
+from controller.spec import ENV_NAME, IMAGE_ENTRYPOINT, RESERVED_ENV, SpecError
 
 
 class ManifestError(SpecError):
@@ -46,6 +45,7 @@ class Program:
     entrypoint: dict
     env: dict[str, str]
     notes: list[str]  # what became of interpreter options, script paths, volume paths in argv
+    runs_image_entrypoint: bool = False  # no command: the image's ENTRYPOINT ran, which the manifest does not say
 
 
 def mapping(value: Any, where: str) -> dict:
@@ -93,77 +93,6 @@ def memory_mb(value: Any, where: str) -> int:
     return max(1, math.ceil(quantity(value, where) / 2**20))
 
 
-# ------------------------------------------------------------------ command lines
-PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
-SHELLS = {"sh", "bash", "dash", "zsh"}
-SHELL_SYNTAX = re.compile(r"[;&|<>`$(){}\n*?]")  # anything but one plain command
-# Interpreter options that take no value, and what becomes of each here.
-PYTHON_FLAGS = {"-u": ("PYTHONUNBUFFERED", "1"), "-B": ("PYTHONDONTWRITEBYTECODE", "1"), "-O": ("PYTHONOPTIMIZE", "1"),
-                "-OO": ("PYTHONOPTIMIZE", "2"), "-E": None, "-s": None, "-S": None, "-I": None, "-q": None}
-
-
-def entrypoint_from(command: list | None, args: list | None, where: str, workdir: str | None = None,
-                    mounts: tuple[str, ...] = ()) -> Program:
-    """A container's command line as a script or module entrypoint with its exact argv."""
-    if not command:
-        raise ManifestError(f"{where}: no command, so the image's own ENTRYPOINT runs and the manifest does not say "
-                            "what it is; add command: [python, train.py] (or write the spec's entrypoint by hand)")
-    words = [*command, *(args or [])] if isinstance(command, list) and isinstance(args, (list, type(None))) else []
-    if not words or not all(isinstance(w, (str, int, float)) and not isinstance(w, bool) for w in words):
-        raise ManifestError(f"{where}: command and args must be lists of strings")
-    words = [str(w) for w in words]
-    env, notes = {}, []
-    if posixpath.basename(words[0]) in SHELLS and len(words) >= 3 and words[1] == "-c":
-        if SHELL_SYNTAX.search(words[2]) or len(words) > 3:
-            raise ManifestError(f"{where}: runs a shell script ({words[2]!r}); tfray runs one Python script or module "
-                                "per task: put the steps into the script, or write the spec's entrypoint by hand")
-        try:
-            words = shlex.split(words[2])
-        except ValueError as err:
-            raise ManifestError(f"{where}: cannot read the shell line {words[2]!r} ({err})") from None
-    if PYTHON.fullmatch(posixpath.basename(words[0])):
-        rest = words[1:]
-        while rest and rest[0] in PYTHON_FLAGS:
-            flag = rest.pop(0)
-            if PYTHON_FLAGS[flag]:
-                env[PYTHON_FLAGS[flag][0]] = PYTHON_FLAGS[flag][1]
-            notes.append(f"python {flag} becomes " + ("{}={} in env".format(*PYTHON_FLAGS[flag])
-                         if PYTHON_FLAGS[flag] else "nothing (tasks run the code in the launcher's interpreter)"))
-        if rest[:1] == ["-m"] and len(rest) >= 2:
-            entrypoint = {"module": rest[1], "argv": rest[2:]}
-        elif rest and not rest[0].startswith("-"):
-            entrypoint = {"script": _script_path(rest[0], workdir, notes), "argv": rest[1:]}
-        else:
-            raise ManifestError(f"{where}: runs python {' '.join(rest[:2])}: tfray runs a script or a module "
-                                "(python train.py / python -m pkg.train)")
-    elif words[0].endswith(".py"):
-        entrypoint = {"script": _script_path(words[0], workdir, notes), "argv": words[1:]}
-    else:
-        raise ManifestError(f"{where}: runs {words[0]!r}, not Python: tfray runs a Python script or module in each "
-                            "task; point command at it (command: [python, train.py])")
-    for arg in entrypoint["argv"]:
-        mount = next((m for m in mounts if arg.partition("=")[2].startswith(m) or arg.startswith(m)), None)
-        if mount:
-            notes.append(f"argv {arg!r} names {mount}, a volume of the pod: give a path every Ray node "
-                         "sees, or a gs:// / s3:// URI")
-    if not entrypoint["argv"]:
-        del entrypoint["argv"]
-    return Program(where, entrypoint, env, notes)
-
-
-def _script_path(path: str, workdir: str | None, notes: list[str]) -> str:
-    """A script's path in the image, as a path next to the spec: its part under the container's workingDir
-    (if relative or under it), else its file name."""
-    workdir = workdir if isinstance(workdir, str) and posixpath.isabs(workdir) else None
-    inside = posixpath.normpath(posixpath.join(workdir or "/", path))
-    relative = posixpath.relpath(inside, workdir) if workdir and inside.startswith(workdir.rstrip("/") + "/") else None
-    chosen = relative if relative else (path if not posixpath.isabs(path) else posixpath.basename(path))
-    if chosen != path:
-        notes.append(f"the image's {inside} is expected at {chosen}, relative to the spec's folder; put the "
-                     "script there or edit entrypoint.script")
-    return chosen
-
-
 # ------------------------------------------------------------------ one program for the job
 def one_program(programs: dict[str, Program], runs_code: set[str], imported: Imported) -> None:
     """The job's entrypoint and env, from the roles that run code here (the first of ``programs`` in order
@@ -181,6 +110,12 @@ def one_program(programs: dict[str, Program], runs_code: set[str], imported: Imp
                                         "the task type in TF_CONFIG (or ctx.role) instead")
         if program.entrypoint == first.entrypoint:  # the notes of a command that is not used would mislead
             imported.changed += [note for note in program.notes if note not in imported.changed]
+            if program.runs_image_entrypoint:
+                imported.not_carried.append(
+                    f"{program.where}: no command, so the image's own ENTRYPOINT ran, and the manifest does not say "
+                    f"what it is: entrypoint.script is {IMAGE_ENTRYPOINT}, which `tfray validate` refuses; set it to "
+                    "the Python script that ENTRYPOINT runs (docker inspect -f '{{.Config.Entrypoint}}' IMAGE "
+                    "shows it), or write entrypoint.module instead")
         for name, value in program.env.items():
             if env.setdefault(name, value) != value:
                 imported.not_carried.append(f"{program.where}: env {name}={value!r} differs from another role's "

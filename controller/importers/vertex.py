@@ -9,7 +9,8 @@ resources through the table in ``controller.importers.vertex_machines``; its
 entrypoint with its exact argv; ``baseOutputDirectory`` the storage path and
 ``scheduling.timeout`` the job's time limit. The REST form (``jobSpec``), the
 ``gcloud --config`` form (``workerPoolSpecs`` at the top) and snake_case keys
-(the Python SDK's) are all read.
+(the Python SDK's) are all read. A container without a
+``command`` runs its image's ENTRYPOINT (``importers/command_line.py``).
 
 TF_CONFIG: Vertex AI lists chief, worker and ps in the cluster map and leaves
 the evaluator out, as tfray does (docs/design.md §4); the differences are
@@ -22,8 +23,9 @@ import copy
 import re
 from typing import Any
 
-from controller.importers.common import Imported, ManifestError, Program, describe_leftovers, entrypoint_from
-from controller.importers.common import environment, job_name, leftovers, mapping, one_program
+from controller.importers.command_line import entrypoint_from
+from controller.importers.common import Imported, ManifestError, Program, describe_leftovers, environment
+from controller.importers.common import job_name, leftovers, mapping, one_program
 from controller.importers.vertex_machines import ACCELERATORS, MEMORY_SHARE, machine
 
 POOL_ROLES = ("chief", "worker", "ps", "evaluator")

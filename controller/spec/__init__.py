@@ -14,7 +14,7 @@ keeps it so); the submodules import one another directly, never this
 module, which imports them all.
 """
 
-from controller.spec.entrypoint import check_entrypoint
+from controller.spec.entrypoint import IMAGE_ENTRYPOINT, check_entrypoint
 from controller.spec.file import format_validation_error, load_spec, load_yaml, parse_spec, parse_yaml
 from controller.spec.job import JobSpec, SpecError
 from controller.spec.preflight import check_storage, exposure_warning
@@ -44,7 +44,7 @@ from controller.spec.training import (
 )
 
 __all__ = ["CheckpointPolicy", "Collective", "ENV_NAME", "Elastic", "Entrypoint", "FailurePolicySpec", "FaultAction",
-           "FaultSpec", "GpuMemory", "JobSpec", "Placement", "RESERVED_ENV", "ROLE_ORDER", "Resources", "Role",
-           "RoleSpec", "RuntimeEnvSpec", "SpecError", "SpecModel", "StorageMode", "Strategy", "Timeouts",
-           "check_entrypoint", "check_storage", "exposure_warning", "format_validation_error", "load_spec",
-           "load_yaml", "parse_spec", "parse_yaml"]
+           "FaultSpec", "GpuMemory", "IMAGE_ENTRYPOINT", "JobSpec", "Placement", "RESERVED_ENV", "ROLE_ORDER",
+           "Resources", "Role", "RoleSpec", "RuntimeEnvSpec", "SpecError", "SpecModel", "StorageMode", "Strategy",
+           "Timeouts", "check_entrypoint", "check_storage", "exposure_warning", "format_validation_error",
+           "load_spec", "load_yaml", "parse_spec", "parse_yaml"]

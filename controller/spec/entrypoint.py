@@ -20,6 +20,9 @@ from pathlib import Path
 from controller.spec.job import JobSpec, SpecError
 
 MAX_REEXPORTS = 8  # how many `from x import name` hops are followed
+# What an importer writes as the script when the original ran its container image's own ENTRYPOINT, which the
+# manifest does not name: a spec that loads (so the rest of it can be read and edited) but never validates or runs.
+IMAGE_ENTRYPOINT = "FILL-IN-the-script-the-image-ENTRYPOINT-runs.py"
 
 
 class EntrypointNotFound(SpecError):
@@ -131,6 +134,11 @@ def check_entrypoint(spec: JobSpec, search_path: list[str]) -> list[str]:
 
 def _check_entrypoint(spec: JobSpec, search_path: list[str]) -> list[str]:
     ep = spec.entrypoint
+    if ep.script == IMAGE_ENTRYPOINT:  # a SpecError, not EntrypointNotFound: no working_dir can bring it
+        raise SpecError(f"entrypoint.script: {IMAGE_ENTRYPOINT} is left to fill in: the imported job ran its "
+                        "container image's own ENTRYPOINT, which the manifest does not say; set entrypoint.script "
+                        "to the Python script it runs (`docker inspect -f '{{.Config.Entrypoint}}' IMAGE` shows "
+                        "it), relative to the spec's folder, or write entrypoint.module instead")
     if ep.script:
         script = spec.resolve(ep.script)
         if not script.is_file():

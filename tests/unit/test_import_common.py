@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.importers.common import ManifestError, cpu_cores, entrypoint_from, memory_mb
+from controller.importers.command_line import entrypoint_from
+from controller.importers.common import ManifestError, cpu_cores, memory_mb
+from controller.spec import IMAGE_ENTRYPOINT
 
 
 @pytest.mark.parametrize("value, cores", [("2", 2), (2, 2), ("500m", 0.5), ("1.5", 1.5), ("1500m", 1.5),
@@ -52,7 +54,6 @@ def test_a_moved_script_and_a_volume_path_are_said():
 
 
 @pytest.mark.parametrize("command, args, expected", [
-    (None, ["--epochs", "3"], "no command, so the image's own ENTRYPOINT runs"),
     (["bash", "-c", "cd /app && python train.py"], None, "runs a shell script"),
     (["torchrun", "train.py"], None, "runs 'torchrun', not Python"),
     (["python", "-c", "print(1)"], None, "tfray runs a script or a module"),
@@ -61,6 +62,30 @@ def test_a_moved_script_and_a_volume_path_are_said():
 def test_command_lines_tfray_cannot_run_are_refused(command, args, expected):
     with pytest.raises(ManifestError, match=expected):
         entrypoint_from(command, args, "tfReplicaSpecs.Worker")
+
+
+@pytest.mark.parametrize("args, workdir, entrypoint", [
+    (["python", "train.py", "--epochs", "3"], None, {"script": "train.py", "argv": ["--epochs", "3"]}),
+    (["python3.10", "-m", "trainer.task"], None, {"module": "trainer.task"}),
+    (["/usr/bin/python3", "/app/src/train.py"], "/app", {"script": "src/train.py"}),
+    (["train.py", "--steps=5"], None, {"script": "train.py", "argv": ["--steps=5"]}),
+])
+def test_without_a_command_args_that_are_a_python_command_line_are_the_command_line(args, workdir, entrypoint):
+    for command in (None, []):  # absent, or empty as the Vertex SDK's examples write it
+        program = entrypoint_from(command, args, "c", workdir)
+        assert program.entrypoint == entrypoint and not program.runs_image_entrypoint
+        assert any("taken as the command line" in note for note in program.notes)
+
+
+@pytest.mark.parametrize("args, entrypoint", [
+    (["--epochs", "3", "--data=/data/x"], {"script": IMAGE_ENTRYPOINT, "argv": ["--epochs", "3", "--data=/data/x"]}),
+    (None, {"script": IMAGE_ENTRYPOINT}),
+    (["bash", "-c", "python train.py"], {"script": IMAGE_ENTRYPOINT, "argv": ["bash", "-c", "python train.py"]}),
+])
+def test_without_a_command_or_a_command_line_the_images_entrypoint_is_left_to_fill_in(args, entrypoint):
+    program = entrypoint_from(None, args, "c", None, ("/data",))
+    assert program.entrypoint == entrypoint and program.runs_image_entrypoint
+    assert all("/data" in note for note in program.notes)  # a volume in argv is still said
 
 
 def parts(node, path=()):

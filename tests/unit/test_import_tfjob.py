@@ -14,6 +14,7 @@ import yaml
 from controller.cli.app import main
 from controller.cli.exit_codes import EXIT_BAD_INPUT
 from controller.importers.tfjob import import_tfjob
+from controller.spec import IMAGE_ENTRYPOINT
 from tests.unit.dry_run_configs import dry_run_tf_configs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,6 +162,93 @@ def test_the_written_spec_validates_once_the_code_is_in_place(tmp_path, monkeypa
     assert "argv [\"--epochs=90\"" in capsys.readouterr().out
 
 
+# Kubeflow training-operator v1.9, examples/tensorflow/distribution_strategy/keras-API/multi_worker_tfjob.yaml, as
+# published: no command, so the image's ENTRYPOINT (python /multi_worker_strategy-with-keras.py) runs.
+KERAS_MULTI_WORKER = """\
+apiVersion: kubeflow.org/v1
+kind: TFJob
+metadata:
+  name: multi-worker
+spec:
+  runPolicy:
+    cleanPodPolicy: None
+  tfReplicaSpecs:
+    Worker:
+      replicas: 2
+      restartPolicy: Never
+      template:
+        spec:
+          containers:
+            - name: tensorflow
+              image: kubeflowimages/multi_worker_strategy:v20200522-2a5b081c
+              volumeMounts:
+                - mountPath: /train
+                  name: training
+              resources:
+                limits:
+                  nvidia.com/gpu: 1
+          volumes:
+            - name: training
+              persistentVolumeClaim:
+                claimName: strategy-volume
+"""
+# Its sibling examples/tensorflow/dist-mnist/tf_job_mnist.yaml: no command either, and a TF1 layout (PS, no Chief).
+DIST_MNIST = """\
+apiVersion: "kubeflow.org/v1"
+kind: "TFJob"
+metadata:
+  name: "dist-mnist-for-e2e-test"
+spec:
+  tfReplicaSpecs:
+    PS:
+      replicas: 2
+      restartPolicy: Never
+      template:
+        spec:
+          containers:
+            - name: tensorflow
+              image: kubeflow/tf-dist-mnist-test:1.0
+    Worker:
+      replicas: 4
+      restartPolicy: Never
+      template:
+        spec:
+          containers:
+            - name: tensorflow
+              image: kubeflow/tf-dist-mnist-test:1.0
+"""
+
+
+def test_a_tfjob_that_runs_its_images_entrypoint_is_imported_with_the_entrypoint_to_fill_in(tmp_path, capsys):
+    source, out = tmp_path / "multi_worker_tfjob.yaml", tmp_path / "job.yaml"
+    source.write_text(KERAS_MULTI_WORKER)
+    assert main(["import-tfjob", str(source), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    said = ("not carried over: Worker.template.spec.containers[tensorflow]: no command, so the image's own "
+            f"ENTRYPOINT ran, and the manifest does not say what it is: entrypoint.script is {IMAGE_ENTRYPOINT}")
+    assert said in err and "fill in entrypoint.script" in err, err
+    spec = yaml.safe_load(out.read_text())
+    assert spec["entrypoint"] == {"script": IMAGE_ENTRYPOINT}
+    assert spec["roles"] == {"worker": {"count": 2, "resources": {"gpu": 1}}}
+    assert "no command, so the image's own ENTRYPOINT ran" in out.read_text()  # at the top of the spec too
+    for command in (["validate", str(out)], ["dry-run", str(out)]):
+        assert main(command) == EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        assert f"entrypoint.script: {IMAGE_ENTRYPOINT} is left to fill in" in err and "Traceback" not in err, err
+        assert "set entrypoint.script to the Python script it runs" in err
+    out.write_text(out.read_text().replace(IMAGE_ENTRYPOINT, "train.py"))
+    (tmp_path / "train.py").write_text("print('train')\n")
+    assert main(["validate", str(out)]) == 0
+
+
+def test_a_tf1_layout_without_a_command_is_refused_for_its_layout_not_its_command(tmp_path, capsys):
+    source = tmp_path / "tf_job_mnist.yaml"
+    source.write_text(DIST_MNIST)
+    assert main(["import-tfjob", str(source)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "has PS but no Chief" in err and "command" not in err, err
+
+
 def test_an_existing_spec_is_not_replaced_without_force(tmp_path, capsys):
     out = tmp_path / "job.yaml"
     out.write_text("mine\n")
@@ -223,7 +311,6 @@ BAD = [
     ("a negative count", _set((*REPLICAS, "Worker", "replicas"), -1), "tfReplicaSpecs.Worker.replicas"),
     ("PS without a chief", _set((*REPLICAS, "Chief"), ...), "has PS but no Chief"),
     ("no containers", _set((*REPLICAS, "PS", "template", "spec", "containers"), []), "PS.template.spec.containers"),
-    ("no command", _set((*CONTAINER, "command"), ...), "no command, so the image's own ENTRYPOINT runs"),
     ("a shell pipeline", _set((*CONTAINER, "command"), ["sh", "-c", "python train.py | tee log"]),
      "runs a shell script"),
     ("cpu not a quantity", _set((*CONTAINER, "resources"), {"limits": {"cpu": "four"}}),

@@ -16,6 +16,7 @@ from controller.cli.app import main
 from controller.cli.exit_codes import EXIT_BAD_INPUT
 from controller.importers.vertex import import_vertex
 from controller.importers.vertex_machines import machine
+from controller.spec import IMAGE_ENTRYPOINT
 from tests.unit.dry_run_configs import dry_run_tf_configs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,6 +97,35 @@ def test_the_gcloud_and_sdk_forms_say_the_same():
     assert "worker_pool_specs" in sdk["job_spec"] and import_vertex(sdk, "sdk").spec == rest
 
 
+# `gcloud ai custom-jobs create --config config.yaml` with no command: the image's ENTRYPOINT runs (with flags).
+GCLOUD_CONFIG = """\
+workerPoolSpecs:
+  - machineSpec:
+      machineType: n1-standard-4
+      acceleratorType: NVIDIA_TESLA_T4
+      acceleratorCount: 1
+    replicaCount: 1
+    containerSpec:
+      imageUri: us-central1-docker.pkg.dev/acme-ml/train/census:latest
+      args: ["--epochs=5", "--job-dir=gs://acme-ml/census"]
+"""
+
+
+def test_a_gcloud_config_without_a_command_is_imported_with_the_entrypoint_to_fill_in(tmp_path, capsys):
+    source, out = tmp_path / "config.yaml", tmp_path / "job.yaml"
+    source.write_text(GCLOUD_CONFIG)
+    assert main(["import-vertex", str(source), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert ("not carried over: workerPoolSpecs[0].containerSpec: no command, so the image's own ENTRYPOINT ran"
+            in err), err
+    spec = yaml.safe_load(out.read_text())
+    assert spec["name"] == "config" and spec["roles"]["chief"]["resources"]["gpu"] == 1
+    assert spec["entrypoint"] == {"script": IMAGE_ENTRYPOINT, "argv": ["--epochs=5", "--job-dir=gs://acme-ml/census"]}
+    assert main(["validate", str(out)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"entrypoint.script: {IMAGE_ENTRYPOINT} is left to fill in" in err and "Traceback" not in err, err
+
+
 def test_a_python_package_job_validates_once_its_module_is_in_place(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "bert.yaml"
@@ -145,8 +175,6 @@ BAD = [
      "workerPoolSpecs[0] is empty"),
     ("container and package", pool(0, pythonPackageSpec={"pythonModule": "a.b"}), "one of them"),
     ("a package without its module", pool(0, containerSpec=None, pythonPackageSpec={"args": []}), "pythonModule"),
-    ("a container without a command", pool(0, containerSpec={"imageUri": "x", "args": ["--a"]}),
-     "workerPoolSpecs[0].containerSpec: no command"),
     ("a timeout that is not one", lambda job: job["jobSpec"]["scheduling"].update(timeout="1 day"),
      "scheduling.timeout: '1 day'"),
     ("PS with no workers", lambda job: job["jobSpec"]["workerPoolSpecs"].__setitem__(1, {}),
