@@ -52,8 +52,9 @@ what becomes what:
   imageUri, packageUris, network, serviceAccount ...  listed at the top of the spec and on stderr
 
 Reads a CustomJob as the REST API returns it (JSON, with jobSpec), the body of
-`gcloud ai custom-jobs create --config` (YAML with workerPoolSpecs), or the same
-with snake_case keys (worker_pool_specs), as the Python SDK writes them.
+`gcloud ai custom-jobs create --config` (YAML with workerPoolSpecs), the same
+with snake_case keys (worker_pool_specs), as the Python SDK writes them, or the
+SDK's bare list of worker pool specs (CustomJob(worker_pool_specs=[...])).
 
 examples:
   tfray import-vertex customjob.json -o job.yaml

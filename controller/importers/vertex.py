@@ -8,8 +8,9 @@ resources through the table in ``controller.importers.vertex_machines``; its
 ``containerSpec`` command line, or its ``pythonPackageSpec`` module, the
 entrypoint with its exact argv; ``baseOutputDirectory`` the storage path and
 ``scheduling.timeout`` the job's time limit. The REST form (``jobSpec``), the
-``gcloud --config`` form (``workerPoolSpecs`` at the top) and snake_case keys
-(the Python SDK's) are all read. A container without a
+``gcloud --config`` form (``workerPoolSpecs`` at the top, a list or one pool),
+snake_case keys (the Python SDK's) and the SDK's bare list of pool specs
+(``CustomJob(worker_pool_specs=[...])``) are all read. A container without a
 ``command`` runs its image's ENTRYPOINT (``importers/command_line.py``).
 
 TF_CONFIG: Vertex AI lists chief, worker and ps in the cluster map and leaves
@@ -52,11 +53,16 @@ HINTS = {
 
 def import_vertex(manifest: Any, source: str, fallback_name: str = "imported") -> Imported:
     """The job spec a CustomJob becomes, with what changed and what did not carry over."""
+    if isinstance(manifest, list):  # the Python SDK's worker_pool_specs, as CustomJob(worker_pool_specs=[...]) takes
+        manifest = {"workerPoolSpecs": manifest}
     if not isinstance(manifest, dict):
-        raise ManifestError(f"{source}: a CustomJob is a mapping (JSON object), not a {type(manifest).__name__}")
+        raise ManifestError(f"{source}: a CustomJob is a mapping (JSON object), or a list of worker pool specs, not "
+                            f"a {type(manifest).__name__}")
     rest = _camel(copy.deepcopy(manifest))
     job = rest.get("jobSpec") if isinstance(rest.get("jobSpec"), dict) else rest
     pools = job.pop("workerPoolSpecs", None)
+    if isinstance(pools, dict):  # gcloud reads a lone mapping as a list of one, as Vertex AI's config.yaml writes it
+        pools = [pools]
     if not isinstance(pools, list) or not pools or len(pools) > len(POOL_ROLES):
         raise ManifestError(f"{source}: workerPoolSpecs must list 1 to 4 worker pools (primary replica, workers, "
                             "parameter servers, evaluators)")

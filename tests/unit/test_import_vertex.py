@@ -97,17 +97,33 @@ def test_the_gcloud_and_sdk_forms_say_the_same():
     assert "worker_pool_specs" in sdk["job_spec"] and import_vertex(sdk, "sdk").spec == rest
 
 
-# `gcloud ai custom-jobs create --config config.yaml` with no command: the image's ENTRYPOINT runs (with flags).
+# `gcloud ai custom-jobs create --config config.yaml` as Vertex AI's docs write it: one pool, no command, the
+# image's ENTRYPOINT runs (here with flags).
 GCLOUD_CONFIG = """\
 workerPoolSpecs:
-  - machineSpec:
-      machineType: n1-standard-4
-      acceleratorType: NVIDIA_TESLA_T4
-      acceleratorCount: 1
-    replicaCount: 1
-    containerSpec:
-      imageUri: us-central1-docker.pkg.dev/acme-ml/train/census:latest
-      args: ["--epochs=5", "--job-dir=gs://acme-ml/census"]
+  machineSpec:
+    machineType: n1-standard-4
+    acceleratorType: NVIDIA_TESLA_T4
+    acceleratorCount: 1
+  replicaCount: 1
+  containerSpec:
+    imageUri: us-central1-docker.pkg.dev/acme-ml/train/census:latest
+    args: ["--epochs=5", "--job-dir=gs://acme-ml/census"]
+"""
+# The Python SDK's worker_pool_specs, as CustomJob(worker_pool_specs=[...]) takes them, written to YAML: the
+# command line in args, no command.
+SDK_POOLS = """\
+- machine_spec: {machine_type: n1-standard-8}
+  replica_count: 1
+  container_spec:
+    image_uri: us-docker.pkg.dev/acme-ml/train/criteo:2.21.0
+    command: []
+    args: [python3, /trainer/train.py, --steps, "20000"]
+- machine_spec: {machine_type: n1-standard-8}
+  replica_count: 2
+  container_spec:
+    image_uri: us-docker.pkg.dev/acme-ml/train/criteo:2.21.0
+    args: [python3, /trainer/train.py, --steps, "20000"]
 """
 
 
@@ -124,6 +140,19 @@ def test_a_gcloud_config_without_a_command_is_imported_with_the_entrypoint_to_fi
     assert main(["validate", str(out)]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert f"entrypoint.script: {IMAGE_ENTRYPOINT} is left to fill in" in err and "Traceback" not in err, err
+
+
+def test_the_sdks_bare_list_of_pools_with_the_command_line_in_args_is_read(tmp_path, capsys):
+    source, out = tmp_path / "pools.yaml", tmp_path / "job.yaml"
+    source.write_text(SDK_POOLS)
+    assert main(["import-vertex", str(source), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "no command: args python3 /trainer/train.py ... is taken as the command line" in err, err
+    spec = yaml.safe_load(out.read_text())
+    assert spec["strategy"] == "multi_worker_mirrored" and spec["roles"]["worker"]["count"] == 2
+    assert spec["entrypoint"] == {"script": "train.py", "argv": ["--steps", "20000"]}
+    (tmp_path / "train.py").write_text("print('train')\n")
+    assert main(["validate", str(out)]) == 0
 
 
 def test_a_python_package_job_validates_once_its_module_is_in_place(tmp_path, monkeypatch, capsys):
