@@ -64,8 +64,10 @@ ROLE_ORDER = tuple(Role(name) for name in ROLES)  # the wire protocol's order: c
 
 
 class SpecModel(BaseModel):
-    # Unknown keys are errors, numbers are finite (no .inf, no .nan), and the parsed spec is frozen.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # Unknown keys are errors, numbers are finite (no .inf, no .nan), and the parsed spec is frozen. Each
+    # model's validator is built when it is first used, not when its class is defined: `tfray validate` builds
+    # the job spec's alone, once, instead of one for every model at import (about a third of its time).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 # Limits that come from Ray and from what one controller can watch (README, "A job spec").
