@@ -12,10 +12,11 @@ from __future__ import annotations
 import time
 
 from controller.states.events import Decision, JobEvent
+from controller.states.text import plain
 
 
 def _last_line(error: str | None) -> str:
-    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
+    lines = [line.strip() for line in plain(error or "").splitlines() if line.strip()]
     # The last line of a traceback names the exception; that is what tells failures apart.
     return lines[-1][:160] if lines else ""
 
@@ -25,14 +26,17 @@ def group_failures(events: list[JobEvent] | tuple[JobEvent, ...]) -> list[str]:
     groups: dict[tuple, list[Decision]] = {}
     for event in events:
         if isinstance(event, Decision):
-            error = _last_line(event.error).replace(event.task, "<task>")  # same failure, other task
-            groups.setdefault((event.cause, event.action, event.reason, error), []).append(event)
+            same = _last_line(event.error).replace(event.task, "\0")  # the same failure names another task
+            groups.setdefault((event.cause, event.action, event.reason, same), []).append(event)
     lines = []
-    for (cause, action, reason, error), hits in groups.items():
+    for (cause, action, reason, _), hits in groups.items():
         tasks = ", ".join(dict.fromkeys(e.task for e in hits))
         when = time.strftime("%H:%M:%S", time.localtime(hits[0].time))
         nodes = ", ".join(dict.fromkeys((e.node or "?")[:12] for e in hits))
         times = f" (x{len(hits)})" if len(hits) > 1 else ""
+        error = _last_line(hits[0].error)  # in the first task's own words, its name where it says it
+        if error and len(hits) > 1 and hits[0].task in error:
+            error = f"{hits[0].task}: {error}"
         lines.append(f"{when} {tasks} on node {nodes}: {cause} -> {action}{times}: {reason}"
                      + (f"\n      {error}" if error else ""))
     return lines
