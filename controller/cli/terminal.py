@@ -39,10 +39,15 @@ class TerminalRun(api.RunHooks):
             os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's own lines without colour codes in a pipe or file
 
     def running(self, spec) -> None:
+        from controller.plan.tasks import chief_of, plan
+
         def on_sigterm(signum, frame):
             raise KeyboardInterrupt  # same clean stop as Ctrl-C
 
         signal.signal(signal.SIGTERM, on_sigterm)
+        # Every worker's fit(verbose=1) draws the same bar with its own per-step numbers; the chief's (worker-0's
+        # when there is none) is the job's, and the others' stay in their log files.
+        self.console.progress_of = str(chief_of(plan(spec)).key)
 
     def ended(self, spec, result) -> None:
         from controller.status.summary import summary_lines
