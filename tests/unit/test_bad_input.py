@@ -234,8 +234,8 @@ ENTRYPOINTS = [
     ("script binary", {"script": "train.py"}, {"train.py": b"\x7fELF\x00\x01"}, "entrypoint.script"),
     ("script a folder", {"script": "folder"}, {"folder/x.py": ""},
      "entrypoint.script: 'folder' is a folder ("),
-    ("script an absolute folder", {"script": "/tmp"}, {}, "entrypoint.script: '/tmp' is a folder (/tmp); a script "
-     "file is needed"),
+    ("script an absolute folder", {"script": "/tmp"}, {},
+     "entrypoint.script: '/tmp' is a folder (/tmp); a script file is needed"),
     ("module with a syntax error", {"function": "broken:train"}, {"broken.py": "def train(ctx)\n"},
      "broken.py line 1"),
     ("module not UTF-8", {"function": "latin:train"}, {"latin.py": b"def train(ctx):\n    return 'caf\xe9'\n"},

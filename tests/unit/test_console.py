@@ -38,29 +38,30 @@ def test_a_traceback_is_shown_once_with_the_tasks_it_hit():
 def test_a_flood_of_one_message_is_its_first_line_and_a_count():
     flood = [f"W0000 00:00:1.0 9 x.cc:1] Failed to register function remotely on {i}" for i in range(3)]
     lines = shown(("chief-0", [f"Failed to register function remotely: worker-{i} unavailable" for i in range(300)]))
-    assert lines == ["(chief-0) Failed to register function remotely: worker-0 unavailable",
-                     "(chief-0) ... 299 more like: Failed to register/remove function remotely (299 line(s) left "
-                     "out here, all in chief-0's log)"]
+    counted = ("(chief-0) ... 299 more like: Failed to register/remove function remotely (299 line(s) left out "
+               "here, all in chief-0's log)")
+    assert lines == ["(chief-0) Failed to register function remotely: worker-0 unavailable", counted]
     assert shown(("chief-0", flood)) == []  # as C++ warnings they are noise anyway
 
 
 def grpc_failure(verb: str, second: int) -> list[str]:
     """One of TF's messages about a function it could not register on (or remove from) a lost worker."""
-    return [f"E0000 00:00:17960225{second:02d}.1   17172 context.cc:1100] Failed to {verb} function remotely due to "
-            "UNAVAILABLE: failed to connect to all addresses",
-            "Additional GRPC error information from remote target /job:worker/replica:0/task:1 while calling "
-            "/tensorflow.eager.EagerService/Enqueue:",
-            ':{"created":"@1796022500.1","description":"Error received from peer ipv4:127.0.0.1:23456",'
-            '"grpc_status":14}']
+    first = (f"E0000 00:00:17960225{second:02d}.1   17172 context.cc:1100] Failed to {verb} function remotely due "
+             "to UNAVAILABLE: failed to connect to all addresses")
+    where = ("Additional GRPC error information from remote target /job:worker/replica:0/task:1 while calling "
+             "/tensorflow.eager.EagerService/Enqueue:")
+    details = ':{"created":"@1796022500.1","description":"Error received from peer ipv4:127.0.0.1:23456","grpc_status":14}'
+    return [first, where, details]
 
 
 def test_a_lost_workers_grpc_flood_is_its_first_line_and_one_line_that_counts_it_and_names_the_worker():
     flood = [line for i in range(55) for line in grpc_failure("register" if i % 2 else "remove", i)]
     assert len(flood) == 165
     lines = shown(("chief-0", ["epoch 1 done", *flood]), ("worker-0", ["serving"]), ("chief-0", ["epoch 2 done"]))
+    counted = ("(chief-0) ... 54 more like: Failed to register/remove function remotely (about worker-1; 164 line(s) "
+               "left out here, all in chief-0's log)")
     assert lines == ["(chief-0) epoch 1 done", f"(chief-0) {flood[0]}", "(worker-0) serving", "(chief-0) epoch 2 done",
-                     "(chief-0) ... 54 more like: Failed to register/remove function remotely (about worker-1; 164 "
-                     "line(s) left out here, all in chief-0's log)"]
+                     counted]
     assert len(shown(("chief-0", flood), verbose=True)) == 165
 
 
