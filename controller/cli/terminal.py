@@ -56,17 +56,8 @@ class TerminalRun(api.RunHooks):
         print("\n" + "\n".join(summary_lines(spec, result, self.spec_path)))
 
 
-def cmd_run(args) -> int:
-    from controller.states.state import JobState
-
-    terminal = TerminalRun(args.spec, args.verbose)
-    result = api.run(args.spec, address=args.address, faults=args.fault, fresh=args.fresh, num_cpus=args.num_cpus,
-                     dashboard=args.dashboard, on_progress=terminal.progress, on_output=terminal.console.lines,
-                     hooks=terminal)
-    return {JobState.SUCCEEDED: EXIT_OK, JobState.STOPPED: EXIT_STOPPED}.get(result.state, EXIT_FAILED)
-
-
 def run_on_terminal(args) -> int:
+    """`tfray run`: the job through the API's run sequence with this terminal's hooks; the exit code."""
     from controller.states.state import JobState
 
     terminal = TerminalRun(args.spec, args.verbose)
