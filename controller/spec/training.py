@@ -208,7 +208,8 @@ class RoleSpec(SpecModel):
 
     count: Count = Field(1, description="Number of tasks of this role (chief and evaluator: 0 or 1; at most "
                          f"{MAX_TASKS_PER_ROLE}).")
-    resources: Resources = Field(default_factory=Resources, description="Resources of each task of this role.")
+    resources: Resources = Field(default_factory=Resources.model_construct,  # its defaults (see JobSpec.checkpoint)
+                                 description="Resources of each task of this role.")
 
 
 class Entrypoint(SpecModel):
