@@ -18,9 +18,8 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from controller.machine.resume import already_succeeded, drift, move_aside
 from controller import settings
 from controller.ray import runtime_env
 from controller.spec import (
@@ -34,9 +33,10 @@ from controller.spec import (
     load_spec,
     parse_spec,
 )
-from controller.states.result import JobResult
-from controller.states.state import JobState
 from controller.store.lease import FileLease, JobRunningError, running_message
+
+if TYPE_CHECKING:  # imported where a job runs: `tfray validate` goes through checked() only, and never needs them
+    from controller.states.result import JobResult
 
 log = logging.getLogger("tfray")
 
@@ -84,6 +84,8 @@ def checked(spec_or_path: JobSpec | str | os.PathLike | dict, faults: list[str] 
 def ready_to_run(spec: JobSpec, fresh: bool, spec_path: str = "JOB.yaml") -> tuple[str | None, list[str]]:
     """Before Ray starts: another driver refuses the run (JobRunningError). Returns why there is nothing to
     run (the job already succeeded), or None, and the warnings to show; ``fresh`` moves the old job aside."""
+    from controller.machine.resume import already_succeeded, drift, move_aside
+
     holder = FileLease(spec.job_dir).holder()
     if holder is not None:
         raise JobRunningError(running_message(spec.name, holder, spec_path))
@@ -146,7 +148,7 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
 class RunHooks:
     """What the caller of :func:`run` does at the sequence's turns; these defaults are the API's (the logger's
     warnings). ``tfray run`` prints instead, takes SIGTERM as Ctrl-C and ends with a summary
-    (``controller/cli/app.py``). The sequence itself, every check and warning, is :func:`run`'s alone."""
+    (``controller/cli/terminal.py``). The sequence itself, every check and warning, is :func:`run`'s alone."""
 
     def warn(self, text: str) -> None:
         """Something to know before the job starts: the entrypoint, a changed spec, what a local run exposes."""
@@ -208,10 +210,21 @@ def run_job(spec: JobSpec, sys_path: list[str], on_progress: Callable | None = N
 
 def finished_result(spec: JobSpec, message: str) -> JobResult:
     """What a run of a job that already succeeded returns: nothing was trained."""
+    from controller.states.result import JobResult
+    from controller.states.state import JobState
     from controller.store.checkpoints import CheckpointManifest
 
     return JobResult(state=JobState.SUCCEEDED, message=message, job_dir=str(spec.job_dir), attempt=0,
                      latest_checkpoint=CheckpointManifest(spec.job_dir, keep=spec.checkpoint.keep).latest())
+
+
+def __getattr__(name: str):
+    """``controller.api.JobResult``, imported when asked for (see the imports above)."""
+    if name == "JobResult":
+        from controller.states.result import JobResult
+
+        return JobResult
+    raise AttributeError(f"module 'controller.api' has no attribute {name!r}")
 
 
 __all__ = ["run", "run_job", "RunHooks", "load_spec", "JobResult", "JobSpec", "SpecError", "JobRunningError",

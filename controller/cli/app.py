@@ -4,7 +4,7 @@
 Ray cluster, runs the job with a live progress line, and exits 0 when it
 succeeded, 1 when it failed, 2 for bad input and 130 when stopped. ``run``
 goes through the API's one run sequence (``controller.api.run``); what only
-a terminal needs is :class:`TerminalRun`, its hooks.
+a terminal needs is ``controller.cli.terminal``.
 """
 
 from __future__ import annotations
@@ -13,19 +13,16 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 
-from controller import api, settings
+# Only what every command needs is imported here: each command imports its own modules (the spec's pydantic
+# models, the Jobs API client's asyncio, Ray), so `--help`, `validate` and `schema` answer at once.
+# tests/unit/test_cli_imports.py holds them to it.
+from controller import settings
 from controller.cli import files as cli_files
 from controller.cli import imports as cli_import
 from controller.cli.cluster import SUBMIT_EPILOG, add_address, cmd_stop, cmd_submit
-from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
-from controller.machine.record import TornRecordError
-from controller.plan.dry_run import render_plan
-from controller.remote.jobs_api import SubmitError
-from controller.spec import SpecError, load_spec
-from controller.store.lease import JobRunningError
+from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_OK
 
 EPILOG = """\
 examples:
@@ -49,15 +46,17 @@ running the same job name again resumes from its newest complete checkpoint
 """
 
 
-def _warn(text: str) -> None:
+def warn(text: str) -> None:
     print(f"warning: {text}", file=sys.stderr)
 
 
 def _load_checked(spec_path: str, faults: list[str] = ()):
     """The spec with its --fault options, its entrypoint and storage checked (warnings to stderr)."""
+    from controller import api
+
     spec, warnings = api.checked(spec_path, faults)
     for warning in warnings:
-        _warn(warning)
+        warn(warning)
     return spec
 
 
@@ -69,13 +68,18 @@ def cmd_validate(args) -> int:
 
 
 def cmd_dry_run(args) -> int:
+    from controller.plan.dry_run import render_plan
+
     spec = _load_checked(args.spec, args.fault)
     sys.stdout.write(render_plan(spec))
     return EXIT_OK
 
 
 def cmd_status(args) -> int:
+    from controller.machine.record import TornRecordError
     from controller.remote import status as remote_status
+    from controller.remote.jobs_api import SubmitError
+    from controller.spec import load_spec
     from controller.status.gather import job_view
     from controller.status.view import render_status
 
@@ -105,50 +109,10 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
-class TerminalRun(api.RunHooks):
-    """What `tfray run` adds to the API's run sequence: warnings and the progress line on the terminal, what
-    the tasks print (the console), SIGTERM taken as Ctrl-C, Ray's colours kept out of a pipe, the summary."""
-
-    def __init__(self, spec_path: str, verbose: bool):
-        from controller.status.console import Console
-
-        self.spec_path = spec_path
-        self.console = Console(verbose=verbose)
-
-    def warn(self, text: str) -> None:
-        _warn(text)
-
-    def nothing_to_run(self, message: str) -> None:
-        print(message)
-
-    def progress(self, progress) -> None:
-        print(f"progress {progress.line()}", flush=True)
-
-    def starting_ray(self) -> None:
-        if not sys.stdout.isatty():
-            os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's own lines without colour codes in a pipe or file
-
-    def running(self, spec) -> None:
-        def on_sigterm(signum, frame):
-            raise KeyboardInterrupt  # same clean stop as Ctrl-C
-
-        signal.signal(signal.SIGTERM, on_sigterm)
-
-    def ended(self, spec, result) -> None:
-        from controller.status.summary import summary_lines
-
-        self.console.finish()  # every task's last lines before the summary
-        print("\n" + "\n".join(summary_lines(spec, result, self.spec_path)))
-
-
 def cmd_run(args) -> int:
-    from controller.states.state import JobState
+    from controller.cli.terminal import run_on_terminal
 
-    terminal = TerminalRun(args.spec, args.verbose)
-    result = api.run(args.spec, address=args.address, faults=args.fault, fresh=args.fresh, num_cpus=args.num_cpus,
-                     dashboard=args.dashboard, on_progress=terminal.progress, on_output=terminal.console.lines,
-                     hooks=terminal)
-    return {JobState.SUCCEEDED: EXIT_OK, JobState.STOPPED: EXIT_STOPPED}.get(result.state, EXIT_FAILED)
+    return run_on_terminal(args)
 
 
 def _add_fault(p) -> None:
@@ -271,6 +235,15 @@ def _command(argv: list[str] | None) -> int:
     try:
         settings.check_env()
         return args.func(args)
-    except (SpecError, JobRunningError, api.ClusterUnreachableError, settings.SettingsError) as err:
+    except _bad_input_errors() as err:  # evaluated only once something was raised: no command pays for it
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _bad_input_errors() -> tuple[type[Exception], ...]:
+    """What a command raises for bad input: said in one line, exit 2, no traceback."""
+    from controller.api import ClusterUnreachableError
+    from controller.spec import SpecError
+    from controller.store.lease import JobRunningError
+
+    return SpecError, JobRunningError, ClusterUnreachableError, settings.SettingsError

@@ -14,7 +14,6 @@ from controller.cli.exit_codes import (
     EXIT_STILL_RUNNING,
     EXIT_STOPPED,
 )
-from controller.spec import check_entrypoint, load_spec
 
 SUBMIT_EPILOG = f"""\
 the path from zero to a trained model on a cluster (docs/clusters.md):
@@ -51,6 +50,8 @@ def add_address(p, what: str = "") -> None:
 def cmd_submit(args) -> int:
     from controller.ray import runtime_env
     from controller.remote import jobs_api as remote
+    from controller.spec import check_entrypoint, load_spec
+
     spec = load_spec(args.spec)
     runtime_env.for_ray(spec)  # what Ray would refuse on the cluster, refused here
     check_entrypoint(spec, runtime_env.import_paths(spec) + list(dict.fromkeys([

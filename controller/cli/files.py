@@ -13,14 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from controller import settings
 from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
-from controller.spec import load_spec
 from controller.store.lease import FileLease
 from protocol.layout import LOGS_DIR
 
@@ -40,6 +38,8 @@ def _parts(folder: Path, task: str) -> list[Path]:
 
 
 def cmd_logs(args) -> int:
+    from controller.spec import load_spec
+
     spec = load_spec(args.spec)
     folder = _attempt_dir(spec.job_dir, args.attempt)
     if folder is None:
@@ -100,6 +100,8 @@ def _follow(job_dir: Path, folder: Path, tasks: list[str], offsets: dict[str, in
 
 
 def cmd_tensorboard(args) -> int:
+    from controller.spec import load_spec
+
     spec = load_spec(args.spec)
     if not spec.job_dir.is_dir():
         print(f"error: {spec.job_dir} does not exist yet: the job has not run", file=sys.stderr)
@@ -117,6 +119,8 @@ def _serve(command: list[str]) -> int:
     the kernel (Linux: the server gets SIGTERM when its parent dies)."""
     def stop(signum, frame):
         raise KeyboardInterrupt
+
+    import subprocess  # here, not at the top: only this command starts a process
 
     parent = os.getpid()
     stop_with_parent = (lambda: _stop_with_parent(parent)) if sys.platform == "linux" else None

@@ -13,12 +13,12 @@ import argparse
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
-from controller.importers.common import Imported, ManifestError, render
-from controller.importers.tfjob import import_tfjob
-from controller.importers.vertex import import_vertex
-from controller.spec import IMAGE_ENTRYPOINT, SpecError, load_yaml, parse_spec, parse_yaml
+
+if TYPE_CHECKING:  # the importers and the spec are imported by the commands that run: `tfray --help` needs neither
+    from controller.importers.common import Imported
 
 TFJOB_EPILOG = """\
 what becomes what:
@@ -64,6 +64,8 @@ examples:
 
 def _read(source: str, what: str):
     """The manifest's data and how to name it (``-``: stdin, e.g. from ``kubectl get tfjob NAME -o yaml``)."""
+    from controller.spec import load_yaml, parse_yaml
+
     if source == "-":
         return parse_yaml(sys.stdin.read(), "stdin"), "stdin"
     return load_yaml(Path(source), what), source
@@ -76,6 +78,9 @@ def _fallback_name(source: str) -> str:
 
 def _finish(imported: Imported, source: str, how: str, output: str | None, force: bool) -> int:
     """Validate the spec, write it with its notes, and say the same on stderr."""
+    from controller.importers.common import ManifestError, render
+    from controller.spec import SpecError, parse_spec
+
     out = Path(output) if output else None
     try:
         parse_spec(imported.spec, source=f"the spec made from {source}", base_dir=out.parent if out else ".")
@@ -95,6 +100,8 @@ def _finish(imported: Imported, source: str, how: str, output: str | None, force
     out.write_text(text)
     ep = imported.spec["entrypoint"]
     code = ep.get("script") or ep.get("module")
+    from controller.spec import IMAGE_ENTRYPOINT
+
     if code == IMAGE_ENTRYPOINT:
         print(f"wrote {out}: fill in entrypoint.script (the script the image's ENTRYPOINT runs) and put that code "
               f"where the spec says, then `tfray validate {out}`", file=sys.stderr)
@@ -104,12 +111,16 @@ def _finish(imported: Imported, source: str, how: str, output: str | None, force
 
 
 def cmd_import_tfjob(args) -> int:
+    from controller.importers.tfjob import import_tfjob
+
     manifest, source = _read(args.manifest, "TFJob manifest")
     imported = import_tfjob(manifest, source, _fallback_name(args.manifest))
     return _finish(imported, source, "import-tfjob", args.output, args.force)
 
 
 def cmd_import_vertex(args) -> int:
+    from controller.importers.vertex import import_vertex
+
     manifest, source = _read(args.manifest, "CustomJob")
     imported = import_vertex(manifest, source, _fallback_name(args.manifest))
     return _finish(imported, source, "import-vertex", args.output, args.force)

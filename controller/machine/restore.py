@@ -3,21 +3,27 @@
 A checkpoint whose files changed since their seal (a disk fault, a torn
 copy) is set aside into the job's quarantine folder, never deleted, and
 costs a unit of the ``max_corrupt_checkpoints`` budget; the next newest is
-tried. When the budget is spent, or nothing is left, the job fails saying
-where the checkpoints went and how to start over.
+tried, and the one restored instead is said (a line and an event), so that
+nobody reads the step of the one set aside as where the job carries on. When
+the budget is spent, or nothing is left, the job fails saying where the
+checkpoints went and how to start over.
 """
 
 from __future__ import annotations
+
+import logging
 
 from controller.machine.attempt import Attempt
 from controller.machine.failure_policy import FailurePolicy
 from controller.machine.job_folder import JobStore
 from controller.spec import JobSpec
-from controller.states.events import CheckpointQuarantined
+from controller.states.events import CheckpointFallback, CheckpointQuarantined
 from controller.states.state import Failed
 from controller.store.checkpoints import CheckpointRecord
 from protocol.layout import QUARANTINE_DIR
 from protocol.seal import verify_checkpoint
+
+log = logging.getLogger("tfray")
 
 
 def verified_restore(spec: JobSpec, store: JobStore, attempt: Attempt,
@@ -26,6 +32,11 @@ def verified_restore(spec: JobSpec, store: JobStore, attempt: Attempt,
     while (latest := store.latest()) is not None:
         problem = verify_checkpoint(latest.path)
         if problem is None:
+            set_aside = _set_aside_unsaid(attempt)
+            if set_aside:
+                log.warning("restoring the checkpoint of step %d (%s) instead of that of %s, set aside", latest.step,
+                            latest.path, ", ".join(f"step {step}" for step in set_aside))
+                attempt.add(CheckpointFallback(step=latest.step, path=latest.path, instead_of=set_aside))
             return latest
         allowed, counter = policy.may_quarantine(attempt.spent)
         if not allowed:
@@ -45,3 +56,15 @@ def quarantine(store: JobStore, attempt: Attempt, record: CheckpointRecord, reas
     aside = store.quarantine(record, reason)
     attempt.add(CheckpointQuarantined(step=record.step, path=record.path, to=str(aside), reason=reason,
                                       spent=dict(attempt.spent)))
+
+
+def _set_aside_unsaid(attempt: Attempt) -> list[int]:
+    """The steps set aside since the last fallback was said: here just now, or where a run's restore failed in
+    the tasks (``Controller._recover``)."""
+    steps: list[int] = []
+    for event in attempt.events:
+        if isinstance(event, CheckpointFallback):
+            steps = []
+        elif isinstance(event, CheckpointQuarantined):
+            steps.append(event.step)
+    return steps

@@ -141,6 +141,9 @@ def _check_entrypoint(spec: JobSpec, search_path: list[str]) -> list[str]:
                         "it), relative to the spec's folder, or write entrypoint.module instead")
     if ep.script:
         script = spec.resolve(ep.script)
+        if script.is_dir():
+            raise EntrypointNotFound(f"entrypoint.script: '{ep.script}' is a folder ({script}); a script file is "
+                                     f"needed, the Python file each task runs, e.g. {script / 'train.py'}")
         if not script.is_file():
             raise EntrypointNotFound(f"entrypoint.script: '{ep.script}' does not exist (looked at {script})")
         tree = parse_source(script, "entrypoint.script")

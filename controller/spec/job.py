@@ -74,12 +74,16 @@ class JobSpec(SpecModel):
         "their own node and the chief's checkpoints are gathered to the head through Ray; shared: always write "
         "into storage_path; gather: always gather. A URI storage_path always gathers.",
     )
-    checkpoint: CheckpointPolicy = Field(default_factory=CheckpointPolicy, description="Checkpoint policy.")
-    failure: FailurePolicySpec = Field(default_factory=FailurePolicySpec, description="Failure handling.")
+    # A part left out is its defaults, made without validation (defaults are not validated either way): calling
+    # the class would build that model's own validator, once per part a spec leaves out, for nothing.
+    checkpoint: CheckpointPolicy = Field(default_factory=CheckpointPolicy.model_construct,
+                                         description="Checkpoint policy.")
+    failure: FailurePolicySpec = Field(default_factory=FailurePolicySpec.model_construct,
+                                       description="Failure handling.")
     placement: Placement = Field(Placement.PACK, description="How task bundles are placed on nodes.")
     elastic: Elastic | None = Field(
         None, description="Let a multi_worker_mirrored job run with fewer workers while capacity is short.")
-    timeouts: Timeouts = Field(default_factory=Timeouts, description="Timeouts in seconds.")
+    timeouts: Timeouts = Field(default_factory=Timeouts.model_construct, description="Timeouts in seconds.")
     faults: list[FaultSpec] = Field(
         default_factory=list, description="Faults to inject, for testing how the job survives them "
         "(also `tfray run --fault worker-1:kill@step=50`).",

@@ -71,6 +71,15 @@ class CheckpointQuarantined(JobEvent):
 
 
 @dataclass(frozen=True)
+class CheckpointFallback(JobEvent):
+    """After checkpoints were set aside (``instead_of``: their steps), the run restores this one instead."""
+
+    step: int
+    path: str
+    instead_of: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Resize(JobEvent):
     """An elastic job runs with ``workers`` of its ``full`` worker count from now on."""
 
@@ -121,7 +130,7 @@ class TaskReported(JobEvent):
 
 
 KINDS: dict[str, type[JobEvent]] = {cls.kind: cls for cls in
-                                    (Decision, Restart, CheckpointQuarantined, Resize, Grow, DrainNotice,
+                                    (Decision, Restart, CheckpointQuarantined, CheckpointFallback, Resize, Grow, DrainNotice,
                                      PreemptionNotice, DriverLost, TaskReported)}
 
 

@@ -1,9 +1,12 @@
 """Text that reaches records and people: plain (no terminal colour codes) and cut at line boundaries.
 
 A task's error can be a long traceback with colour codes from Ray or a
-terminal. Records keep it readable: codes removed, and when it is long, its
-first lines (where it started) and its last lines (the exception), with how
-many lines were left out between them, never a line cut in half.
+terminal, and the output it ends with can be a progress bar that redraws
+itself with carriage returns and backspaces (Keras's). Records keep it
+readable: codes removed, each redrawn line as a terminal ends up showing it,
+and when it is long, its first lines (where it started) and its last lines
+(the exception), with how many lines were left out between them, never a
+line cut in half.
 """
 
 from __future__ import annotations
@@ -16,8 +19,34 @@ TAIL_LINES = 20
 
 
 def plain(text: str) -> str:
-    """``text`` without terminal escape codes (colours, cursor moves)."""
-    return _ANSI.sub("", text)
+    """``text`` without terminal escape codes (colours, cursor moves), each line redrawn to its final state."""
+    text = _ANSI.sub("", text)
+    if "\r" not in text and "\b" not in text:
+        return text
+    return "\n".join(redrawn(line) for line in text.split("\n"))
+
+
+def redrawn(line: str) -> str:
+    """What a terminal shows of one line that rewrites itself: a carriage return goes back to its start and a
+    backspace one character back, and what follows overwrites what was there. A Keras progress bar is one such
+    line per epoch, redrawn at every step; split at its carriage returns (``str.splitlines`` does) it is one
+    half-drawn bar per step, and its last piece runs into whatever is printed next."""
+    if "\r" not in line and "\b" not in line:
+        return line
+    shown: list[str] = []
+    cursor = 0
+    for char in line:
+        if char == "\r":
+            cursor = 0
+        elif char == "\b":
+            cursor = max(0, cursor - 1)
+        else:
+            if cursor < len(shown):
+                shown[cursor] = char
+            else:
+                shown.append(char)
+            cursor += 1
+    return "".join(shown).rstrip()  # a redraw pads with blanks to cover a longer line before it
 
 
 def compact(text: str, max_chars: int = 2000) -> str:

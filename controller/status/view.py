@@ -11,31 +11,50 @@ from __future__ import annotations
 
 import time
 
-from controller.states.events import Decision, JobEvent
+from controller.states.events import CheckpointFallback, CheckpointQuarantined, Decision, JobEvent
+from controller.states.text import plain
 
 
 def _last_line(error: str | None) -> str:
-    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
+    lines = [line.strip() for line in plain(error or "").splitlines() if line.strip()]
     # The last line of a traceback names the exception; that is what tells failures apart.
     return lines[-1][:160] if lines else ""
 
 
 def group_failures(events: list[JobEvent] | tuple[JobEvent, ...]) -> list[str]:
-    """One line per distinct (cause, action, reason, error) with every task it hit."""
-    groups: dict[tuple, list[Decision]] = {}
+    """One line per distinct (cause, action, reason, error) with every task it hit; a checkpoint set aside,
+    and the one restored instead, one line each, in their turn."""
+    groups: dict[tuple, list[JobEvent]] = {}
     for event in events:
         if isinstance(event, Decision):
-            error = _last_line(event.error).replace(event.task, "<task>")  # same failure, other task
-            groups.setdefault((event.cause, event.action, event.reason, error), []).append(event)
-    lines = []
-    for (cause, action, reason, error), hits in groups.items():
-        tasks = ", ".join(dict.fromkeys(e.task for e in hits))
-        when = time.strftime("%H:%M:%S", time.localtime(hits[0].time))
-        nodes = ", ".join(dict.fromkeys((e.node or "?")[:12] for e in hits))
-        times = f" (x{len(hits)})" if len(hits) > 1 else ""
-        lines.append(f"{when} {tasks} on node {nodes}: {cause} -> {action}{times}: {reason}"
-                     + (f"\n      {error}" if error else ""))
-    return lines
+            same = _last_line(event.error).replace(event.task, "\0")  # the same failure names another task
+            groups.setdefault((event.cause, event.action, event.reason, same), []).append(event)
+        elif isinstance(event, (CheckpointQuarantined, CheckpointFallback)):
+            groups[(event.kind, len(groups))] = [event]
+    return [_checkpoint_line(hits[0]) if len(key) == 2 else _failure_line(key, hits) for key, hits in groups.items()]
+
+
+def _failure_line(key: tuple, hits: list[Decision]) -> str:
+    cause, action, reason, _ = key
+    tasks = ", ".join(dict.fromkeys(e.task for e in hits))
+    nodes = ", ".join(dict.fromkeys((e.node or "?")[:12] for e in hits))
+    times = f" (x{len(hits)})" if len(hits) > 1 else ""
+    error = _last_line(hits[0].error)  # in the first task's own words, its name where it says it
+    if error and len(hits) > 1 and hits[0].task in error:
+        error = f"{hits[0].task}: {error}"
+    return (f"{_clock(hits[0].time)} {tasks} on node {nodes}: {cause} -> {action}{times}: {reason}"
+            + (f"\n      {error}" if error else ""))
+
+
+def _checkpoint_line(event: CheckpointQuarantined | CheckpointFallback) -> str:
+    if isinstance(event, CheckpointQuarantined):
+        return f"{_clock(event.time)} checkpoint of step {event.step} set aside as {event.to}: {event.reason}"
+    steps = ", ".join(f"step {step}" for step in event.instead_of)
+    return f"{_clock(event.time)} restored the checkpoint of step {event.step} instead of {steps}: {event.path}"
+
+
+def _clock(epoch_s: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(epoch_s))
 
 
 def duration(seconds: float | None) -> str:

@@ -4,10 +4,11 @@ job, torn records, and the faults summary. Stepped with the fake task group; the
 import os
 
 from controller.machine.record import JobRecord
-from controller.states.events import CheckpointQuarantined, Decision, PreemptionNotice, TaskReported
+from controller.states.events import CheckpointFallback, CheckpointQuarantined, Decision, PreemptionNotice, TaskReported
 from controller.states.result import JobResult
 from controller.states.state import JobState, Recovering, RecoveryReason
 from controller.status.summary import fault_lines
+from controller.status.view import group_failures
 from controller.store.lease import JobRunningError
 from protocol.layout import checkpoint_dir
 from protocol.seal import seal
@@ -41,14 +42,24 @@ def quarantined(result: JobResult) -> list[int]:
     return [e.step for e in result.events if isinstance(e, CheckpointQuarantined)]
 
 
+def fell_back(result: JobResult) -> list[tuple[int, list[int]]]:
+    """Each checkpoint restored instead of others, and theirs steps."""
+    return [(e.step, e.instead_of) for e in result.events if isinstance(e, CheckpointFallback)]
+
+
 def test_a_corrupt_newest_checkpoint_is_set_aside_and_the_one_before_restored(tmp_path):
     spec = with_checkpoints(tmp_path, 10, 20, 30)
     cut_short(spec, 30)
     controller, group = fakes.running(spec)
     assert group.launches[W0].restore.step == 20
     result = controller.outcome()
-    assert quarantined(result) == [30] and "bytes" in result.events[-1].reason
+    aside = next(e for e in result.events if isinstance(e, CheckpointQuarantined))
+    assert quarantined(result) == [30] and "bytes" in aside.reason
     assert not checkpoint_dir(spec.job_dir, 30).exists() and (spec.job_dir / "quarantine").is_dir()
+    assert fell_back(result) == [(20, [30])]  # which one the job carries on from is said, not only what went
+    said = [line.split(" ", 1)[1] for line in group_failures(result.events)]
+    assert said == [f"checkpoint of step 30 set aside as {aside.to}: {aside.reason}",
+                    f"restored the checkpoint of step 20 instead of step 30: {checkpoint_dir(spec.job_dir, 20)}"]
 
 
 def test_two_corrupt_in_a_row_fall_back_twice(tmp_path):
@@ -57,7 +68,9 @@ def test_two_corrupt_in_a_row_fall_back_twice(tmp_path):
     data = checkpoint_dir(spec.job_dir, 20) / "ckpt.data-00000-of-00001"
     data.write_bytes(b"W" + data.read_bytes()[1:])  # same size, altered
     controller, group = fakes.running(spec)
-    assert group.launches[CHIEF].restore.step == 10 and quarantined(controller.outcome()) == [30, 20]
+    result = controller.outcome()
+    assert group.launches[CHIEF].restore.step == 10 and quarantined(result) == [30, 20]
+    assert fell_back(result) == [(10, [30, 20])]
 
 
 def test_corrupt_checkpoints_past_their_budget_fail_the_job(tmp_path):
@@ -88,7 +101,7 @@ def test_a_restore_that_fails_in_the_tasks_sets_the_checkpoint_aside_and_restart
     assert fakes.states(controller, 2) == [JobState.STARTING, JobState.RUNNING]
     assert group.launches[W1].restore.step == 10
     result = controller.outcome()
-    assert quarantined(result) == [20]
+    assert quarantined(result) == [20] and fell_back(result) == [(10, [20])]
     decided = [e for e in result.events if isinstance(e, Decision)]
     assert {d.cause for d in decided} == {"checkpoint_unreadable"} and decided[-1].budget == "max_corrupt_checkpoints"
     assert decided[-1].spent["max_corrupt_checkpoints"] == 1 and decided[-1].spent["max_task_failures"] == 0

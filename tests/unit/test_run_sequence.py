@@ -97,3 +97,19 @@ def test_the_cli_runs_a_job_only_through_the_api_sequence():
         allowed = {"checked"} if path.name == "app.py" else set()  # validate and dry-run check, and stop there
         itself = sorted(named & (steps - allowed))
         assert not itself, f"{path.relative_to(REPO)} runs steps of the run sequence itself: {itself}"
+
+
+def test_tfray_run_shows_the_chiefs_progress_bar_and_no_other_tasks(job, asked, capsys, monkeypatch):
+    """The job has no chief task: worker-0's bar is the job's, and worker-1's stays in its log file."""
+    bar = ["Epoch 1/1", "2/2 [==============================] - 1s 9ms/step - loss: 0.5000"]
+
+    def run_job(spec, sys_path, on_progress=None, on_output=None):
+        for task in ("worker-0", "worker-1"):
+            on_output(task, bar)
+        return JobResult(state=JobState.SUCCEEDED, message="done", job_dir=str(spec.job_dir), attempt=2)
+
+    monkeypatch.setattr(api, "run_job", run_job)
+    main(["run", job])
+    out = capsys.readouterr().out
+    assert [f"(worker-0) {line}" for line in bar] == [line for line in out.splitlines() if "Epoch" in line
+                                                      or "step - loss" in line]

@@ -124,3 +124,26 @@ def test_only_the_tail_of_a_long_metrics_file_is_read(tmp_path):
 
 def test_durations_read_like_people_write_them():
     assert [duration(s) for s in (None, -1, 9, 72, 3725, 90061)] == ["?", "0s", "9s", "1m12s", "1h02m", "25h01m"]
+
+
+def test_a_failure_names_its_task_and_shows_a_progress_bar_as_it_ended_up(tmp_path, capsys):
+    """A killed task's output ends in a Keras bar redrawn with backspaces and carriage returns; a record
+    written before they were cleaned on the way in still reads clean, and a task's name is said as it is."""
+    spec_path = write_job(tmp_path)
+    job_dir = load_spec(spec_path).job_dir
+    job_dir.mkdir(parents=True)
+    bar = "3/10 [========>.....................] - ETA: 2s - loss: 0.7000"
+    drawn = "2/10 [=====>........................] - ETA: 3s - loss: 0.8000" + "\b" * 61 + "\r" + bar + "\b" * 61
+    now = time.time()
+    events = [{"event": "decision", "time": now, "task": "worker-0", "cause": "process_died",
+               "action": "restart_cluster", "reason": "retried", "error": "worker-0's process was killed by "
+               f"signal 9; last 2 lines of its output:\nEpoch 1/3\n{drawn}"},
+              {"event": "decision", "time": now, "task": "chief-0", "cause": "user_error", "action": "fail",
+               "reason": "a bug", "error": "Traceback (most recent call last):\nValueError: bad batch on chief-0"}]
+    JobRecord(job_dir, "glance").write_attempt(AttemptRecord.from_json({
+        "attempt": 1, "state": "FAILED", "started_at": now - 60, "updated_at": now, "events": events}))
+    assert main(["status", spec_path, "--verbose"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"\n      {bar}\n" in out
+    assert "\n      ValueError: bad batch on chief-0\n" in out
+    assert "<task>" not in out and "\b" not in out and "\r" not in out

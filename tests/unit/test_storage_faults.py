@@ -136,3 +136,10 @@ def test_a_local_run_that_serves_tensorflows_grpc_warns_once_what_it_exposes(tmp
     assert exposure_warning(make_spec(tmp_path), joining_cluster=True) is None
     single = make_spec(tmp_path, strategy="one_device", roles={"chief": {"count": 1}})
     assert exposure_warning(single, joining_cluster=False) is None
+
+
+def test_records_keep_a_line_a_progress_bar_redrew_as_a_terminal_ended_up_showing_it():
+    error = ("killed; last 2 lines of its output:\n1/4 [>...] - ETA: 3s" + "\b" * 20
+             + "\r2/4 [==>.] - ETA: 1s   \b\b\b\r\n")
+    assert compact(error) == "killed; last 2 lines of its output:\n2/4 [==>.] - ETA: 1s"
+    assert plain("a\rb\n") == "b\n" and plain("no redraws\r\n".removesuffix("\r\n")) == "no redraws"
