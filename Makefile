@@ -19,11 +19,11 @@ $(STAMP): pyproject.toml cluster_configs/constraints.txt
 
 setup: $(STAMP)
 
-# The demo starts fresh each time (its job folder is cleared first); run the
-# CLI directly to see a re-run resume from the newest checkpoint instead.
+# The demo starts fresh each time: --fresh moves an earlier run's job folder
+# aside (runs/digits-mwms.old-<time>) and deletes nothing. Run the CLI without
+# it to see a re-run resume from the newest checkpoint instead.
 demo: setup
-	rm -rf runs/digits-mwms
-	$(BIN)/python -m controller run $(DEMO_JOB)
+	$(BIN)/python -m controller run $(DEMO_JOB) --fresh
 
 test: setup
 	$(BIN)/python -m pytest -ra --durations=15

@@ -233,9 +233,14 @@ class MetricsReport(_Report):
     step: int
     values: dict
     task_time: float = field(default_factory=time.time)  # when the task reported them
+    # How many epochs the training runs in all, when it knows (Keras' fit does): the progress line's "7/15".
+    total_epochs: int | None = None
 
     def to_json(self) -> dict:  # metrics.jsonl's rows have the task's role and index too
-        return {**super().to_json(), "role": self.key.role, "index": self.key.index}
+        row = {**super().to_json(), "role": self.key.role, "index": self.key.index}
+        if self.total_epochs is None:
+            del row["total_epochs"]  # a row without a total keeps the keys rows always had
+        return row
 
 
 @dataclass(frozen=True)

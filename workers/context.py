@@ -89,11 +89,14 @@ class TaskContext(TaskIdentity):
 
     # ------------------------------------------------------------- reporting
 
-    def report(self, values: dict[str, Any], step: int) -> None:
-        """Send metrics for ``step`` to the job's collector (never blocks on the driver)."""
+    def report(self, values: dict[str, Any], step: int, total_epochs: int | None = None) -> None:
+        """Send metrics for ``step`` to the job's collector (never blocks on the driver); ``total_epochs``: how
+        many epochs the training runs in all, when known, so the progress line can say "epoch 7/15" and when
+        it will end."""
         clean = {k: (float(v) if hasattr(v, "__float__") and not isinstance(v, (bool, int)) else v)
                  for k, v in values.items()}
-        self._send(MetricsReport(self.key, int(step), clean))
+        total = int(total_epochs) if total_epochs is not None else None
+        self._send(MetricsReport(self.key, int(step), clean, total_epochs=total))
         if self._injector is not None:
             self._injector.on_step(int(step))
 

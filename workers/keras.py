@@ -248,7 +248,10 @@ class JobCallback(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         step = self._step()
         if self.reporting:
-            self.ctx.report({"epoch": epoch + 1, **(logs or {}), **self._throughput(step)}, step=step)
+            # The epochs fit runs in all, a resumed fit too (Keras sets `params` in fit; a hand call has none).
+            total = (getattr(self, "params", None) or {}).get("epochs")
+            self.ctx.report({"epoch": epoch + 1, **(logs or {}), **self._throughput(step)}, step=step,
+                            total_epochs=total)
             if (epoch + 1) % self.every_n_epochs == 0:
                 save(self.ctx, self.model, step, epoch=epoch + 1, metrics=logs)
         if self.notices and self._pss() and self.ctx.preemption_notice is not None:

@@ -21,6 +21,7 @@ import sys
 from controller import settings
 from controller.cli import files as cli_files
 from controller.cli import imports as cli_import
+from controller.cli import jobs as cli_jobs
 from controller.cli.cluster import SUBMIT_EPILOG, add_address, cmd_stop, cmd_submit
 from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_OK
 
@@ -32,6 +33,7 @@ examples:
   tfray run JOB.yaml --address auto                       join a running cluster (`ray up`, `ray start`)
   tfray run JOB.yaml --fault worker-1:kill@step=50        kill a task on purpose and watch the job recover
   tfray status JOB.yaml                                   attempts, budgets, every failure and the decision taken
+  tfray jobs runs                                         every job under a storage folder, one line each
   tfray logs JOB.yaml worker-1 --follow                   what a task printed (every task's log is in the job folder)
   tfray tensorboard JOB.yaml                              the job's curves, every attempt, on 127.0.0.1
   tfray submit JOB.yaml --follow                          run it on a `ray up` cluster through its Jobs API
@@ -198,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long to wait for the job to end (default 60)")
     p.set_defaults(func=cmd_stop)
 
+    cli_jobs.add_commands(sub)
     cli_files.add_commands(sub)
     cli_import.add_commands(sub)
 

@@ -30,7 +30,8 @@ from controller.machine.watch import Watch
 from controller.plan.launch import build_launches, task_env
 from controller.plan.tasks import TaskSpec, plan
 from controller.report.gauges import JobGauges, Sample
-from controller.report.metrics import MetricsCollector, Progress
+from controller.report.metrics import MetricsCollector
+from controller.report.progress import Progress, epochs_asked
 from controller.report.tensorboard import ScalarWriter
 from controller.spec import JobSpec, Role
 from controller.states.events import Resize, Restart
@@ -148,7 +149,7 @@ class Controller:
                          attempt=self.attempt.number, result=self.result, latest_checkpoint=self.store.latest(),
                          failures=list(self.attempt.failures), restarts=self.attempt.restarts,
                          tasks={str(k): v for k, v in self.tasks.infos.items()}, events=list(self.attempt.events),
-                         statuses=self.tasks.status_names(),
+                         statuses=self.tasks.status_names(), elapsed_s=time.time() - self.attempt.started_at,
                          chief_metrics=self.collector.latest.get(str(self.tasks.chief.key)) if self.collector else None)
 
     # ------------------------------------------------------------------ states
@@ -165,7 +166,8 @@ class Controller:
         shown = {str(self.tasks.chief.key)} | {str(t.key) for t in self.tasks.tasks if t.sidecar}
         self.collector = MetricsCollector(self.spec.job_dir, self.spec.name, self.attempt.number,
                                           chief=str(self.tasks.chief.key), on_progress=self.on_progress,
-                                          scalars=ScalarWriter(self.spec.job_dir, self.attempt.number, shown))
+                                          scalars=ScalarWriter(self.spec.job_dir, self.attempt.number, shown),
+                                          total_epochs=epochs_asked(self.attempt.fingerprint.get("args")))
         self.collector.restart = self.attempt.restarts
         observer = Observer(self.group, self.collector, self.tasks, clock=self.clock,
                             heartbeat_s=self.spec.timeouts.heartbeat_s, drain_poll_s=settings.DRAIN_POLL_S)

@@ -5,41 +5,24 @@ the job's report inbox; the controller drains it each step and hands them
 here. Metrics reports are appended to ``metrics.jsonl`` under the job folder
 (the record of truth, one JSON object a line: the report's ``to_json`` with
 job, attempt, cluster restart and wall time), summarised into a progress line
-for the CLI, and (the chief's and the evaluator's) written as TensorBoard
-scalars (``controller/report/tensorboard.py``). The other reports go back to
-the caller.
+for the CLI (``controller/report/progress.py``), and (the chief's and the
+evaluator's) written as TensorBoard scalars
+(``controller/report/tensorboard.py``). The other reports go back to the
+caller.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
+from controller.report.progress import Pace, Progress
 from controller.report.tensorboard import ScalarWriter
 from protocol.wire import MetricsReport, Report
 
 METRICS_FILE = "metrics.jsonl"
-
-
-@dataclass(frozen=True)
-class Progress:
-    """The latest training progress, as the CLI shows it."""
-
-    task: str
-    step: int
-    values: dict
-
-    def line(self) -> str:
-        parts = [f"[{self.task}] step {self.step}"]
-        for key, value in self.values.items():
-            if isinstance(value, float):
-                parts.append(f"{key} {value:.4g}")
-            elif isinstance(value, (int, str)):
-                parts.append(f"{key} {value}")
-        return "  ".join(parts)
 
 
 class MetricsCollector:
@@ -53,6 +36,8 @@ class MetricsCollector:
         chief: str,
         on_progress: Callable[[Progress], None] | None = None,
         scalars: ScalarWriter | None = None,
+        total_epochs: int | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self.path = Path(job_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +46,8 @@ class MetricsCollector:
         self.chief = chief
         self.on_progress = on_progress
         self.scalars = scalars
+        self.clock = clock
+        self.pace = Pace(clock(), total_epochs)  # total_epochs: what the spec asks for, when it says
         self.restart = 0  # the cluster restart the reports belong to (set by the controller)
         self.latest: dict[str, dict] = {}  # task -> its latest metrics.jsonl row
         self._file: TextIO | None = None
@@ -74,9 +61,12 @@ class MetricsCollector:
             if not isinstance(report, MetricsReport):
                 others.append(report)
                 continue
-            chief_reported = chief_reported or report.task == self.chief
-            row = {"job": self.job_name, "attempt": self.attempt, "restart": self.restart, "time": time.time(),
+            row = {"job": self.job_name, "attempt": self.attempt, "restart": self.restart, "time": self.clock(),
                    **report.to_json()}
+            if report.task == self.chief:
+                chief_reported = True
+                # Epochs are timed on the chief's clock: when it reported, not when a drain brought it here.
+                self.pace.observe(row, report.task_time)
             lines.append(json.dumps(row, sort_keys=True, default=str))
             self.latest[report.task] = row
             if self.scalars is not None:
@@ -87,8 +77,7 @@ class MetricsCollector:
                 self.scalars.flush()
             # Only a new metrics report of the chief is progress (its heartbeats and checkpoints are not).
             if self.on_progress and chief_reported:
-                chief_row = self.latest[self.chief]
-                self.on_progress(Progress(self.chief, chief_row.get("step", 0), chief_row.get("values", {})))
+                self.on_progress(self.pace.progress(self.chief, self.latest[self.chief], self.clock()))
         return others
 
     def _append(self, lines: list[str]) -> None:

@@ -27,3 +27,4 @@ class JobResult:
     events: list[JobEvent] = field(default_factory=list)  # everything the attempt's record holds, in order
     statuses: dict[str, str] = field(default_factory=dict)
     chief_metrics: dict | None = None  # the chief's last report: {"step": N, "values": {...}}
+    elapsed_s: float | None = None  # from the attempt's start to its end (earlier attempts not counted)

@@ -61,3 +61,15 @@ def compact(text: str, max_chars: int = 2000) -> str:
     dropped = len(lines) - len(head) - len(tail)
     kept = head + ([f"... {dropped} line(s) left out ..."] if dropped > 0 else []) + tail
     return "\n".join(line if len(line) <= max_chars // 2 else line[: max_chars // 2] + " ..." for line in kept)
+
+
+def duration(seconds: float | None) -> str:
+    """``3h05m``, ``4m12s``, ``9s``: as long as it needs to be, no longer."""
+    if seconds is None:
+        return "?"
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

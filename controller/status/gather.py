@@ -15,23 +15,30 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from controller.machine.record import JobRecord
+from controller.machine.record import AttemptRecord, JobRecord
 from controller.plan.tasks import chief_of, plan
 from controller.report.metrics import last_rows
+from controller.report.progress import epochs_asked
 from controller.spec import JobSpec
 from controller.status.view import group_failures
 from controller.store.checkpoints import CheckpointManifest
 from controller.store.lease import FileLease
+from protocol.wire import TaskKey
 
 SPEED_KEY = "examples_per_s"
 
 
 def job_view(spec: JobSpec, job_dir: str | Path | None = None, now: float | None = None) -> dict:
     """The job at a glance (TornRecordError when ``job.json`` is not a job record)."""
-    job_dir = Path(job_dir or spec.job_dir)
+    return folder_view(Path(job_dir or spec.job_dir), spec.name, str(chief_of(plan(spec)).key), now)
+
+
+def folder_view(job_dir: Path, name: str, chief: str | None = None, now: float | None = None) -> dict:
+    """What a job folder says of its job, with no spec at hand (``tfray jobs``): the chief is the one the
+    last attempt ran, when not given. TornRecordError when ``job.json`` is not a job record."""
     now = time.time() if now is None else now
-    attempts = JobRecord(job_dir, spec.name).attempts()
-    view: dict = {"job": spec.name, "job_dir": str(job_dir)}
+    attempts = JobRecord(job_dir, name).attempts()
+    view: dict = {"job": name, "job_dir": str(job_dir)}
     if not attempts:
         return {**view, "state": "NOT_STARTED"}
     last = attempts[-1]
@@ -41,32 +48,45 @@ def job_view(spec: JobSpec, job_dir: str | Path | None = None, now: float | None
         "state": last.state, "message": last.message, "attempt": last.attempt,
         "started_at": last.started_at or None,
         "elapsed_s": round((ended_at or now) - last.started_at, 1) if last.started_at else None,
+        "updated_s_ago": round(now - last.updated_at, 1) if last.updated_at else None,
         "driver": holder.describe() if holder else None,
         "restarts": last.restarts,
-        "budgets": {name: {"spent": last.spent.get(name, 0), "limit": limit} for name, limit in last.limits.items()},
+        "budgets": {budget: {"spent": last.spent.get(budget, 0), "limit": limit}
+                    for budget, limit in last.limits.items()},
         "tasks": {task: {"state": state, **last.tasks.get(task, {})} for task, state in last.statuses.items()},
         "failures": group_failures(last.events),
         "attempts": [{"attempt": a.attempt, "state": a.state, "message": a.message, "restarts": a.restarts,
                       "failures": group_failures(a.events)} for a in attempts],
     })
     view["last_failure"] = view["failures"][-1].splitlines()[0] if view["failures"] else None
-    view["training"] = _training(spec, job_dir, now)
-    latest = CheckpointManifest(job_dir, keep=spec.checkpoint.keep).latest()
+    view["training"] = _training(chief or _chief_of_record(last), job_dir, now)
+    if view["training"] and not view["training"]["total_epochs"]:  # the training did not say: the spec may have
+        view["training"]["total_epochs"] = epochs_asked(last.spec.get("args"))
+    # The newest checkpoint is the same whatever the spec keeps: `keep` only decides what pruning deletes.
+    latest = CheckpointManifest(job_dir, keep=1).latest()
     view["checkpoint"] = None if latest is None else {
         "step": latest.step, "epoch": latest.epoch, "path": latest.path,
         "age_s": round(now - latest.time, 1) if latest.time else None}
     return view
 
 
-def _training(spec: JobSpec, job_dir: Path, now: float) -> dict | None:
-    """The chief's newest report: step, epoch, examples/s and the metrics it logged."""
-    chief = str(chief_of(plan(spec)).key)
+def _chief_of_record(attempt: AttemptRecord) -> str:
+    """The chief of the tasks an attempt ran: ``chief-0``, or ``worker-0`` when it had no chief (the plan's rule,
+    read from the attempt's record of what it trained, or else from its tasks)."""
+    roles = attempt.spec.get("roles") or {}
+    has_chief = bool(roles.get("chief")) if roles else str(TaskKey("chief", 0)) in attempt.statuses
+    return str(TaskKey("chief", 0) if has_chief else TaskKey("worker", 0))
+
+
+def _training(chief: str, job_dir: Path, now: float) -> dict | None:
+    """The chief's newest report: step, epoch (of how many, when it said), examples/s and the metrics it logged."""
     row = next((r for r in reversed(last_rows(job_dir)) if r.get("task") == chief), None)
     if row is None:
         return None
     values = dict(row.get("values") or {})
     epoch = values.pop("epoch", None)
     speed = values.pop(SPEED_KEY, None)
-    return {"task": chief, "step": row.get("step"), "epoch": epoch, "examples_per_s": speed,
+    return {"task": chief, "step": row.get("step"), "epoch": epoch, "total_epochs": row.get("total_epochs"),
+            "examples_per_s": speed,
             "metrics": {k: v for k, v in values.items() if isinstance(v, (int, float, str))},
             "reported_s_ago": round(now - row["time"], 1) if isinstance(row.get("time"), (int, float)) else None}

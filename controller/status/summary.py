@@ -1,4 +1,5 @@
-"""What ``tfray run`` prints when a job ends: how it ended, what failed, which faults fired, what is left.
+"""What ``tfray run`` prints when a job ends: how it ended, how long it took, what failed, which faults fired,
+what is left.
 
 Only files that exist are named, and every planned fault is accounted for:
 fired (and when) or never fired (the job ended before its moment came, or a
@@ -15,6 +16,7 @@ from controller.spec import FaultSpec, JobSpec
 from controller.states.events import TaskReported
 from controller.states.result import JobResult
 from controller.states.state import JobState
+from controller.states.text import duration
 from controller.status.view import group_failures
 from protocol.layout import LOGS_DIR, MODEL_DIR
 
@@ -36,6 +38,9 @@ def fault_lines(faults: list[FaultSpec], events: list) -> list[str]:
 def summary_lines(spec: JobSpec, result: JobResult, spec_path: str | None = None) -> list[str]:
     lines = [f"job {spec.name} {result.state.value} (attempt {result.attempt}, {result.restarts} cluster "
              f"restart(s)): {result.message}"]
+    if result.elapsed_s is not None:  # the cluster's start and every restart included: the time it took
+        earlier = " (this attempt alone)" if result.attempt > 1 else ""
+        lines.append(f"  total time {duration(result.elapsed_s)}{earlier}")
     lines += [f"  {line}" for line in group_failures(result.events)]
     gone = [task for task, status in result.statuses.items() if status in ("FAILED", "LOST")]
     if gone and result.state is JobState.SUCCEEDED:

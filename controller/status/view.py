@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 
+from controller.report.progress import epochs_text
 from controller.states.events import CheckpointFallback, CheckpointQuarantined, Decision, JobEvent
-from controller.states.text import plain
+from controller.states.text import duration, plain
 
 
 def _last_line(error: str | None) -> str:
@@ -57,18 +58,6 @@ def _clock(epoch_s: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(epoch_s))
 
 
-def duration(seconds: float | None) -> str:
-    """``3h05m``, ``4m12s``, ``9s``: as long as it needs to be, no longer."""
-    if seconds is None:
-        return "?"
-    seconds = int(max(0, seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
 def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -84,7 +73,7 @@ def render_status(view: dict, verbose: bool = False) -> str:
     if training:
         parts = [f"step {training['step']}"]
         if training.get("epoch") is not None:
-            parts.append(f"epoch {training['epoch']}")
+            parts.append(f"epoch {epochs_text(training['epoch'], training.get('total_epochs'))}")
         if training.get("examples_per_s") is not None:
             parts.append(f"{training['examples_per_s']:.0f} examples/s")
         metrics = "  ".join(f"{k} {_number(v)}" for k, v in training["metrics"].items())

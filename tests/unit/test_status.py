@@ -12,7 +12,7 @@ from controller.machine.record import AttemptRecord, JobRecord
 from controller.remote.status import parse_view
 from controller.report.metrics import METRICS_FILE, last_rows
 from controller.spec import load_spec
-from controller.status.view import duration
+from controller.states.text import duration
 from controller.store.checkpoints import CheckpointManifest
 from controller.store.lease import FileLease
 from controller.store.storage import CACHE_DIR_ENV

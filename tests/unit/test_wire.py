@@ -50,8 +50,10 @@ def test_an_end_says_how_it_ended():
 
 
 CHIEF = TaskKey("chief", 0)
-REPORTS = [MetricsReport(CHIEF, 3, {"loss": 0.5}, task_time=1.5), CheckpointReport(CHIEF, 3, "/c", node_copy=True),
-           FolderReport(CHIEF, "model", "/m"), OutputReport(CHIEF, ("a", "b")), HeartbeatReport(CHIEF, 7, 2.0),
+REPORTS = [MetricsReport(CHIEF, 3, {"loss": 0.5}, task_time=1.5),
+           MetricsReport(CHIEF, 4, {"epoch": 2}, task_time=1.5, total_epochs=15),
+           CheckpointReport(CHIEF, 3, "/c", node_copy=True), FolderReport(CHIEF, "model", "/m"),
+           OutputReport(CHIEF, ("a", "b")), HeartbeatReport(CHIEF, 7, 2.0),
            EventReport(CHIEF, "serving", {"target": "grpc://x", "pid": 7})]
 
 
@@ -64,6 +66,7 @@ def test_a_report_crosses_a_pipe_and_ray_as_itself(report):
 def test_the_json_of_a_report_is_flat_as_the_pipe_and_metrics_jsonl_have_it():
     assert REPORTS[0].to_json() == {"kind": "metrics", "task": "chief-0", "role": "chief", "index": 0, "step": 3,
                                     "task_time": 1.5, "values": {"loss": 0.5}}
+    assert REPORTS[1].to_json()["total_epochs"] == 15  # known only to training that says so (Keras' fit)
     assert REPORTS[-1].to_json() == {"kind": "event", "task": "chief-0", "event": "serving", "target": "grpc://x",
                                      "pid": 7}
 
