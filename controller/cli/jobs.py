@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 
 from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
-from controller.spec import load_spec
-from controller.status.jobs import job_rows, render_jobs
 from controller.store.storage import is_uri
 
 JOBS_EPILOG = """\
@@ -43,6 +41,8 @@ def storage_folder(given: str) -> tuple[Path | None, str | None]:
         return None, f"{given} does not exist: give a storage folder or a job spec file"
     if path.is_dir():
         return path, None
+    from controller.spec import load_spec  # here: `tfray --help` imports no pydantic (test_cli_imports.py)
+
     spec = load_spec(given)  # SpecError names the file and the field (exit 2)
     if spec.storage_uri is not None:
         return None, f"{given}: storage_path {spec.storage_path} is a URI: {URI_UNLISTED}"
@@ -50,6 +50,8 @@ def storage_folder(given: str) -> tuple[Path | None, str | None]:
 
 
 def cmd_jobs(args) -> int:
+    from controller.status.jobs import job_rows, render_jobs
+
     folder, error = storage_folder(args.storage_path)
     if error:
         print(f"error: {error}", file=sys.stderr)
