@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench import figures, sweeps
@@ -99,8 +98,6 @@ def run_one(scenario: str, way: str, run_dir: Path, size: dict, args, cmd: list[
     figures (or the error that kept it from having any)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     env = run_env(dict(kv.split("=", 1) for kv in args.ours_env) if way == "ours" else None)
-    if getattr(args, "side_by_side", False):
-        env["RAY_USE_RANDOM_PORTS"] = "1"  # two local Rays at once: each worker's port from the OS, no clash
     cmd = cmd or command(scenario, way, run_dir, size, args)
     began, load_before = time.time(), os.getloadavg()[0]
     with open(run_dir / "driver.log", "w") as log:
@@ -123,19 +120,6 @@ def run_one(scenario: str, way: str, run_dir: Path, size: dict, args, cmd: list[
            "load_avg": (load_before, os.getloadavg()[0])}  # other work on the machine makes figures noisy
     (run_dir / "run.json").write_text(json.dumps(run))
     return read_run(scenario, way, run_dir)
-
-
-def run_ways(scenario: str, order: list[str], rep: int, out: Path, size: dict, args):
-    """Each way's run of one scenario, one after another, or all at once with ``--side-by-side`` (the smoke:
-    most of a run is start-up and restarts, which overlap); yields ``(way, run)`` in ``order``."""
-    def one(way: str) -> dict:
-        return {**run_one(scenario, way, out / f"rep{rep + 1}" / f"{scenario}-{way}", size, args), "rep": rep}
-
-    if not args.side_by_side:
-        yield from ((way, one(way)) for way in order)
-        return
-    with ThreadPoolExecutor(len(order), thread_name_prefix="bench-run") as pool:
-        yield from zip(order, pool.map(one, order))
 
 
 def read_run(scenario: str, way: str, run_dir: Path) -> dict:
@@ -184,12 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="small jobs, fault run only")
     parser.add_argument("--smoke", action="store_true",
-                        help="--quick and --side-by-side, and a scale sweep of 4 tasks on 2 nodes only: what the "
-                             "suite's smoke test needs to prove that every way runs and fills every row "
-                             "(tests/integration); its figures are not comparable")
-    parser.add_argument("--side-by-side", action="store_true",
-                        help="run a scenario's ways at the same time (each its own Ray, random worker ports): "
-                             "quicker, but they share the cores, so the figures say nothing about speed")
+                        help="--quick, and a scale sweep of 4 tasks on 2 nodes only: what the suite's smoke test "
+                             "needs to prove that every way runs and fills every row (tests/integration)")
     parser.add_argument("--out", default=None, help="where runs and results go (default: a new folder in /tmp)")
     parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated subset of ours,hand,raytrain")
     parser.add_argument("--scenarios", default=None,
@@ -211,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="bound on one run (default 600; 300 with --quick)")
     args = parser.parse_args(argv)
     args.quick = args.quick or args.smoke
-    args.side_by_side = args.side_by_side or args.smoke
     reps = args.reps or (1 if args.quick else 5)
     args.run_timeout_s = args.run_timeout_s or (300 if args.quick else 600)
     size = sizes(args.quick)
@@ -243,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in (s for s in size["scenarios"] if s not in sweeps.SWEEPS):
             order = [w for w in ways if scenario != "pss" or w != "raytrain"]
             order = order[rep % len(order):] + order[:rep % len(order)]  # rotate: no way always goes first
-            for way, run in run_ways(scenario, order, rep, out, size, args):
+            for way in order:
+                run = run_one(scenario, way, out / f"rep{rep + 1}" / f"{scenario}-{way}", size, args)
+                run["rep"] = rep
                 runs.append(run)
                 print(f"  rep {rep + 1} {scenario:<11} {way:<8} {run.get('state')} in {run['wall_s']:.0f}s"
                       + (f" ({run.get('error')})" if run.get("error") else ""), flush=True)
