@@ -19,31 +19,15 @@ def three_nodes():
     yield from node_cluster(worker_nodes=2)
 
 
-def test_one_task_per_node_with_distinct_ports(three_nodes, tmp_path):
-    spec = job_spec(
-        tmp_path, "digits-3-nodes", {"function": "examples.digits:train", "args": {"epochs": 4}},
-        placement="strict_spread",
-    )
-    result = run_job(spec, [str(REPO)])
-    assert result.state is JobState.SUCCEEDED, result.message
-    infos = result.tasks
-    assert len({i.node_id for i in infos.values()}) == 3, infos
-    hosts = {i.address.rsplit(":", 1)[0] for i in infos.values()}
-    ports = {i.address.rsplit(":", 1)[1] for i in infos.values()}
-    assert len(hosts) == 1 and len(ports) == 3  # one IP for all nodes: only the ports tell tasks apart
-    assert {r["task"] for r in read_metrics(spec.job_dir)} == {"chief-0", "worker-0", "worker-1"}
-    assert result.result["val_accuracy"] >= 0.8
-    assert_nothing_left()
-
-
 def node_folders(root) -> dict[str, list[str]]:
     """What tasks left in their per-node folders: node -> checkpoint folders still there."""
     return {node.name: sorted(p.name for p in node.glob("*/checkpoints/ckpt-*")) for node in root.iterdir()}
 
 
-def test_checkpoints_gathered_to_the_head_without_shared_storage(three_nodes, tmp_path):
-    """Tasks write on their own node (storage_mode: gather, one folder per node); the chief's checkpoints
-    reach the head's storage path through Ray, and a restart gets them back the same way."""
+def test_one_task_per_node_and_checkpoints_gathered_to_the_head_without_shared_storage(three_nodes, tmp_path):
+    """One task per node, told apart by their ports alone (one IP here). Tasks write on their own node
+    (storage_mode: gather, one folder per node); the chief's checkpoints reach the head's storage path
+    through Ray, and a restart gets them back the same way."""
     nodes = tmp_path / "nodes"
     spec = job_spec(
         tmp_path, "digits-gather", {"function": "examples.digits:train", "args": {"epochs": 4}},
@@ -67,6 +51,12 @@ def test_checkpoints_gathered_to_the_head_without_shared_storage(three_nodes, tm
     folders = node_folders(nodes)
     assert len(folders) == 3 and not any(folders.values()), folders  # gathered copies are not kept on nodes
     assert {r["task"] for r in read_metrics(spec.job_dir)} == {"chief-0", "worker-0", "worker-1"}
+    infos = result.tasks
+    assert len({i.node_id for i in infos.values()}) == 3, infos
+    hosts = {i.address.rsplit(":", 1)[0] for i in infos.values()}
+    ports = {i.address.rsplit(":", 1)[1] for i in infos.values()}
+    assert len(hosts) == 1 and len(ports) == 3  # one IP for all nodes: only the ports tell tasks apart
+    assert result.result["val_accuracy"] >= 0.8
     assert_nothing_left()
 
 
