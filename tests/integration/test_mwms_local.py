@@ -20,7 +20,10 @@ from .conftest import REPO, BackgroundJob, assert_nothing_left, job_spec
 
 pytestmark = pytest.mark.integration
 
-TASKS = {"chief-0", "worker-0", "worker-1"}
+# A chief and one worker: two TF processes on the machine's two cores. The multi-node tests (test_multinode.py,
+# test_elastic.py) run MWMS with two workers.
+ROLES = {"chief": {"count": 1, "resources": {"cpu": 1}}, "worker": {"count": 1, "resources": {"cpu": 1}}}
+TASKS = {"chief-0", "worker-0"}
 ACCURACY_THRESHOLD = 0.85  # digits' validation accuracy passes 0.9 after its second epoch
 # An epoch of the digits job takes about 2.5 s here (3 processes on 2 cores, an all-reduce a step, validation
 # and an asynchronous save): the jobs are as short as what each test must see allows.
@@ -54,18 +57,20 @@ def check_checkpoints(spec):
 
 
 def test_function_mode_trains_then_a_rerun_resumes(local_ray, tmp_path):
-    spec = job_spec(tmp_path, "digits-fn", {"function": "examples.digits:train", "args": {"epochs": 3}})
+    spec = job_spec(tmp_path, "digits-fn", {"function": "examples.digits:train", "args": {"epochs": 3}},
+                    roles=ROLES)
     result = run(spec)
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.result["val_accuracy"] >= ACCURACY_THRESHOLD
-    assert result.result["replicas"] == 3
+    assert result.result["replicas"] == 2
     rows = read_metrics(spec.job_dir)
     assert {r["task"] for r in rows} == TASKS
     first = check_checkpoints(spec)
     assert first.step == result.result["step"] and first.epoch == 3
     assert_nothing_left()
 
-    resumed_spec = job_spec(tmp_path, "digits-fn", {"function": "examples.digits:train", "args": {"epochs": 4}})
+    resumed_spec = job_spec(tmp_path, "digits-fn", {"function": "examples.digits:train", "args": {"epochs": 4}},
+                            roles=ROLES)
     again = run(resumed_spec)
     assert again.state is JobState.SUCCEEDED, again.message
     assert again.attempt == 2 and again.result["initial_epoch"] == 3
@@ -76,7 +81,8 @@ def test_function_mode_trains_then_a_rerun_resumes(local_ray, tmp_path):
 
 
 def test_script_mode_reads_tf_config_from_its_environment(local_ray, tmp_path):
-    spec = job_spec(tmp_path, "digits-script", {"script": "examples/digits_script.py", "args": {"epochs": 4}})
+    spec = job_spec(tmp_path, "digits-script", {"script": "examples/digits_script.py", "args": {"epochs": 4}},
+                    roles=ROLES)
     result = run(spec)
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.result == {"exit_code": 0}
@@ -91,7 +97,8 @@ def test_script_mode_reads_tf_config_from_its_environment(local_ray, tmp_path):
 
 def test_a_killed_worker_restarts_the_group_from_the_newest_checkpoint(local_ray, tmp_path):
     epochs = 8  # the kill comes after epoch 3 at the earliest: the job must still be training then
-    spec = job_spec(tmp_path, "digits-kill", {"function": "examples.digits:train", "args": {"epochs": epochs}})
+    spec = job_spec(tmp_path, "digits-kill", {"function": "examples.digits:train", "args": {"epochs": epochs}},
+                    roles=ROLES)
     job = BackgroundJob(spec)
     # `tfray status` on the running job: a step that advances, the tasks alive, the driver named.
     seen = []
@@ -108,7 +115,7 @@ def test_a_killed_worker_restarts_the_group_from_the_newest_checkpoint(local_ray
     text = render_status(seen[-1])
     assert text.startswith("job digits-kill: RUNNING, attempt 1, running for ") and "examples/s" in text
     job.wait_until(lambda: checkpointed_epoch(job) >= 3, 180, "the checkpoint of epoch 3")
-    job.kill("worker-1")
+    job.kill("worker-0")
     # Prometheus' view: Ray's metrics endpoint serves the job's gauges (this test process is the job's driver,
     # so they stay there while the job restarts and after it ends). Ray exports each gauge at its own export
     # interval, so one series may be there before another: wait for every one, bounded.
@@ -126,7 +133,7 @@ def test_a_killed_worker_restarts_the_group_from_the_newest_checkpoint(local_ray
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 1
     assert [e.task for e in result.events if isinstance(e, Decision) and e.action == "restart_cluster"] == [
-        "worker-1"]
+        "worker-0"]
     assert result.result["initial_epoch"] >= 3 and result.result["val_accuracy"] >= ACCURACY_THRESHOLD
     restored_step = result.result["initial_epoch"] * (result.result["step"] // epochs)
     after = [r["step"] for r in read_metrics(spec.job_dir) if r["restart"] == 1]
@@ -137,7 +144,7 @@ def test_a_killed_worker_restarts_the_group_from_the_newest_checkpoint(local_ray
 def test_a_preemption_notice_saves_the_last_step_and_resumes_from_it(local_ray, tmp_path):
     epochs = 5  # the notice comes at step 28, in epoch 2
     spec = job_spec(tmp_path, "digits-notice", {"function": "examples.digits:train", "args": {"epochs": epochs}},
-                    faults=[{"task": "worker-1", "action": "sigterm", "at_step": 28}])
+                    roles=ROLES, faults=[{"task": "worker-0", "action": "sigterm", "at_step": 28}])
     result = run(spec)
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 1
@@ -147,7 +154,7 @@ def test_a_preemption_notice_saves_the_last_step_and_resumes_from_it(local_ray, 
     # group may restart before the noticed task's own end is in).
     noticed = {e.task for e in decided if "on this task's preemption notice" in e.error}
     noticed |= {e.task for e in result.events if isinstance(e, PreemptionNotice)}
-    assert noticed == {"worker-1"}
+    assert noticed == {"worker-0"}
     restart = next(e for e in result.events if isinstance(e, Restart))
     # Every task saw the notice at the same check (about once a second) and saved that step, after
     # the notice's step and well within the grace period (the job was not killed by the deadline).
@@ -158,7 +165,7 @@ def test_a_preemption_notice_saves_the_last_step_and_resumes_from_it(local_ray, 
     # The save was mid-epoch: fit resumed after its batch, so the whole job took exactly its steps.
     from examples.digits import load_data
 
-    steps_per_epoch = len(load_data()[0]) // (32 * 3)  # the global batch: 32 per replica, 3 replicas
+    steps_per_epoch = len(load_data()[0]) // (32 * 2)  # the global batch: 32 per replica, 2 replicas
     assert result.result["step"] == epochs * steps_per_epoch  # 0 steps repeated, 0 lost
     assert result.result["val_accuracy"] >= ACCURACY_THRESHOLD
     assert_nothing_left()
