@@ -22,11 +22,12 @@ from controller.store.checkpoints import CheckpointManifest
 from .conftest import REPO, assert_nothing_left, job_spec, sigint_as_in_a_terminal
 
 pytestmark = pytest.mark.integration
+NO_TF = {"TFRAY_PREIMPORT_TF": "0"}  # no TensorFlow in the entrypoints: nor in the launchers
 
 
 def test_a_task_error_fails_the_job_with_role_index_node_and_error(local_ray, tmp_path):
     spec = job_spec(tmp_path, "fails", {"function": "tests.integration.entrypoints:fail_on",
-                                        "args": {"role": "worker", "index": 1}})
+                                        "args": {"role": "worker", "index": 1}}, env=NO_TF)
     result = run_job(spec, [str(REPO)])
     assert result.state is JobState.FAILED
     assert result.message.startswith("worker-1 on node ")
@@ -81,7 +82,7 @@ def test_ctrl_c_stops_the_job_and_releases_everything(local_ray, tmp_path):
         "name: interrupted\nstrategy: multi_worker_mirrored\n"
         "roles: {chief: {count: 1, resources: {cpu: 1}}, worker: {count: 1, resources: {cpu: 1}}}\n"
         "entrypoint: {function: 'tests.integration.entrypoints:count_steps'}\n"
-        f"storage_path: {tmp_path / 'runs'}\n"
+        f"storage_path: {tmp_path / 'runs'}\nenv: {NO_TF}\n"
     )
     proc, lines, seen = start_cli(job)
     try:
@@ -104,7 +105,7 @@ def test_a_job_whose_driver_died_resumes_with_its_counters(local_ray, tmp_path):
         "roles: {chief: {count: 1, resources: {cpu: 1}}, worker: {count: 1, resources: {cpu: 1}}}\n"
         "entrypoint: {function: 'tests.integration.entrypoints:checkpointed_steps', "
         "args: {steps: STEPS, every: 5, interval_s: 0.05}}\n"
-        f"storage_path: {tmp_path / 'runs'}\nfailure: {{backoff_s: 0}}\n"
+        f"storage_path: {tmp_path / 'runs'}\nfailure: {{backoff_s: 0}}\nenv: {NO_TF}\n"
     )
     job.write_text(spec_text.replace("STEPS", "2000"))
     proc, lines, seen = start_cli(job, "--fault", "worker-0:kill@step=4")
