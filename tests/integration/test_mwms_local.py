@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 ROLES = {"chief": {"count": 1, "resources": {"cpu": 1}}, "worker": {"count": 1, "resources": {"cpu": 1}}}
 TASKS = {"chief-0", "worker-0"}
 ACCURACY_THRESHOLD = 0.85  # digits' validation accuracy passes 0.9 after its second epoch
-# An epoch of the digits job takes about 2.5 s here (3 processes on 2 cores, an all-reduce a step, validation
+# An epoch of the digits job takes about 2 s here (2 processes on 2 cores, an all-reduce a step, validation
 # and an asynchronous save): the jobs are as short as what each test must see allows.
 
 
