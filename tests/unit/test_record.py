@@ -51,10 +51,12 @@ def test_events_are_appended_once_and_job_json_keeps_only_their_count(tmp_path):
     """A days-long job's record: each write appends the new events only; job.json does not grow with them."""
     record = JobRecord(tmp_path, "j")
     events = tuple(TaskReported(task="worker-1", what="serving", time=float(i)) for i in range(200))
-    record.write_attempt(AttemptRecord(attempt=1, state="RUNNING", events=events[:1]))
+    # A fixed updated_at: the clock's float takes 12 to 18 characters, which would move the size by more than
+    # what this test looks for (it failed so, now and then).
+    record.write_attempt(AttemptRecord(attempt=1, state="RUNNING", events=events[:1], updated_at=1.5))
     small = record.path.stat().st_size
     for n in range(2, 201):
-        record.write_attempt(AttemptRecord(attempt=1, state="RUNNING", events=events[:n]))
+        record.write_attempt(AttemptRecord(attempt=1, state="RUNNING", events=events[:n], updated_at=1.5))
     assert record.path.stat().st_size <= small + 4  # counters, not events (the count has more digits)
     data = json.loads(record.path.read_text())["attempts"][0]
     assert "events" not in data and data["event_count"] == 200
