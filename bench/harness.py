@@ -66,8 +66,7 @@ def command(scenario: str, way: str, run_dir: Path, size: dict, args) -> list[st
         return py + (["bench.drive_ours", "pss"] if way == "ours" else ["bench.hand", "pss"]) + common + job
     faults, epochs = "", size["epochs"]
     if scenario == "mwms-faults":
-        victim = f"worker-{args.workers - 1}"  # the last worker: worker-1 of two, the only one of one (--smoke)
-        faults = f"kill:{victim}:{size['kill_at']},term:{victim}:{size['term_at']}:{size['grace_s']:g}"
+        faults = f"kill:worker-1:{size['kill_at']},term:worker-1:{size['term_at']}:{size['grace_s']:g}"
         epochs = size["fault_epochs"]
     job = [f"--epochs={epochs}", f"--steps-per-epoch={size['steps_per_epoch']}", f"--faults={faults}",
            f"--workers={args.workers}"]
@@ -169,16 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="small jobs, fault run only")
     parser.add_argument("--smoke", action="store_true",
-                        help="--quick with one MWMS worker, and a scale sweep of 4 tasks on 2 nodes only: what the "
-                             "suite's smoke test needs to prove that every way runs and fills every row "
-                             "(tests/integration)")
+                        help="--quick, and a scale sweep of 4 tasks on 2 nodes only: what the suite's smoke test "
+                             "needs to prove that every way runs and fills every row (tests/integration)")
     parser.add_argument("--out", default=None, help="where runs and results go (default: a new folder in /tmp)")
     parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated subset of ours,hand,raytrain")
     parser.add_argument("--scenarios", default=None,
                         help="comma-separated subset of mwms,mwms-faults,pss,scale,long")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="MWMS worker tasks (default 2; 1 with --smoke: each start and restart of every way then "
-                             "imports TensorFlow once, not twice)")
+    parser.add_argument("--workers", type=int, default=2, help="MWMS/PSS worker tasks (default 2)")
     parser.add_argument("--chief", action="store_true",
                         help="MWMS: add a chief task to ours and hand-launched (Ray Train has only workers)")
     parser.add_argument("--no-notice-check", action="store_true",
@@ -195,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="bound on one run (default 600; 300 with --quick)")
     args = parser.parse_args(argv)
     args.quick = args.quick or args.smoke
-    args.workers = args.workers or (1 if args.smoke else 2)
     reps = args.reps or (1 if args.quick else 5)
     args.run_timeout_s = args.run_timeout_s or (300 if args.quick else 600)
     size = sizes(args.quick)
