@@ -48,8 +48,8 @@ running the same job name again resumes from its newest complete checkpoint
 """
 
 
-def warn(text: str) -> None:
-    print(f"warning: {text}", file=sys.stderr)
+def warn(text: str, stream=None) -> None:
+    print(f"warning: {text}", file=stream or sys.stderr)
 
 
 def _load_checked(spec_path: str, faults: list[str] = ()):
