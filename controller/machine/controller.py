@@ -23,7 +23,7 @@ from controller.machine.attempt import Attempt
 from controller.machine.failure_policy import FailurePolicy
 from controller.machine.job_folder import JobStore, StorageError
 from controller.machine.observer import Observer
-from controller.machine.restore import quarantine, verified_restore
+from controller.machine.restore import quarantine, restart_point, verified_restore
 from controller.machine.resume import fingerprint
 from controller.machine.scaling_policy import ScalingPolicy
 from controller.machine.watch import Watch
@@ -231,7 +231,8 @@ class Controller:
         self.collector.restart = self.attempt.restarts
         latest = self.store.latest()
         log.warning("restarting the cluster (restart %d) from %s", self.attempt.restarts,
-                    f"step {latest.step}" if latest else "the beginning (no checkpoint yet)")
+                    restart_point(self.spec.entrypoint.kind, latest.step if latest else None,
+                                  self.store.backups_hold_files(), self.store.backups_dir))
         self.attempt.add(Restart(restart=self.attempt.restarts, reason=state.reason.value,
                                  from_step=latest.step if latest else None,
                                  from_checkpoint=latest.path if latest else None))
