@@ -12,8 +12,10 @@ attempt (the job already succeeded, another driver holds it) writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,8 +49,7 @@ class DriverLog:
             if self._file is None:
                 self._held.append(stamped)
                 return
-            self._file.write(stamped)
-            self._file.flush()  # a killed driver leaves every line it said
+            self._write(stamped)
 
     def open(self, job_dir: str | os.PathLike, attempt: int) -> None:
         """The attempt is known: its ``driver.log`` is opened (appended to) and the held lines go first."""
@@ -56,12 +57,33 @@ class DriverLog:
             if self._closed or self._file is not None:
                 return
             self.path = driver_log(job_dir, attempt)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Line-buffered too, so a line is on disk even where a flush below is skipped by an exception.
-            self._file = open(self.path, "a", encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115 (open for the run; close() ends it)
-            self._file.write("".join(self._held))
-            self._file.flush()
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Open for the run's life (close() ends it); line-buffered, and flushed at each write below.
+                self._file = open(self.path, "a", encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115
+            except OSError as err:
+                self._give_up(err)
+                return
+            self._write("".join(self._held))
             self._held = []
+
+    def _write(self, text: str) -> None:
+        try:
+            self._file.write(text)
+            self._file.flush()  # a killed driver leaves every line it said
+        except OSError as err:
+            self._give_up(err)
+
+    def _give_up(self, err: OSError) -> None:
+        """The log cannot be written (a full disk, no permission): said once, and the run goes on without it.
+        Said on stderr, not through the logger, whose records come back here."""
+        print(f"warning: the driver's console is no longer kept in {self.path}: {err}", file=sys.stderr)
+        self._closed = True
+        self._held = []
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
 
     def close(self) -> None:
         """The run is over: the file is closed, and what was held for an attempt that never came is dropped."""

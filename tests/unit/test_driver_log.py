@@ -57,6 +57,17 @@ def test_a_run_that_never_gets_an_attempt_writes_nothing(tmp_path):
     assert not (tmp_path / "logs").exists()
 
 
+def test_a_log_that_cannot_be_written_is_said_once_and_the_run_goes_on(tmp_path, capsys):
+    not_a_folder = tmp_path / "job"
+    not_a_folder.write_text("")  # the job folder's place is a file: its logs/ cannot be made
+    log = DriverLog()
+    log.line("held")
+    log.open(not_a_folder, 1)
+    log.line("after")
+    log.close()
+    assert capsys.readouterr().err.count("warning: the driver's console is no longer kept in ") == 1
+
+
 def test_the_tee_prints_at_once_and_keeps_whole_lines(tmp_path):
     log = DriverLog()
     log.open(tmp_path, 1)
