@@ -36,6 +36,7 @@ from controller.spec import (
 from controller.store.lease import FileLease, JobRunningError, running_message
 
 if TYPE_CHECKING:  # imported where a job runs: `tfray validate` goes through checked() only, and never needs them
+    from controller.report.driver_log import DriverLog
     from controller.states.result import JobResult
 
 log = logging.getLogger("tfray")
@@ -171,40 +172,49 @@ class RunHooks:
 def run(spec_or_path: JobSpec | str | os.PathLike | dict, *, address: str | None = None, faults: list | tuple = (),
         fresh: bool = False, on_progress: Callable | None = None,
         on_output: Callable[[str, list[str]], None] | None = None, num_cpus: float | None = None,
-        dashboard: bool = False, hooks: RunHooks | None = None) -> JobResult:
+        dashboard: bool = False, hooks: RunHooks | None = None, driver_log: DriverLog | None = None) -> JobResult:
     """Run a job to its end and return how it ended (see the module's docstring); ``num_cpus`` and
-    ``dashboard`` are a new local Ray's (:func:`init_ray`)."""
+    ``dashboard`` are a new local Ray's (:func:`init_ray`). The ``tfray`` logger's records (at the level the
+    caller's logging lets through) are kept in the attempt's ``driver.log``, with whatever the caller writes
+    into ``driver_log`` (`tfray run`: everything it prints)."""
+    from controller.report.driver_log import DriverLog
+
     hooks = hooks or RunHooks()
-    path = None if isinstance(spec_or_path, (JobSpec, dict)) else str(spec_or_path)
-    spec, warnings = checked(spec_or_path, faults)
-    for text in warnings:
-        hooks.warn(text)
-    done, notes = ready_to_run(spec, fresh, path or "JOB.yaml")
-    for text in notes:
-        hooks.warn(text)
-    if done is not None:
-        hooks.nothing_to_run(done)
-        return finished_result(spec, done)
-    exposed = exposure_warning(spec, joining_cluster=bool(address or os.environ.get("RAY_ADDRESS")))
-    if exposed:
-        hooks.warn(exposed)
-    hooks.starting_ray()
-    init_ray(address, num_cpus, dashboard=dashboard)
-    hooks.running(spec)
-    result = run_job(spec, search_path(path), on_progress=on_progress, on_output=on_output)
-    hooks.ended(spec, result)
-    return result
+    driver_log = driver_log or DriverLog()
+    with driver_log.keeping(log):
+        path = None if isinstance(spec_or_path, (JobSpec, dict)) else str(spec_or_path)
+        spec, warnings = checked(spec_or_path, faults)
+        for text in warnings:
+            hooks.warn(text)
+        done, notes = ready_to_run(spec, fresh, path or "JOB.yaml")
+        for text in notes:
+            hooks.warn(text)
+        if done is not None:
+            hooks.nothing_to_run(done)
+            return finished_result(spec, done)
+        exposed = exposure_warning(spec, joining_cluster=bool(address or os.environ.get("RAY_ADDRESS")))
+        if exposed:
+            hooks.warn(exposed)
+        hooks.starting_ray()
+        init_ray(address, num_cpus, dashboard=dashboard)
+        hooks.running(spec)
+        result = run_job(spec, search_path(path), on_progress=on_progress, on_output=on_output,
+                         on_attempt=lambda number: driver_log.open(spec.job_dir, number))
+        hooks.ended(spec, result)
+        return result
 
 
 def run_job(spec: JobSpec, sys_path: list[str], on_progress: Callable | None = None,
-            on_output: Callable[[str, list[str]], None] | None = None) -> JobResult:
+            on_output: Callable[[str, list[str]], None] | None = None,
+            on_attempt: Callable[[int], None] | None = None) -> JobResult:
     """Run one checked job on the Ray this process is connected to (no resume checks); its JobResult."""
     from controller.machine.controller import Controller
     from controller.ray.group import RayTaskGroup
     from controller.ray.prometheus import RayGauges
 
     controller = Controller(spec, RayTaskGroup(spec.name, runtime_env.for_ray(spec)), sys_path=sys_path,
-                            on_progress=on_progress, on_output=on_output, export_gauges=RayGauges())
+                            on_progress=on_progress, on_output=on_output, on_attempt=on_attempt,
+                            export_gauges=RayGauges())
     return controller.run()
 
 

@@ -59,8 +59,10 @@ def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_r
             metrics=["accuracy"],
         )
     # JobCallback resumes where the newest checkpoint left off (mid-epoch too), reports, checkpoints, and
-    # saves on a preemption notice: no restore call, no initial_epoch.
-    model.fit(train_ds, epochs=epochs, validation_data=val_ds, verbose=0,
+    # saves on a preemption notice: no restore call, no initial_epoch. verbose=2: each task's log gets one
+    # `Epoch N/M` line and one line of its loss, accuracy and validation numbers per epoch (no bar redrawn at
+    # each step); the console shows the chief's alone, as it shows only the chief's Keras progress.
+    model.fit(train_ds, epochs=epochs, validation_data=val_ds, verbose=2,
               callbacks=[JobCallback(ctx, global_batch_size=global_batch)])
     initial_epoch = int(ctx.latest_checkpoint_epoch or 0)
     result = model.evaluate(val_ds, verbose=0, return_dict=True)

@@ -94,7 +94,7 @@ def train_fit(ctx, epochs: int = 10, steps_per_epoch: int = 30, per_worker_batch
         return ds.shuffle(len(x_tr)).repeat().batch(per_worker_batch).prefetch(2)
 
     model.fit(tf.keras.utils.experimental.DatasetCreator(dataset_fn), epochs=epochs, steps_per_epoch=steps_per_epoch,
-              verbose=0, callbacks=[JobCallback(ctx, global_batch_size=per_worker_batch)])
+              verbose=2, callbacks=[JobCallback(ctx, global_batch_size=per_worker_batch)])  # a line per epoch
     step = int(model.optimizer.iterations.numpy())
     return _final_validation(ctx, model, hidden_units, step, initial_epoch)
 

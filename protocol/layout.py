@@ -6,7 +6,8 @@ written; the seal lists every file with its size and CRC-32, so a restore
 can tell a truncated or altered checkpoint from a good one), ``quarantine/``
 (checkpoints set aside because they failed that check or their restore),
 ``checkpoints/workertemp/<task>/`` (the other tasks' discarded
-copies), ``manifest.json``, ``metrics.jsonl`` and ``job.json``. A task
+copies), ``manifest.json``, ``metrics.jsonl``, ``job.json`` and
+``logs/attempt-<N>/`` (each task's output, and the driver's console). A task
 that cannot see the head's storage path writes into a folder on its own
 node (:func:`node_job_dir`), and its files travel in pieces
 (``protocol.streaming``). Sealing and checking a checkpoint is
@@ -29,7 +30,8 @@ MODEL_DIR = "model"  # the final model (AIP_MODEL_DIR of the chief; ctx.save_mod
 BACKUPS_DIR = "backups"  # the code's own checkpoints (AIP_CHECKPOINT_DIR: BackupAndRestore, CheckpointManager)
 CODE_TENSORBOARD_DIR = "tensorboard/code"  # the code's own TensorBoard logs (AIP_TENSORBOARD_LOG_DIR)
 GATHERED_DIRS = (MODEL_DIR, BACKUPS_DIR, CODE_TENSORBOARD_DIR)  # the chief's folders that reach the head
-LOGS_DIR = "logs"  # every task's output, by attempt: logs/attempt-<N>/<task>.log
+LOGS_DIR = "logs"  # every task's output, by attempt: logs/attempt-<N>/<task>.log, and the driver's console
+DRIVER_LOG = "driver"  # the driver's console of an attempt: logs/attempt-<N>/driver.log, beside its tasks' logs
 TF_STATE_FILE = "checkpoint"  # TensorFlow's name for the file that names a folder's newest checkpoint
 CKPT_PREFIX = "ckpt"  # a checkpoint folder's TF files: ckpt.index, ckpt.data-*
 CHUNK_BYTES = 1 << 20  # files are read in pieces this size, never whole
@@ -71,3 +73,9 @@ def output_dirs(job_dir: str | os.PathLike, task: str, is_chief: bool) -> dict[s
 def task_log(job_dir: str | os.PathLike, attempt: int, task: str) -> Path:
     """Where a task's output of one attempt goes (every run of the cluster in that attempt appends)."""
     return Path(job_dir) / LOGS_DIR / f"attempt-{attempt}" / f"{task}.log"
+
+
+def driver_log(job_dir: str | os.PathLike, attempt: int) -> Path:
+    """Where the driver keeps its console of one attempt (what `tfray run` printed, each line stamped); a task
+    is never named ``driver`` (task names are ``role-index``), so it cannot clash with a task's log."""
+    return task_log(job_dir, attempt, DRIVER_LOG)

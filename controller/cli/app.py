@@ -35,6 +35,7 @@ examples:
   tfray status JOB.yaml                                   attempts, budgets, every failure and the decision taken
   tfray jobs runs                                         every job under a storage folder, one line each
   tfray logs JOB.yaml worker-1 --follow                   what a task printed (every task's log is in the job folder)
+  tfray logs JOB.yaml driver                              what `tfray run` printed, each line stamped
   tfray tensorboard JOB.yaml                              the job's curves, every attempt, on 127.0.0.1
   tfray submit JOB.yaml --follow                          run it on a `ray up` cluster through its Jobs API
   tfray stop raysubmit_XXXX                               stop a submitted job
@@ -48,8 +49,8 @@ running the same job name again resumes from its newest complete checkpoint
 """
 
 
-def warn(text: str) -> None:
-    print(f"warning: {text}", file=sys.stderr)
+def warn(text: str, stream=None) -> None:
+    print(f"warning: {text}", file=stream or sys.stderr)
 
 
 def _load_checked(spec_path: str, faults: list[str] = ()):

@@ -3,7 +3,8 @@
 ``logs`` prints what each task printed (``<job>/logs/attempt-<N>/<task>.log``,
 its rotated parts first), of the newest attempt unless ``--attempt`` says
 otherwise, and with ``--follow`` keeps printing new lines until the job's
-driver is gone. ``tensorboard`` serves the job folder's event files (the
+driver is gone; ``logs JOB.yaml driver`` prints the driver's console of the
+attempt instead (``driver.log``: what `tfray run` printed, each line stamped). ``tensorboard`` serves the job folder's event files (the
 driver's curves of every attempt, and the code's own logs) on loopback, until
 Ctrl-C, SIGTERM or SIGHUP: every way it ends stops the server.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from controller import settings
 from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from controller.store.lease import FileLease
-from protocol.layout import LOGS_DIR
+from protocol.layout import DRIVER_LOG, LOGS_DIR
 
 
 def _attempt_dir(job_dir: Path, attempt: int | None) -> Path | None:
@@ -46,11 +47,15 @@ def cmd_logs(args) -> int:
         which = f"attempt {args.attempt}" if args.attempt else "any attempt"
         print(f"error: no logs of {which} of job {spec.name} in {spec.job_dir / LOGS_DIR}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    tasks = sorted(p.name[:-4] for p in folder.glob("*.log"))
-    if args.task and args.task not in tasks:
-        print(f"error: {folder} has no log of {args.task}; it has {', '.join(tasks) or 'none'}", file=sys.stderr)
+    logs = sorted(p.name[:-4] for p in folder.glob("*.log"))
+    tasks = [name for name in logs if name != DRIVER_LOG]  # the driver's console is asked for by name only
+    if args.task and args.task not in logs:
+        print(f"error: {folder} has no log of {args.task}; it has {', '.join(logs) or 'none'}", file=sys.stderr)
         return EXIT_BAD_INPUT
     chosen = [args.task] if args.task else tasks
+    if not chosen:
+        print(f"no task wrote a log in {folder}; `tfray logs {args.spec} {DRIVER_LOG}` shows what the driver "
+              "printed", file=sys.stderr)
     offsets = {}
     for task in chosen:
         for part in _parts(folder, task):
@@ -160,9 +165,11 @@ def _free_port() -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("logs", help="print what the job's tasks printed (their log files in the job folder)")
+    p = sub.add_parser("logs", help="print what the job's tasks printed (their log files in the job folder), or "
+                       "what its driver printed")
     p.add_argument("spec", help="job spec YAML")
-    p.add_argument("task", nargs="?", help="one task, e.g. worker-1 (default: every task, each line prefixed)")
+    p.add_argument("task", nargs="?", help="one task, e.g. worker-1, or `driver`: the driver's console, what "
+                   "`tfray run` printed, each line stamped (default: every task, each line prefixed)")
     p.add_argument("--attempt", type=int, help="which attempt (default: the newest)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the job ends")
     p.set_defaults(func=cmd_logs)

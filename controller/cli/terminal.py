@@ -17,22 +17,28 @@ from controller.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_STOPPED
 
 class TerminalRun(api.RunHooks):
     """What `tfray run` adds to the API's run sequence: warnings and the progress line on the terminal, what
-    the tasks print (the console), SIGTERM taken as Ctrl-C, Ray's colours kept out of a pipe, the summary."""
+    the tasks print (the console), SIGTERM taken as Ctrl-C, Ray's colours kept out of a pipe, the summary.
+    Everything it prints goes through ``out`` and ``err``, which keep it in the attempt's ``driver.log`` too
+    (the API's sequence adds the ``tfray:`` lines there)."""
 
     def __init__(self, spec_path: str, verbose: bool):
+        from controller.report.driver_log import DriverLog
         from controller.status.console import Console
 
         self.spec_path = spec_path
-        self.console = Console(verbose=verbose)
+        self.driver_log = DriverLog()
+        self.out = self.driver_log.tee(sys.stdout)
+        self.err = self.driver_log.tee(sys.stderr)
+        self.console = Console(stream=self.out, verbose=verbose)
 
     def warn(self, text: str) -> None:
-        warn(text)
+        warn(text, self.err)
 
     def nothing_to_run(self, message: str) -> None:
-        print(message)
+        print(message, file=self.out)
 
     def progress(self, progress) -> None:
-        print(f"progress {progress.line()}", flush=True)
+        print(f"progress {progress.line()}", file=self.out, flush=True)
 
     def starting_ray(self) -> None:
         if not sys.stdout.isatty():
@@ -53,7 +59,7 @@ class TerminalRun(api.RunHooks):
         from controller.status.summary import summary_lines
 
         self.console.finish()  # every task's last lines before the summary
-        print("\n" + "\n".join(summary_lines(spec, result, self.spec_path)))
+        print("\n" + "\n".join(summary_lines(spec, result, self.spec_path)), file=self.out, flush=True)
 
 
 def run_on_terminal(args) -> int:
@@ -63,5 +69,5 @@ def run_on_terminal(args) -> int:
     terminal = TerminalRun(args.spec, args.verbose)
     result = api.run(args.spec, address=args.address, faults=args.fault, fresh=args.fresh, num_cpus=args.num_cpus,
                      dashboard=args.dashboard, on_progress=terminal.progress, on_output=terminal.console.lines,
-                     hooks=terminal)
+                     hooks=terminal, driver_log=terminal.driver_log)
     return {JobState.SUCCEEDED: EXIT_OK, JobState.STOPPED: EXIT_STOPPED}.get(result.state, EXIT_FAILED)

@@ -23,7 +23,7 @@ from controller.machine.attempt import Attempt
 from controller.machine.failure_policy import FailurePolicy
 from controller.machine.job_folder import JobStore, StorageError
 from controller.machine.observer import Observer
-from controller.machine.restore import quarantine, verified_restore
+from controller.machine.restore import quarantine, restart_point, verified_restore
 from controller.machine.resume import fingerprint
 from controller.machine.scaling_policy import ScalingPolicy
 from controller.machine.watch import Watch
@@ -61,6 +61,7 @@ class Controller:
     def __init__(self, spec: JobSpec, group: TaskGroup, *, sys_path: list[str] | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
                  on_output: Callable[[str, list[str]], None] | None = None,
+                 on_attempt: Callable[[int], None] | None = None,
                  export_gauges: Callable[[list[Sample]], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  wall_clock: Callable[[], float] = time.time):
@@ -69,6 +70,7 @@ class Controller:
         self.sys_path = list(sys_path or [])
         self.on_progress = on_progress
         self.on_output = on_output  # (task, lines) a task printed; None: they are only in its log file
+        self.on_attempt = on_attempt  # told the attempt's number once it is taken (the driver log opens then)
         self.clock = clock
         self.sleep = sleep
         self.tasks = TaskTable(plan(spec))
@@ -163,6 +165,8 @@ class Controller:
         except OSError as err:
             return Failed(f"storage_path {self.spec.storage_path}: cannot prepare {self.spec.job_dir}: {err}")
         self.attempt.begin(self.store.record)
+        if self.on_attempt is not None:
+            self.on_attempt(self.attempt.number)
         shown = {str(self.tasks.chief.key)} | {str(t.key) for t in self.tasks.tasks if t.sidecar}
         self.collector = MetricsCollector(self.spec.job_dir, self.spec.name, self.attempt.number,
                                           chief=str(self.tasks.chief.key), on_progress=self.on_progress,
@@ -227,7 +231,8 @@ class Controller:
         self.collector.restart = self.attempt.restarts
         latest = self.store.latest()
         log.warning("restarting the cluster (restart %d) from %s", self.attempt.restarts,
-                    f"step {latest.step}" if latest else "the beginning (no checkpoint yet)")
+                    restart_point(self.spec.entrypoint.kind, latest.step if latest else None,
+                                  self.store.backups_hold_files(), self.store.backups_dir))
         self.attempt.add(Restart(restart=self.attempt.restarts, reason=state.reason.value,
                                  from_step=latest.step if latest else None,
                                  from_checkpoint=latest.path if latest else None))

@@ -22,7 +22,7 @@ from controller.states.task_group import FolderFetchError
 from controller.store.checkpoints import CheckpointManifest, CheckpointRecord
 from controller.store.lease import FileLease
 from controller.store.storage import Mirror
-from protocol.layout import GATHERED_DIRS, LOGS_DIR, TOKEN_FILE, checkpoint_dir
+from protocol.layout import BACKUPS_DIR, GATHERED_DIRS, LOGS_DIR, TOKEN_FILE, checkpoint_dir
 from protocol.wire import CheckpointReport, FolderReport
 
 log = logging.getLogger("tfray")
@@ -71,6 +71,16 @@ class JobStore:
 
     def latest(self) -> CheckpointRecord | None:
         return self.manifest.latest()
+
+    @property
+    def backups_dir(self) -> Path:
+        """The code's own checkpoint folder: every task's AIP_CHECKPOINT_DIR (``protocol.layout.output_dirs``)."""
+        return self.job_dir / BACKUPS_DIR
+
+    def backups_hold_files(self) -> bool:
+        """Whether the code's own checkpoint folder holds any file: what a restarted script that resumes by
+        itself would find."""
+        return any(path.is_file() for path in self.backups_dir.rglob("*"))
 
     def reconcile(self) -> None:
         """Between runs of the cluster (no task writes): half-written checkpoints go."""

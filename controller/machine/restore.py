@@ -7,11 +7,18 @@ tried, and the one restored instead is said (a line and an event), so that
 nobody reads the step of the one set aside as where the job carries on. When
 the budget is spent, or nothing is left, the job fails saying where the
 checkpoints went and how to start over.
+
+A script (or module) that keeps its own checkpoints resumes from what it
+finds under AIP_CHECKPOINT_DIR; one that writes them elsewhere (a temp
+folder made at each start) finds nothing after a restart and starts over:
+its choice, said at the restart (:func:`restart_point`) so that nobody
+takes it for the job losing its progress.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from controller.machine.attempt import Attempt
 from controller.machine.failure_policy import FailurePolicy
@@ -68,3 +75,25 @@ def _set_aside_unsaid(attempt: Attempt) -> list[int]:
         elif isinstance(event, CheckpointQuarantined):
             steps.append(event.step)
     return steps
+
+
+# Where the docs say what a script's own checkpoints need to survive a restart.
+OWN_CHECKPOINTS_DOC = "README.md, 'Bring your own TF script'"
+
+
+def restart_point(entrypoint_kind: str, latest_step: int | None, backups_hold_files: bool,
+                  backups_dir: str | os.PathLike) -> str:
+    """Where a restart of the cluster starts from, in the words of its line: the newest tfray checkpoint; else
+    what the code saved under AIP_CHECKPOINT_DIR (``backups_dir``); else the beginning, and for a script or
+    module why (its checkpoints, if it writes any, are where a restarted process will not look). A function's
+    checkpoints go through its task context, so for it no checkpoint says it all. Pure."""
+    if latest_step is not None:
+        return f"step {latest_step}"
+    if backups_hold_files:
+        return (f"what the code saved under AIP_CHECKPOINT_DIR ({backups_dir}), if it resumes from there (no tfray "
+                "checkpoint yet)")
+    if entrypoint_kind == "function":
+        return "the beginning (no checkpoint yet)"
+    return (f"the beginning: the {entrypoint_kind} saved nothing under AIP_CHECKPOINT_DIR ({backups_dir}); "
+            f"checkpoints it writes elsewhere (e.g. a temp folder) are not read after a restart "
+            f"({OWN_CHECKPOINTS_DOC})")

@@ -2,6 +2,7 @@
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from controller.states.state import JobState
 from controller.status.gather import job_view
 from controller.status.view import render_status
 from controller.store.checkpoints import CheckpointManifest
+from protocol.layout import driver_log
 
 from .conftest import REPO, assert_nothing_left, job_spec, sigint_as_in_a_terminal
 
@@ -95,6 +97,10 @@ def test_ctrl_c_stops_the_job_and_releases_everything(local_ray, tmp_path):
     while (line := lines.get(timeout=10)) is not None:
         seen.append(line)
     assert "job interrupted STOPPED" in "".join(seen)
+    # What the terminal showed is kept in the job folder, the summary included, each line stamped.
+    kept = driver_log(tmp_path / "runs" / "interrupted", 1).read_text()
+    assert "job interrupted STOPPED (attempt 1, 0 cluster restart(s))" in kept
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d progress \[chief-0\] step 3", kept, re.MULTILINE), kept
     assert_nothing_left()
 
 

@@ -1,8 +1,9 @@
-"""`tfray logs` reads the task logs in the job folder: every task or one, rotated parts in order, any attempt;
-`tfray tensorboard` stops its server however it ends."""
+"""`tfray logs` reads the task logs in the job folder: every task or one, rotated parts in order, any attempt,
+and the driver's console by name; `tfray tensorboard` stops its server however it ends."""
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import yaml
 
 from controller.cli.app import main
 from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from controller.report.driver_log import DriverLog
 from protocol.layout import task_log
 
 SPEC = {"name": "logged", "strategy": "multi_worker_mirrored", "roles": {"worker": {"count": 2}},
@@ -81,6 +83,65 @@ def test_follow_prints_new_lines_until_the_driver_is_gone_and_the_logs_stay_quie
     assert main(["logs", spec, "--follow"]) == EXIT_OK
     assert capsys.readouterr().out.splitlines()[-1] == "(worker-0) attempt 2 worker-0 later"
     assert len(asked) >= 3  # it went on asking while the new line was recent
+
+
+def driver_said(tmp_path, attempt: int, *lines: str) -> DriverLog:
+    """The driver's console of an attempt, written as a run writes it; left open, as a running driver's is."""
+    log = DriverLog()
+    log.open(tmp_path / "runs" / "logged", attempt)
+    for line in lines:
+        log.line(line)
+    return log
+
+
+def test_the_drivers_console_is_asked_for_by_name_and_kept_out_of_every_tasks(tmp_path, capsys):
+    spec = job(tmp_path)
+    driver_said(tmp_path, 2, "tfray: job logged attempt 2: 2 tasks; starting fresh", "progress [worker-0] step 4")
+    assert main(["logs", spec, "driver"]) == EXIT_OK
+    printed = capsys.readouterr().out.splitlines()
+    assert [line[20:] for line in printed] == ["tfray: job logged attempt 2: 2 tasks; starting fresh",
+                                               "progress [worker-0] step 4"]
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", line) for line in printed)
+    assert main(["logs", spec]) == EXIT_OK
+    assert "driver" not in capsys.readouterr().out
+    assert main(["logs", spec, "ps-0"]) == EXIT_BAD_INPUT
+    assert "it has driver, worker-0, worker-1" in capsys.readouterr().err
+    assert main(["logs", spec, "driver", "--attempt", "1"]) == EXIT_BAD_INPUT  # attempt 1 kept no console
+
+
+def test_an_attempt_whose_tasks_never_wrote_points_at_the_drivers_console(tmp_path, capsys):
+    spec = job(tmp_path)
+    driver_said(tmp_path, 3, "tfray: job logged FAILED: no room")
+    assert main(["logs", spec]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert out == "" and f"`tfray logs {spec} driver` shows what the driver printed" in err
+
+
+def test_follow_prints_the_drivers_new_lines_as_it_says_them(tmp_path, monkeypatch, capsys):
+    from controller import settings
+    from controller.cli import files
+
+    spec = job(tmp_path)
+    log = driver_said(tmp_path, 2, "progress [worker-0] step 4")
+    monkeypatch.setattr(settings, "LOGS_FOLLOW_POLL_S", 0.01)
+    monkeypatch.setattr(settings, "LOGS_FOLLOW_QUIET_S", 0.05)
+    asked = []
+
+    class Lease:  # the driver says one more line, then is gone
+        def __init__(self, job_dir):
+            pass
+
+        def holder(self):
+            asked.append(1)
+            if len(asked) == 1:
+                log.line("progress [worker-0] step 5")
+                return "the driver"
+            return None
+
+    monkeypatch.setattr(files, "FileLease", Lease)
+    assert main(["logs", spec, "driver", "--follow"]) == EXIT_OK
+    assert [line[20:] for line in capsys.readouterr().out.splitlines()] == [
+        "progress [worker-0] step 4", "progress [worker-0] step 5"]
 
 
 def tensorboards_of(job_dir) -> list[int]:

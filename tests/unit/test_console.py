@@ -89,3 +89,15 @@ def test_only_the_chiefs_progress_bar_reaches_the_console_and_as_a_terminal_woul
     assert len(shown(("chief-0", keras_bar(1)), ("worker-0", keras_bar(1)), progress_of="chief-0",
                      verbose=True)) == 10  # --verbose: every line
     assert len(shown(("chief-0", keras_bar(1)), ("worker-0", keras_bar(1)))) == 10  # no task named: every bar
+
+
+def test_fit_verbose_2_lines_of_the_examples_are_shown_for_the_chief_alone():
+    """examples/digits.py fits with verbose=2: each task's log gets two lines an epoch; the console only the
+    chief's (the others' would repeat them once per worker)."""
+    epoch = ["Epoch 1/15", ("44/44 - 1s - loss: 1.2859 - accuracy: 0.6903 - val_loss: 0.5514 - val_accuracy: 0.8969 "
+                            "- 833ms/epoch - 19ms/step")]
+    lines = shown(("chief-0", epoch), ("worker-0", epoch), ("worker-1", epoch), ("worker-0", epoch),
+                  progress_of="chief-0")
+    assert lines == [*(f"(chief-0) {line}" for line in epoch),
+                     "(worker-0) (its progress bar is left out here: chief-0's is shown; `tfray logs` has worker-0's)",
+                     "(worker-1) (its progress bar is left out here: chief-0's is shown; `tfray logs` has worker-1's)"]
