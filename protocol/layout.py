@@ -28,6 +28,9 @@ MANIFEST = "manifest.json"
 QUARANTINE_DIR = "quarantine"
 MODEL_DIR = "model"  # the final model (AIP_MODEL_DIR of the chief; ctx.save_model)
 BACKUPS_DIR = "backups"  # the code's own checkpoints (AIP_CHECKPOINT_DIR: BackupAndRestore, CheckpointManager)
+# Keras fit's automatic backups (workers/keras_backup.py): inside the backups, so they travel with them to and
+# from a node that does not share the storage path; in a folder of their own, so they never meet the script's.
+KERAS_BACKUP_DIR = f"{BACKUPS_DIR}/auto"
 CODE_TENSORBOARD_DIR = "tensorboard/code"  # the code's own TensorBoard logs (AIP_TENSORBOARD_LOG_DIR)
 GATHERED_DIRS = (MODEL_DIR, BACKUPS_DIR, CODE_TENSORBOARD_DIR)  # the chief's folders that reach the head
 LOGS_DIR = "logs"  # every task's output, by attempt: logs/attempt-<N>/<task>.log, and the driver's console

@@ -155,6 +155,7 @@ class Entrypoint:
     env: dict = field(default_factory=dict)  # the job's environment for every task (TF settings, the spec's)
     sys_path: tuple = ()  # folders put first on the import path
     cwd: str | None = None  # the training process's folder; None: the actor's (Ray's copy of a working_dir)
+    keras_backup: bool = False  # a script's or module's Keras fit gets a BackupAndRestore (workers/keras_backup.py)
 
 
 @dataclass(frozen=True)

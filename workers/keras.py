@@ -176,6 +176,8 @@ class JobCallback(tf.keras.callbacks.Callback):
     iteration count, which a checkpoint restores.
     """
 
+    resumes_fit = True  # it restores fit's place itself: a script's fit with it gets no automatic backup
+
     def __init__(self, ctx: TaskContext, global_batch_size: int | None = None,
                  checkpoint_every_n_epochs: int | None = None, check_every_n_steps: int = 10,
                  check_every_s: float = 1.0, *, report: bool = True, notices: bool = True):

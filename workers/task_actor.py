@@ -33,6 +33,7 @@ import time
 import traceback
 
 from protocol import wire
+from protocol.layout import KERAS_BACKUP_DIR
 from protocol.streaming import as_arrays, read_chunks
 from protocol.wire import ActorConfig, FailureCause, RestorePoint, TaskEnd, TaskLaunch
 from workers import gpus
@@ -177,10 +178,12 @@ class TaskActor:
         env.update({CONTEXT_ENV: ctx.to_env(), STOP_FILE_ENV: stop_file,
                     "PYTHONPATH": os.pathsep.join([*ep.sys_path, *filter(None, [os.environ.get("PYTHONPATH")])])})
         kind = "serve" if launch.runs_server else ep.kind
+        code = kind in ("script", "module")
         request = os.path.join(work, "request.json")  # read by workers/zygote.py; it stays on this node
         with open(request, "w") as f:
-            json.dump({"env": env, "sys_path": list(ep.sys_path), "kind": kind,
-                       "cwd": ep.cwd if kind in ("script", "module") else None,
+            json.dump({"env": env, "sys_path": list(ep.sys_path), "kind": kind, "cwd": ep.cwd if code else None,
+                       "keras_backup_dir": os.path.join(ctx.job_dir, KERAS_BACKUP_DIR)
+                       if code and ep.keras_backup else None,
                        "target": ep.target, "args": ep.args, "argv": list(ep.argv),
                        "alive_interval_s": self.config.alive_interval_s,
                        "exit_handlers_s": self.config.exit_handlers_s}, f)

@@ -16,8 +16,9 @@ Protocol, over a SOCK_SEQPACKET socket pair (fd in ``ZYGOTE_FD_ENV``):
 - the launcher sends ``{"ready": true}`` once its imports are done;
 - the actor sends ``{"request": PATH}`` with two file descriptors (the
   report pipe's write end and the output pipe's write end); PATH is a JSON
-  file with the run's environment, sys.path, working folder, entrypoint
-  and how often to say it is alive;
+  file with the run's environment, sys.path, working folder, entrypoint,
+  where a script's Keras fits back up (``workers/keras_backup.py``) and how
+  often to say it is alive;
 - the launcher forks and answers ``{"pid": N}``, then ``{"exit": CODE}``
   when that process ends (negative: killed by that signal);
 - end of file on the socket (the actor is gone) ends the launcher.
@@ -243,6 +244,10 @@ def _run(request: dict, reports: _Reports) -> int:
         return 0
     sys.argv = [target, *request["argv"]]
     context.attach(reports.report, handle_notice=False)  # its timed faults fire even if it never asks for it
+    if request.get("keras_backup_dir"):  # its Keras fits resume after a restart even if it saves nothing
+        from workers import keras_backup
+
+        keras_backup.install(request["keras_backup_dir"])
     if kind == "script":
         sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
         runpy.run_path(target, run_name="__main__")

@@ -13,6 +13,7 @@ from controller import settings
 from controller.plan.gpus import describe_devices, describe_job, uses_gpus
 from controller.plan.tasks import describe_bundle, plan
 from controller.plan.tf_config import placeholder_address, tf_configs
+from protocol.layout import KERAS_BACKUP_DIR
 
 
 def render_plan(spec) -> str:
@@ -26,6 +27,9 @@ def render_plan(spec) -> str:
         f"strategy: {spec.strategy.value}",
         f"entrypoint: {ep.kind} {target}" + (f" args {json.dumps(ep.args, sort_keys=True)}" if ep.args else "")
         + (f" argv {json.dumps(ep.argv)}" if ep.argv is not None else ""),
+        *([] if ep.function else [f"keras fit: BackupAndRestore each epoch into {KERAS_BACKUP_DIR}/ where fit has "
+                                  "no BackupAndRestore or JobCallback (entrypoint.keras_backup)" if ep.keras_backup
+                                  else "keras fit: as the script wrote it (entrypoint.keras_backup: false)"]),
         f"storage: {spec.storage_path}/{spec.name}"
         + ("" if os.path.isabs(os.path.expanduser(spec.storage_path)) or "://" in spec.storage_path
            else " (relative to the spec's folder)"),

@@ -46,7 +46,7 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
     # The coordinator must reach every ps and worker server before its code runs.
     servers = tuple((str(t.key), addresses[t.key]) for t in tasks if t.runs_server)
     entrypoint = Entrypoint(kind=ep.kind, target=target, args=dict(ep.args), argv=tuple(ep.command_line()), env=env,
-                            sys_path=import_path, cwd=cwd)
+                            sys_path=import_path, cwd=cwd, keras_backup=ep.keras_backup and ep.kind != "function")
     storage = StoragePlan(job_dir=str(spec.job_dir), mode=spec.effective_storage_mode.value, token=storage_token)
     point = RestorePoint(restore.path, restore.step, restore.epoch, restore.batch) if restore else None
     return {

@@ -236,6 +236,14 @@ class Entrypoint(SpecModel):
         description="A script's or module's exact command line after its name, passed as given (repeated flags, "
         "positional arguments, '--flag value' pairs), e.g. ['--epochs', '3', 'data/']; instead of args.",
     )
+    keras_backup: StrictBool = Field(
+        True,
+        description="A script or module: every tf.keras fit whose callbacks have no BackupAndRestore (nor "
+        "workers.keras.JobCallback) of their own gets TensorFlow's BackupAndRestore, backing up each epoch into the "
+        "job's backups/auto folder, so after a restart fit goes on from the epoch after the last backup instead of "
+        "from the first; false leaves fit as the script wrote it. A function entrypoint is left alone: its fit "
+        "resumes with workers.keras.JobCallback.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Entrypoint":

@@ -1,7 +1,8 @@
 """Stock TensorFlow code, run unmodified: a Keras fit script with BackupAndRestore, ModelCheckpoint and
 TensorBoard, a custom loop with a CheckpointManager, a parameter-server script. Each is killed mid-run
 (a real SIGKILL) and must resume from its own files in the AIP_* folders, leave its event files and its
-model in the job folder, and leave nothing in /tmp."""
+model in the job folder, and leave nothing in /tmp. A Keras fit that saves nothing resumes from the
+backup tfray gives it (workers/keras_backup.py)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,17 @@ def test_a_keras_fit_script_resumes_from_its_own_backup(local_ray, tmp_path):
     assert (spec.job_dir / "model" / "saved_model.pb").exists()
     assert list((spec.job_dir / "backups").glob("weights-*.index"))  # ModelCheckpoint's, the chief's only
     assert f"model: {spec.job_dir / 'model'}" in summary_lines(spec, result)
+
+
+def test_a_keras_fit_that_saves_nothing_resumes_from_the_automatic_backup(local_ray, tmp_path):
+    spec = job_spec(tmp_path, "stock-plain", {"script": "examples/stock/keras_fit_plain.py",
+                                              "args": {"epochs": 6, "seconds_per_epoch": 0.5}},
+                    roles=TWO, failure={"backoff_s": 0})
+    result = run_killed(spec, "worker-0", spec.job_dir / "backups" / "auto" / "fit-1" / "chief" / "checkpoint")
+    assert result.restarts == 1
+    epochs = [int(n) for n in re.findall(r"^Epoch (\d+)/6", after_restart(spec, "chief-0"), re.MULTILINE)]
+    assert epochs and epochs[0] > 1 and epochs[-1] == 6  # the epochs before the kill were not run again
+    assert not list((spec.job_dir / "backups" / "auto").rglob("*.index"))  # a fit that ended deletes its backup
 
 
 def test_a_custom_loop_resumes_from_its_checkpoint_manager(local_ray, tmp_path):

@@ -30,14 +30,14 @@ def launcher():
     launcher.close()
 
 
-def _run(launcher, tmp_path, kind, target, args=None, argv=(), on_pid=None, env=None):
+def _run(launcher, tmp_path, kind, target, args=None, argv=(), on_pid=None, env=None, keras_backup_dir=None):
     ctx = TaskContext(job_name="j", job_dir=str(tmp_path), attempt=1, strategy="multi_worker_mirrored",
                       role="worker", index=1, is_chief=False, num_workers=2, args=args or {})
     request = tmp_path / f"request-{time.monotonic_ns()}.json"
     request.write_text(json.dumps({"env": {CONTEXT_ENV: ctx.to_env(), **(env or {})}, "sys_path": [REPO],
                                    "kind": kind, "cwd": None, "target": target, "args": args or {},
                                    "argv": list(argv), "alive_interval_s": 1.0,
-                                   "exit_handlers_s": 10.0}))
+                                   "exit_handlers_s": 10.0, "keras_backup_dir": keras_backup_dir}))
     report_r, report_w = os.pipe()
     out_r, out_w = os.pipe()
     pid = launcher.fork(str(request), report_w, out_w)
@@ -124,3 +124,85 @@ def test_runs_are_out_of_reach_of_a_signal_to_the_drivers_process_group(launcher
         (pid, os.getpgid(pid))))
     (pid, group), = pids
     assert group == os.getpgid(launcher.proc.pid) == launcher.proc.pid != os.getpgid(0)
+
+
+# A stand-in for the two things of tf-keras that workers/keras_backup.py touches, Model.fit and
+# BackupAndRestore, so the wrapping is tested through the launcher without TensorFlow (the integration test
+# tests/integration/test_stock_code.py runs the real ones).
+STAND_IN_KERAS = """
+import types
+
+
+class MultiWorkerMirrored: ...
+
+
+class OneDevice: ...
+
+
+class BackupAndRestore:
+    _supported_strategies = (MultiWorkerMirrored,)
+
+    def __init__(self, backup_dir):
+        self.backup_dir = backup_dir
+
+
+callbacks = types.SimpleNamespace(BackupAndRestore=BackupAndRestore)
+
+
+class Model:
+    _distribution_strategy = None
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0):
+        return callbacks
+"""
+
+FITS = """
+import json
+
+import tf_keras
+
+
+class Other: ...
+
+
+class ResumesFit:
+    resumes_fit = True  # as workers.keras.JobCallback says it
+
+
+def names(callbacks):
+    return None if callbacks is None else [getattr(c, "backup_dir", type(c).__name__) for c in callbacks]
+
+
+model, mirrored, one_device = tf_keras.Model(), tf_keras.Model(), tf_keras.Model()
+mirrored._distribution_strategy = tf_keras.MultiWorkerMirrored()
+one_device._distribution_strategy = tf_keras.OneDevice()
+print(json.dumps({
+    "none": names(model.fit([1])),
+    "other": names(mirrored.fit([1], callbacks=[Other()])),
+    "positional": names(model.fit([1], None, None, 1, "auto", (Other(),))),
+    "its_own": names(model.fit([1], callbacks=[tf_keras.callbacks.BackupAndRestore("own")])),
+    "resumes": names(model.fit([1], callbacks=[ResumesFit()])),
+    "one_device": names(one_device.fit([1])),
+}))
+"""
+
+
+@pytest.mark.parametrize("switched_on", [True, False])
+def test_a_scripts_keras_fits_get_one_backup_each_unless_switched_off(launcher, tmp_path, switched_on):
+    (tmp_path / "tf_keras").mkdir()  # beside the script: first on its import path, and not imported before it runs
+    (tmp_path / "tf_keras" / "__init__.py").write_text(STAND_IN_KERAS)
+    (tmp_path / "fits.py").write_text(FITS)
+    backups = str(tmp_path / "backups" / "auto")
+    _, code, _, output = _run(launcher, tmp_path, "script", str(tmp_path / "fits.py"),
+                              keras_backup_dir=backups if switched_on else None)
+    assert code == 0, output
+    got = json.loads(output.strip().splitlines()[-1])
+    if not switched_on:  # fit is tf-keras' own
+        assert got == {"none": None, "other": ["Other"], "positional": ["Other"], "its_own": ["own"],
+                       "resumes": ["ResumesFit"], "one_device": None}
+        assert "[tfray]" not in output
+        return
+    assert got == {"none": [f"{backups}/fit-1"], "other": ["Other", f"{backups}/fit-2"],
+                   "positional": ["Other", f"{backups}/fit-3"], "its_own": ["own"], "resumes": ["ResumesFit"],
+                   "one_device": None}
+    assert "BackupAndRestore does not support OneDevice" in output

@@ -189,3 +189,22 @@ def test_args_still_become_flags():
 def test_bad_argv_is_rejected(entrypoint, expected):
     with pytest.raises(SpecError, match=expected):
         parse_spec(with_(entrypoint=entrypoint))
+
+
+@pytest.mark.parametrize("entrypoint, sent, said", [
+    ({"script": "train.py"}, True, "keras fit: BackupAndRestore each epoch into backups/auto/"),
+    ({"module": "trainer.task", "keras_backup": False}, False, "keras fit: as the script wrote it"),
+    ({"function": "examples.digits:train"}, False, None),  # its fit resumes with JobCallback
+])
+def test_keras_backup_is_on_for_scripts_and_modules_unless_switched_off(entrypoint, sent, said, tmp_path):
+    from controller.plan.dry_run import render_plan
+    from controller.plan.launch import build_launches
+    from controller.plan.tasks import plan
+
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    spec = parse_spec(with_(entrypoint=entrypoint), base_dir=tmp_path)
+    tasks = plan(spec)
+    launches = build_launches(spec, tasks, {t.key: f"h:{i}" for i, t in enumerate(tasks)}, {}, attempt=1,
+                              restarts=0, restore=None, sys_path=[str(tmp_path)])
+    assert {launch.entrypoint.keras_backup for launch in launches.values()} == {sent}
+    assert (said in render_plan(spec)) if said else "keras fit" not in render_plan(spec)
