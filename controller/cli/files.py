@@ -4,7 +4,8 @@
 its rotated parts first), of the newest attempt unless ``--attempt`` says
 otherwise, and with ``--follow`` keeps printing new lines until the job's
 driver is gone; ``logs JOB.yaml driver`` prints the driver's console of the
-attempt instead (``driver.log``: what `tfray run` printed, each line stamped). ``tensorboard`` serves the job folder's event files (the
+attempt instead (``driver.log``: what `tfray run` printed, each line
+stamped). ``tensorboard`` serves the job folder's event files (the
 driver's curves of every attempt, and the code's own logs) on loopback, until
 Ctrl-C, SIGTERM or SIGHUP: every way it ends stops the server.
 """

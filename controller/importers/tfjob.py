@@ -28,8 +28,18 @@ import copy
 from typing import Any
 
 from controller.importers.command_line import entrypoint_from
-from controller.importers.common import Imported, ManifestError, cpu_cores, describe_leftovers, environment
-from controller.importers.common import job_name, leftovers, mapping, memory_mb, one_program
+from controller.importers.common import (
+    Imported,
+    ManifestError,
+    cpu_cores,
+    describe_leftovers,
+    environment,
+    job_name,
+    leftovers,
+    mapping,
+    memory_mb,
+    one_program,
+)
 from controller.importers.kubernetes import drop_pod_defaults, drop_server_metadata, returned_by_server
 
 ROLE_OF = {"chief": "chief", "master": "chief", "worker": "worker", "ps": "ps", "evaluator": "evaluator"}

@@ -25,8 +25,17 @@ import re
 from typing import Any
 
 from controller.importers.command_line import entrypoint_from
-from controller.importers.common import Imported, ManifestError, Program, describe_leftovers, environment
-from controller.importers.common import job_name, leftovers, mapping, one_program
+from controller.importers.common import (
+    Imported,
+    ManifestError,
+    Program,
+    describe_leftovers,
+    environment,
+    job_name,
+    leftovers,
+    mapping,
+    one_program,
+)
 from controller.importers.vertex_machines import ACCELERATORS, MEMORY_SHARE, machine
 
 POOL_ROLES = ("chief", "worker", "ps", "evaluator")

@@ -12,7 +12,8 @@ only where it is declared, and one that no node type declares is named.
 An on-premise (``local``) cluster's one node type declares nothing: each
 machine's ``ray start`` says what it has (and Ray adds
 ``accelerator_type:<GPU>`` where it finds one), so it is taken to offer
-anything. Without an autoscaler the nodes there are all there is, so a bundle that no node could hold is said at once, and the job
+anything. Without an autoscaler the nodes there are all there is, so a
+bundle that no node could hold is said at once, and the job
 waits (a node may still join by hand).
 
 While the group waits, :func:`describe_wait` turns the autoscaler's status

@@ -130,8 +130,8 @@ class TaskReported(JobEvent):
 
 
 KINDS: dict[str, type[JobEvent]] = {cls.kind: cls for cls in
-                                    (Decision, Restart, CheckpointQuarantined, CheckpointFallback, Resize, Grow, DrainNotice,
-                                     PreemptionNotice, DriverLost, TaskReported)}
+                                    (Decision, Restart, CheckpointQuarantined, CheckpointFallback, Resize, Grow,
+                                     DrainNotice, PreemptionNotice, DriverLost, TaskReported)}
 
 
 def from_json(data: dict) -> JobEvent | None:

@@ -18,8 +18,8 @@ from ray.exceptions import AuthenticationError
 from ray.job_submission import JobStatus
 
 from controller import settings
-from controller.cli.app import main
 from controller.cli import exit_codes as codes
+from controller.cli.app import main
 from controller.remote import jobs_api as remote
 from controller.spec import load_spec
 
