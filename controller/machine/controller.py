@@ -72,6 +72,7 @@ class Controller:
         self.on_output = on_output  # (task, lines) a task printed; None: they are only in its log file
         self.on_attempt = on_attempt  # told the attempt's number once it is taken (the driver log opens then)
         self.clock = clock
+        self.wall_clock = wall_clock
         self.sleep = sleep
         self.tasks = TaskTable(plan(spec))
         self.store = JobStore(spec)
@@ -174,7 +175,8 @@ class Controller:
                                           total_epochs=epochs_asked(self.attempt.fingerprint.get("args")))
         self.collector.restart = self.attempt.restarts
         observer = Observer(self.group, self.collector, self.tasks, clock=self.clock,
-                            heartbeat_s=self.spec.timeouts.heartbeat_s, drain_poll_s=settings.DRAIN_POLL_S)
+                            heartbeat_s=self.spec.timeouts.heartbeat_s, drain_poll_s=settings.DRAIN_POLL_S,
+                            wall_clock=self.wall_clock)
         self.watch = Watch(self.spec, self.group, self.tasks, self.store, self.attempt, observer, self.scaling,
                            self.failure_policy, self.clock, started_at=self.clock(), on_output=self.on_output)
         latest = self.store.latest()

@@ -12,6 +12,7 @@ told) and never acts on the cluster: what to do is the controller's call.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -66,6 +67,8 @@ class Observer:
     clock: Callable[[], float]
     heartbeat_s: float  # a task silent this long is hung
     drain_poll_s: float  # how often to ask which nodes are being drained
+    wall_clock: Callable[[], float] = time.time  # the clock of a notice's time (the task's time.time)
+    _run_began_at: float = float("-inf")  # wall clock: notices from before it belong to an earlier run
     _last_seen: dict[TaskKey, float] = field(default_factory=dict)
     _noticed: set[TaskKey] = field(default_factory=set)
     _drained: set[TaskKey] = field(default_factory=set)
@@ -75,6 +78,7 @@ class Observer:
         """A new run of the cluster: every task counts as just seen, nobody noticed or told yet."""
         now = self.clock()
         self._last_seen = {key: now for key in self.table.statuses}
+        self._run_began_at = self.wall_clock()
         self._noticed.clear()
         self._drained.clear()
 
@@ -107,7 +111,9 @@ class Observer:
             elif isinstance(report, HeartbeatReport):
                 self._last_seen[report.key] = self.clock()
                 self.table.note_pid(report.key, report.pid)
-                if report.notice and report.key not in self._noticed:
+                # A heartbeat of the run before a restart may come in after it (an old actor's last beat, still in
+                # the inbox): its notice was that run's, and is not told again to the new run's coordinator.
+                if report.notice and report.notice >= self._run_began_at and report.key not in self._noticed:
                     self._noticed.add(report.key)
                     notices.append(report.key)
             elif isinstance(report, EventReport):

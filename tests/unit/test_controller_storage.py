@@ -137,10 +137,12 @@ def test_a_torn_record_is_set_aside_and_the_job_carries_on_from_its_checkpoints(
 
 def test_a_pss_servers_notice_goes_to_the_coordinator_once(tmp_path):
     """Once a run of the cluster: the Running state's payload says it was told (no flag on the side); the
-    coordinator saves and stops, and the restart, from a fresh Running, tells the new coordinator again."""
-    clock = fakes.FakeClock()
-    controller, group = fakes.running(fakes.pss_spec(tmp_path, failure={"backoff_s": 0}), clock=clock)
-    group.reports = [HeartbeatReport(TaskKey("ps", 0), pid=1, notice=123.0)]
+    coordinator saves and stops, and the restart, from a fresh Running, tells the new coordinator of a new
+    notice, not of the old run's (seen in CI: an old heartbeat's notice stopped the new coordinator)."""
+    clock, wall = fakes.FakeClock(), fakes.FakeClock()
+    controller, group = fakes.running(fakes.pss_spec(tmp_path, failure={"backoff_s": 0}), clock=clock,
+                                      wall_clock=wall)
+    group.reports = [HeartbeatReport(TaskKey("ps", 0), pid=1, notice=wall.now)]
     assert controller.step().coordinator_told_at == clock.now
     group.draining = {"node000000000001": 0}  # worker-0's node is drained too
     assert isinstance(controller.step(), Recovering)  # the chief saved on its notice and stopped
@@ -150,7 +152,12 @@ def test_a_pss_servers_notice_goes_to_the_coordinator_once(tmp_path):
     group.draining = {}  # the drain took capacity: asked for again
     assert fakes.states(controller, 3) == [JobState.PROVISIONING, JobState.STARTING, JobState.RUNNING]
     assert controller.state.coordinator_told_at is None
-    group.reports = [HeartbeatReport(TaskKey("ps", 0), pid=1, notice=456.0)]
+    # The old ps's last heartbeat, still in the inbox after the restart: its notice was the last run's.
+    group.reports = [HeartbeatReport(TaskKey("ps", 0), pid=1, notice=wall.now - 5)]
+    controller.step()
+    assert group.notices == [CHIEF] and controller.state.coordinator_told_at is None
+    wall.now += 30  # a new notice to the new ps
+    group.reports = [HeartbeatReport(TaskKey("ps", 0), pid=2, notice=wall.now)]
     controller.step()
     assert group.notices == [CHIEF, CHIEF]
 
