@@ -80,13 +80,18 @@ def _chief_of_record(attempt: AttemptRecord) -> str:
 
 def _training(chief: str, job_dir: Path, now: float) -> dict | None:
     """The chief's newest report: step, epoch (of how many, when it said), examples/s and the metrics it logged."""
-    row = next((r for r in reversed(last_rows(job_dir)) if r.get("task") == chief), None)
-    if row is None:
+    rows = [r for r in last_rows(job_dir) if r.get("task") == chief]
+    if not rows:
         return None
+    row = rows[-1]
+    # The epoch of the newest report that has one: a report after fit (final metrics) carries none.
+    with_epoch = next((r for r in reversed(rows) if "epoch" in (r.get("values") or {})), {})
     values = dict(row.get("values") or {})
-    epoch = values.pop("epoch", None)
+    values.pop("epoch", None)
+    epoch = (with_epoch.get("values") or {}).get("epoch")
     speed = values.pop(SPEED_KEY, None)
-    return {"task": chief, "step": row.get("step"), "epoch": epoch, "total_epochs": row.get("total_epochs"),
+    return {"task": chief, "step": row.get("step"), "epoch": epoch,
+            "total_epochs": row.get("total_epochs") or with_epoch.get("total_epochs"),
             "examples_per_s": speed,
             "metrics": {k: v for k, v in values.items() if isinstance(v, (int, float, str))},
             "reported_s_ago": round(now - row["time"], 1) if isinstance(row.get("time"), (int, float)) else None}

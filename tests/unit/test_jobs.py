@@ -69,7 +69,9 @@ def storage(tmp_path):
     done = spec_of(runs, "digits-mwms", MWMS, {"epochs": 15})
     record(done, 1, JobState.SUCCEEDED, now - 7700, now - 7500)
     report(done, 1, now - 7500, CHIEF, [MetricsReport(W0, 510, {"epoch": 15}, total_epochs=15),
-                                        MetricsReport(CHIEF, 510, {"epoch": 15, "loss": 0.1}, total_epochs=15)])
+                                        MetricsReport(CHIEF, 510, {"epoch": 15, "loss": 0.1}, total_epochs=15),
+                                        # what the digits example reports after fit: no epoch in it
+                                        MetricsReport(CHIEF, 510, {"final_val_accuracy": 0.98})])
     checkpoint(done, 510, 15)
     running = spec_of(runs, "resnet", MWMS)
     record(running, 2, JobState.RUNNING, now - 600, now - 40)
