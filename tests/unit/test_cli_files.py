@@ -57,6 +57,23 @@ def test_logs_name_what_is_not_there(tmp_path, capsys):
     assert "no logs of attempt 9" in capsys.readouterr().err
 
 
+def lease_held_once(asked: list, says_more) -> type:
+    """A job lease whose driver, asked the first time, says one more thing (``says_more``) and holds the job;
+    asked again, it is gone. Each ask is counted in ``asked``."""
+    class Lease:
+        def __init__(self, job_dir):
+            pass
+
+        def holder(self):
+            asked.append(1)
+            if len(asked) == 1:
+                says_more()
+                return "the driver"
+            return None
+
+    return Lease
+
+
 def test_follow_prints_new_lines_until_the_driver_is_gone_and_the_logs_stay_quiet(tmp_path, monkeypatch, capsys):
     from controller import settings
     from controller.cli import files
@@ -67,19 +84,11 @@ def test_follow_prints_new_lines_until_the_driver_is_gone_and_the_logs_stay_quie
     monkeypatch.setattr(settings, "LOGS_FOLLOW_QUIET_S", 0.05)
     asked = []
 
-    class Lease:  # the driver prints one more line, then is gone
-        def __init__(self, job_dir):
-            pass
+    def one_more_line():
+        with open(log, "a") as f:
+            f.write("attempt 2 worker-0 later\n")
 
-        def holder(self):
-            asked.append(1)
-            if len(asked) == 1:
-                with open(log, "a") as f:
-                    f.write("attempt 2 worker-0 later\n")
-                return "the driver"
-            return None
-
-    monkeypatch.setattr(files, "FileLease", Lease)
+    monkeypatch.setattr(files, "FileLease", lease_held_once(asked, one_more_line))
     assert main(["logs", spec, "--follow"]) == EXIT_OK
     assert capsys.readouterr().out.splitlines()[-1] == "(worker-0) attempt 2 worker-0 later"
     assert len(asked) >= 3  # it went on asking while the new line was recent
@@ -126,19 +135,7 @@ def test_follow_prints_the_drivers_new_lines_as_it_says_them(tmp_path, monkeypat
     monkeypatch.setattr(settings, "LOGS_FOLLOW_POLL_S", 0.01)
     monkeypatch.setattr(settings, "LOGS_FOLLOW_QUIET_S", 0.05)
     asked = []
-
-    class Lease:  # the driver says one more line, then is gone
-        def __init__(self, job_dir):
-            pass
-
-        def holder(self):
-            asked.append(1)
-            if len(asked) == 1:
-                log.line("progress [worker-0] step 5")
-                return "the driver"
-            return None
-
-    monkeypatch.setattr(files, "FileLease", Lease)
+    monkeypatch.setattr(files, "FileLease", lease_held_once(asked, lambda: log.line("progress [worker-0] step 5")))
     assert main(["logs", spec, "driver", "--follow"]) == EXIT_OK
     assert [line[20:] for line in capsys.readouterr().out.splitlines()] == [
         "progress [worker-0] step 4", "progress [worker-0] step 5"]
