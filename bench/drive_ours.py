@@ -138,11 +138,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
+    from controller.api import local_ray_environment
     from controller.machine.controller import Controller
 
     log_event(args.events, "ray_init_begin", task="driver")
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=True,
-             _temp_dir=os.environ.get("RAY_TMPDIR"))
+    with local_ray_environment():  # as a local `tfray run` starts Ray
+        ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=True,
+                 _temp_dir=os.environ.get("RAY_TMPDIR"))
     log_event(args.events, "ray_init_end", task="driver")
     spec = job_spec(args, run_dir / "storage")
     controller = Controller(spec, timed_group(args.events, spec.name), sys_path=[str(REPO)])

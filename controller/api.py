@@ -15,6 +15,7 @@ started (or joined at ``address``) only then. It returns the ``JobResult``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -118,8 +119,24 @@ def init_ray(address: str | None = None, num_cpus: float | None = None, dashboar
         check_reachable(address)
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host="127.0.0.1",
-                 log_to_driver=True)
+        with local_ray_environment():
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host="127.0.0.1",
+                     log_to_driver=True)
+
+
+@contextlib.contextmanager
+def local_ray_environment():
+    """The environment a local Ray starts in (its processes inherit it): Ray's workers at nice 0, not Ray's
+    15, so training is not the first to lose the CPU (controller/spec/process.py); a value the user's own
+    environment sets wins. Restored afterwards: this process's environment is the user's."""
+    name = "RAY_worker_niceness"
+    before = os.environ.get(name)
+    os.environ.setdefault(name, "0")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:

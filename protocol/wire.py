@@ -142,6 +142,7 @@ class ActorConfig(TaskIdentity):
     devices: DevicePlan = DevicePlan()  # its GPUs: what its launcher and training processes may see and take
     gpu_context_reserve_mb: int = 1024  # gpu_memory: share leaves this much of its share to the CUDA context
     nvidia_smi_timeout_s: float = 10.0  # bound on reading the GPUs' memory for gpu_memory: share
+    niceness: int | None = 0  # the nice value its processes run at, where the system allows (None: Ray's)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from workers.heartbeat import Heartbeat
 from workers.inbox_sender import InboxSender
 from workers.launcher_client import LauncherClient, LauncherDied
 from workers.preemption import TaskPreempted
+from workers.process_settings import readback, set_niceness
 from workers.server_probe import wait_for_servers
 from workers.task_output import TaskOutput
 from workers.task_storage import TaskStorage
@@ -72,6 +73,7 @@ class TaskActor:
         self.device_env, self.device_note = gpus.device_env(config.devices, self.gpu_ids, memory,
                                                             config.gpu_context_reserve_mb)
         os.environ.update(self.device_env)
+        self.niceness_note = set_niceness(config.niceness)  # before the launcher starts: it inherits the value
         self.config = config
         self.key = config.key
         self.inbox = inbox
@@ -149,7 +151,7 @@ class TaskActor:
                      console=False)
         for line in self._launcher.take_printed():  # its TensorFlow import's banners: the log keeps them
             output.write(line, console=False)
-        for note in (self.storage.note, self.device_note):
+        for note in (self.storage.note, self.device_note, self.niceness_note):
             if note:
                 output.note(note)
         ctx = TaskContext(
@@ -196,6 +198,7 @@ class TaskActor:
             os.close(out_w)
         if self._stopping.is_set():  # stop_run came while the process was being forked
             self._signal_child(signal.SIGKILL)
+        self._output.write(f"[tfray] training process {self._child}: {readback(self._child)}\n", console=False)
         self._alive_count += 1  # a beat for the new process: it exists
         self._child_notice = None
         if self._notice_pending:  # the node's drain notice came while no process trained

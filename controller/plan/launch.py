@@ -98,10 +98,12 @@ def replacement_launch(launch: TaskLaunch) -> TaskLaunch:
     return dataclasses.replace(launch, faults=())
 
 
-def actor_config(key: TaskKey, env: dict[str, str], devices: DevicePlan = DevicePlan()) -> ActorConfig:
-    """What a task's actor is built with: its identity, the job's environment, its GPUs and its intervals."""
+def actor_config(key: TaskKey, env: dict[str, str], devices: DevicePlan = DevicePlan(), *,
+                 own_env: dict[str, str] | None = None, niceness: int | None = 0) -> ActorConfig:
+    """What a task's actor is built with: its identity, its environment (its own thread settings under the
+    job's, so a variable the spec's env sets wins), its niceness, its GPUs and its intervals."""
     return ActorConfig(
-        role=key.role, index=key.index, env=dict(env), devices=devices,
+        role=key.role, index=key.index, env={**(own_env or {}), **env}, devices=devices, niceness=niceness,
         gpu_context_reserve_mb=settings.GPU_CONTEXT_RESERVE_MB, nvidia_smi_timeout_s=settings.NVIDIA_SMI_TIMEOUT_S,
         heartbeat_interval_s=settings.HEARTBEAT_INTERVAL_S,
         heartbeat_reply_timeout_s=settings.HEARTBEAT_REPLY_TIMEOUT_S,

@@ -12,10 +12,11 @@ index, so a plan never changes while a job runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 from controller.plan.gpus import device_plan
-from controller.spec import ROLE_ORDER, JobSpec, Role, Strategy
+from controller.spec import ROLE_ORDER, JobSpec, ProcessSpec, Resources, Role, Strategy
 from protocol.wire import DevicePlan, TaskKey
 
 
@@ -29,6 +30,8 @@ class TaskSpec:
     in_cluster: bool  # part of TF_CONFIG's cluster (the evaluator is not)
     runs_server: bool = False  # PSS ps/worker: serves a tf.distribute.Server instead of running user code
     devices: DevicePlan = DevicePlan()  # its GPUs (the bundle's GPU amount) and how much of their memory it takes
+    env: dict = field(default_factory=dict)  # its own environment: thread pools sized to its CPUs
+    niceness: int | None = 0  # its processes' nice value (None: Ray's)
 
     @property
     def tracked(self) -> bool:
@@ -69,9 +72,21 @@ def plan(spec: JobSpec, workers: int | None = None) -> list[TaskSpec]:
                     in_cluster=role is not Role.EVALUATOR,
                     runs_server=pss and role in (Role.PS, Role.WORKER),
                     devices=device_plan(spec.roles[role].resources),
+                    env=thread_env(spec.process, spec.roles[role].resources),
+                    niceness=spec.process.niceness,
                 )
             )
     return tasks
+
+
+def thread_env(process: ProcessSpec, resources: Resources) -> dict[str, str]:
+    """The thread settings of a task's training process: ``process.threads`` for OpenMP and both of
+    TensorFlow's pools, else OpenMP's sized to the task's CPUs rounded up, where Ray rounds a fraction down
+    to 1, and TensorFlow's left to size themselves as they do for a process launched by hand."""
+    if process.threads is not None:
+        n = str(process.threads)
+        return {"OMP_NUM_THREADS": n, "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n}
+    return {"OMP_NUM_THREADS": str(max(1, math.ceil(resources.cpu)))}
 
 
 def describe_bundle(bundle: dict) -> str:

@@ -58,7 +58,7 @@ def create_actor(job_name: str, task: TaskSpec, pg, bundle_index: int, incarnati
         **({"runtime_env": runtime_env} if runtime_env else {}),
     )
     name = actor_name(job_name, task.key, incarnation)
-    config = actor_config(task.key, env, task.devices)
+    config = actor_config(task.key, env, task.devices, own_env=task.env, niceness=task.niceness)
     try:
         return ray.remote(TaskActor).options(name=name, **options).remote(config, inbox)
     except ValueError:  # the name of an actor killed a moment ago is not released yet

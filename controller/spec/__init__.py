@@ -5,7 +5,8 @@ keys and describe every field (``tfray schema`` prints the JSON Schema).
 The parts live by concept: what to train in ``controller.spec.training``, how
 to run it in ``controller.spec.running``, the whole job in
 ``controller.spec.job``, Ray's runtime environment for the tasks in
-``controller.spec.runtime_env``, reading a file in ``controller.spec.file``.
+``controller.spec.runtime_env``, how each training process runs (priority,
+threads) in ``controller.spec.process``, reading a file in ``controller.spec.file``.
 Checks that need the file system (does the entrypoint exist, can the storage
 path be written, what a run exposes) live in ``controller.spec.entrypoint``
 and ``controller.spec.preflight``. This module is the one place callers
@@ -28,6 +29,7 @@ from controller.spec.running import (
                                      StorageMode,
                                      Timeouts,
 )
+from controller.spec.process import ProcessSpec
 from controller.spec.runtime_env import RuntimeEnvSpec
 from controller.spec.training import (
                                       ENV_NAME,
@@ -44,7 +46,7 @@ from controller.spec.training import (
 )
 
 __all__ = ["CheckpointPolicy", "Collective", "ENV_NAME", "Elastic", "Entrypoint", "FailurePolicySpec", "FaultAction",
-           "FaultSpec", "GpuMemory", "IMAGE_ENTRYPOINT", "JobSpec", "Placement", "RESERVED_ENV", "ROLE_ORDER",
+           "FaultSpec", "GpuMemory", "IMAGE_ENTRYPOINT", "JobSpec", "Placement", "ProcessSpec", "RESERVED_ENV", "ROLE_ORDER",
            "Resources", "Role", "RoleSpec", "RuntimeEnvSpec", "SpecError", "SpecModel", "StorageMode", "Strategy",
            "Timeouts", "check_entrypoint", "check_storage", "exposure_warning", "format_validation_error",
            "load_spec", "load_yaml", "parse_spec", "parse_yaml"]

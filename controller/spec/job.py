@@ -24,6 +24,7 @@ from controller.spec.running import (
     StorageMode,
     Timeouts,
 )
+from controller.spec.process import ProcessSpec
 from controller.spec.runtime_env import RuntimeEnvSpec
 from controller.spec.training import (
     ROLE_ORDER,
@@ -88,6 +89,8 @@ class JobSpec(SpecModel):
         default_factory=list, description="Faults to inject, for testing how the job survives them "
         "(also `tfray run --fault worker-1:kill@step=50`).",
     )
+    process: ProcessSpec = Field(default_factory=ProcessSpec.model_construct,
+                                 description="How each task's training process runs: its priority and threads.")
     runtime_env: RuntimeEnvSpec | None = Field(
         None, description="A Ray runtime environment (env_vars, pip, working_dir, py_modules, image_uri) for every "
         "task actor; unset, tasks run in the nodes' own Python, which starts each actor about 0.5 s sooner.")

@@ -111,15 +111,18 @@ class _Barrier:
 
 
 def devices_seen(ctx) -> dict:
-    """What this task's training process and its launcher (its parent) were given about GPUs: written to
+    """What this task's training process and its launcher (its parent) were given about GPUs and threads, and
+    the process's nice value: written to
     ``<job>/devices-<task>.json`` (read from /proc, so the launcher's is what it really has)."""
     import json
     import os
 
-    names = ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH", "TFRAY_GPU_MEMORY_LIMIT_MB", "TFRAY_COLLECTIVE")
+    names = ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH", "TFRAY_GPU_MEMORY_LIMIT_MB", "TFRAY_COLLECTIVE",
+             "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
     with open(f"/proc/{os.getppid()}/environ", "rb") as f:
         launcher = dict(item.decode().split("=", 1) for item in f.read().split(b"\0") if b"=" in item)
-    seen = {"process": {n: os.environ.get(n) for n in names}, "launcher": {n: launcher.get(n) for n in names}}
+    seen = {"process": {n: os.environ.get(n) for n in names}, "launcher": {n: launcher.get(n) for n in names},
+            "nice": os.getpriority(os.PRIO_PROCESS, 0)}
     with open(os.path.join(ctx.job_dir, f"devices-{ctx.task}.json"), "w") as f:
         json.dump(seen, f)
     return seen

@@ -22,8 +22,8 @@ from .conftest import REPO, assert_nothing_left, job_spec
 pytestmark = pytest.mark.integration
 
 
-def test_each_task_and_its_launcher_see_exactly_the_gpus_ray_assigned_it(fake_gpu_ray, tmp_path):
-    roles = {"chief": {"count": 1, "resources": {"cpu": 0.5, "gpu": 1, "gpu_memory": "growth"}},
+def test_each_task_and_its_launcher_see_exactly_the_gpus_ray_assigned_it_at_nice_0_with_its_threads(fake_gpu_ray, tmp_path):
+    roles = {"chief": {"count": 1, "resources": {"cpu": 1.5, "gpu": 1, "gpu_memory": "growth"}},
              "worker": {"count": 2, "resources": {"cpu": 0.5, "gpu": 0.5}},
              "evaluator": {"count": 1, "resources": {"cpu": 0.5}}}
     # No TensorFlow anywhere: what is checked is the environment each process gets.
@@ -43,6 +43,12 @@ def test_each_task_and_its_launcher_see_exactly_the_gpus_ray_assigned_it(fake_gp
     assert w0["CUDA_VISIBLE_DEVICES"] == w1["CUDA_VISIBLE_DEVICES"] == other
     assert w0["TF_FORCE_GPU_ALLOW_GROWTH"] == w1["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
     assert not any(views["process"]["TFRAY_GPU_MEMORY_LIMIT_MB"] for views in seen.values())
+    # Each process runs at nice 0, not the 15 Ray starts workers at (this Ray was started without
+    # RAY_worker_niceness: the actor lowered it itself, which root may), with OpenMP sized to its CPUs rounded up.
+    if os.geteuid() == 0:
+        assert {task: views["nice"] for task, views in seen.items()} == dict.fromkeys(seen, 0)
+    assert chief["OMP_NUM_THREADS"] == "2" and w0["OMP_NUM_THREADS"] == w1["OMP_NUM_THREADS"] == "1"
+    assert not any(views["process"]["TF_NUM_INTRAOP_THREADS"] for views in seen.values())  # TensorFlow's own
     evaluator = seen["evaluator-0"]
     assert evaluator["process"]["CUDA_VISIBLE_DEVICES"] == evaluator["launcher"]["CUDA_VISIBLE_DEVICES"] == ""
     assert {t: i.gpus for t, i in result.tasks.items()} == {

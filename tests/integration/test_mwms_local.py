@@ -1,5 +1,7 @@
 """MultiWorkerMirroredStrategy on a local Ray: real actors, real TF, the digits example end to end."""
 
+import os
+import re
 import urllib.request
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from controller.states.state import JobState
 from controller.status.gather import job_view
 from controller.status.view import render_status
 from controller.store.checkpoints import CheckpointManifest
-from protocol.layout import COMPLETE_MARKER, WORKERTEMP_DIR
+from protocol.layout import COMPLETE_MARKER, WORKERTEMP_DIR, task_log
 
 from .conftest import REPO, BackgroundJob, assert_nothing_left, job_spec
 
@@ -65,6 +67,11 @@ def test_function_mode_trains_then_a_rerun_resumes(local_ray, tmp_path):
     assert result.result["replicas"] == 2
     rows = read_metrics(spec.job_dir)
     assert {r["task"] for r in rows} == TASKS
+    # What each TensorFlow training process really ran with, as its task's log records it from /proc.
+    for task in TASKS:
+        got = re.search(r"\[tfray\] training process \d+: (.*)", task_log(spec.job_dir, 1, task).read_text())
+        assert got and "OMP_NUM_THREADS=1, TF_NUM_INTRAOP_THREADS unset" in got[1], task
+        assert os.geteuid() != 0 or got[1].startswith("nice 0,"), got[1]  # root may lower Ray's 15
     first = check_checkpoints(spec)
     assert first.step == result.result["step"] and first.epoch == 3
     assert_nothing_left()
