@@ -1,13 +1,17 @@
-"""Keras 3 in a multi-task job: `validate` refuses it from the entrypoint's source, without running it
-(keras-team/keras#20585, #18624)."""
+"""Keras 3 in a multi-task job: `validate` refuses it from the entrypoint's source, without running it; a task
+whose training failed inside it says so in one sentence (keras-team/keras#20585, #18624)."""
 
 import ast
+import importlib.util
+import sys
 import textwrap
 
 import pytest
 
 from controller.spec import SpecError, check_entrypoint, find_keras3_imports, parse_spec
-from protocol.wire import KERAS3_UNSUPPORTED
+from protocol.wire import KERAS3_UNSUPPORTED, FailureCause
+from workers.keras3_failure import explain
+from workers.task_actor import error_text
 
 MWMS = {"name": "job", "strategy": "multi_worker_mirrored", "roles": {"worker": {"count": 2}},
         "entrypoint": {"script": "train.py"}, "storage_path": "runs"}
@@ -106,3 +110,81 @@ def test_a_script_that_does_not_parse_is_said_before_its_imports_are_looked_for(
     spec = spec_with(tmp_path, MWMS, {"train.py": "import keras\ndef f(:\n"})
     with pytest.raises(SpecError, match=r"train.py line 2: .*fix the file"):
         check_entrypoint(spec, [str(tmp_path)])
+
+
+# -- at run time ------------------------------------------------------------------------------------------------
+
+STAND_IN_KERAS = '''
+__version__ = "{version}"
+
+def fit():
+    raise ValueError("Attempt to convert a value (PerReplica:{{0: ...}}) with an unsupported type")
+'''
+
+
+@pytest.fixture
+def stand_in_keras(tmp_path, monkeypatch):
+    """A package named keras, loaded as `keras` at the version asked for: its fit fails as Keras 3's does."""
+    def load(version: str):
+        folder = tmp_path / f"keras-{version}" / "keras"
+        folder.mkdir(parents=True)
+        (folder / "__init__.py").write_text(STAND_IN_KERAS.format(version=version))
+        spec = importlib.util.spec_from_file_location("keras", folder / "__init__.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        monkeypatch.setitem(sys.modules, "keras", module)
+        return module
+    return load
+
+
+def raised_by(call) -> BaseException:
+    try:
+        call()
+    except Exception as err:
+        return err
+    raise AssertionError("it did not raise")
+
+
+@pytest.mark.parametrize("strategy", ["multi_worker_mirrored", "parameter_server"])
+def test_a_failure_inside_keras_3_is_told_in_one_sentence(stand_in_keras, strategy):
+    keras = stand_in_keras("3.15.1")
+    said = explain(raised_by(keras.fit), strategy)
+    assert said == (f"{KERAS3_UNSUPPORTED}. This task's training ({strategy}) failed inside Keras 3 with "
+                    "ValueError; the traceback is in its log")
+    assert "\n" not in said and "PerReplica" not in said
+    assert "import tf_keras as keras" in said[:160]  # what `tfray status` shows of a failure
+
+
+def test_a_failure_raised_from_one_inside_keras_3_is_too(stand_in_keras):
+    keras = stand_in_keras("3.0.0")
+
+    def wrapped():
+        try:
+            keras.fit()
+        except ValueError as err:
+            raise RuntimeError("training failed") from err
+
+    assert "training (multi_worker_mirrored) failed inside Keras 3 with RuntimeError" in \
+        explain(raised_by(wrapped), "multi_worker_mirrored")
+
+
+def test_other_failures_keep_their_own_error(stand_in_keras):
+    keras = stand_in_keras("3.15.1")
+    assert explain(raised_by(keras.fit), "mirrored") is None  # Keras 3 trains under MirroredStrategy
+    assert explain(raised_by(keras.fit), None) is None  # no context yet
+    assert explain(raised_by(lambda: 1 / 0), "multi_worker_mirrored") is None  # not through Keras
+
+
+def test_keras_2_is_not_keras_3(stand_in_keras):
+    keras = stand_in_keras("2.15.0")
+    assert explain(raised_by(keras.fit), "multi_worker_mirrored") is None
+
+
+def test_the_task_ends_with_the_explanation_and_its_own_exceptions_keep_their_words():
+    error = {"type": "ValueError", "message": "PerReplica", "traceback": "Traceback ...", "explanation": "why"}
+    assert error_text(error, FailureCause.USER_ERROR) == "why"
+    assert error_text({**error, "explanation": None}, FailureCause.USER_ERROR) == \
+        "ValueError: PerReplica\nTraceback ..."
+    assert error_text({**error, "type": "CheckpointUnreadable"}, FailureCause.CHECKPOINT_UNREADABLE) == \
+        "CheckpointUnreadable: PerReplica\nTraceback ..."
+    assert error_text(error, FailureCause.STOPPED_ON_NOTICE) == "PerReplica"
