@@ -52,6 +52,17 @@ ERROR_CAUSES = {TaskPreempted.__name__: FailureCause.STOPPED_ON_NOTICE,
                 CheckpointUnreadable.__name__: FailureCause.CHECKPOINT_UNREADABLE}
 
 
+def error_text(error: dict, cause: FailureCause) -> str:
+    """How a training process's exception (its ``error`` record, ``workers/zygote.py``) is told in its end: a
+    notice's message alone; a user error's explanation, when it has one, in place of its traceback (which stays
+    in the task's log); else its type, message and traceback. Our own exceptions keep their own words."""
+    if cause is FailureCause.STOPPED_ON_NOTICE:
+        return error["message"]
+    if cause is FailureCause.USER_ERROR and error.get("explanation"):
+        return error["explanation"]
+    return f"{error['type']}: {error['message']}\n{error['traceback']}"
+
+
 def _restore_args(restore: RestorePoint | None) -> dict:
     """A launch's restore point as the context takes it (its ``latest_checkpoint*``, part of the user's API)."""
     if restore is None:
@@ -228,9 +239,7 @@ class TaskActor:
         error = ends.get(wire.ERROR)
         if error is not None:
             cause = ERROR_CAUSES.get(error["type"], FailureCause.USER_ERROR)
-            text = error["message"] if cause is FailureCause.STOPPED_ON_NOTICE else \
-                f"{error['type']}: {error['message']}\n{error['traceback']}"
-            return TaskEnd.failed(self.key, cause, text)
+            return TaskEnd.failed(self.key, cause, error_text(error, cause))
         if code != 0:
             return TaskEnd.failed(self.key, FailureCause.USER_ERROR,
                                   f"{launch.entrypoint.target} exited with code {code}; {last}")

@@ -29,7 +29,9 @@ a ``protocol.wire`` report as its ``to_json``, typed again by the actor),
 heartbeat only while these come, so a stopped or wedged process is seen as
 hung), and at the end ``{"kind": "result", ...}`` or ``{"kind": "error", ...}``
 with the exception's type, message and traceback as text (no TensorFlow
-object ever travels to the driver). These three and the request file never
+object ever travels to the driver), and, when the failure is one we can say
+in a sentence (Keras 3 in a multi-task job, ``workers/keras3_failure.py``),
+that sentence as its ``explanation``. These three and the request file never
 leave the task, so they stay plain JSON.
 """
 
@@ -48,7 +50,7 @@ import traceback
 
 from protocol import wire
 from protocol.wire import PREIMPORT_ENV
-from workers import gpus
+from workers import gpus, keras3_failure
 
 ZYGOTE_FD_ENV = "TFRAY_ZYGOTE_FD"
 MAX_MESSAGE = 65536
@@ -204,8 +206,12 @@ def _child(request_path: str, report_fd: int, out_fd: int) -> None:
     except BaseException as err:  # reported as text: the driver must never unpickle a TF exception
         text = traceback.format_exc()
         print(text, file=sys.stderr, flush=True)
+        explanation = keras3_failure.explain(err, _strategy())
+        if explanation:  # the log says it too, under the traceback it replaces in the task's end
+            print(f"[tfray] {explanation}", file=sys.stderr, flush=True)
         if reports is not None:
-            reports.send({"kind": wire.ERROR, "type": type(err).__name__, "message": str(err), "traceback": text})
+            reports.send({"kind": wire.ERROR, "type": type(err).__name__, "message": str(err), "traceback": text,
+                          "explanation": explanation})
     finally:
         try:
             if exit_bound_s:
@@ -214,6 +220,14 @@ def _child(request_path: str, report_fd: int, out_fd: int) -> None:
             sys.stderr.flush()
         finally:
             os._exit(code)  # after this process's own exit handlers; never the launcher's
+
+
+def _strategy() -> str | None:
+    """The job's strategy, from this process's context (None before it has one). Never imports: it runs while
+    an exception is being reported, which a failing import must not replace."""
+    context = sys.modules.get("workers.context")
+    ctx = context.current() if context is not None else None
+    return ctx.strategy if ctx is not None else None
 
 
 def _run(request: dict, reports: _Reports) -> int:

@@ -8,16 +8,19 @@ executed); a function is looked for in the module's syntax tree, following
 simple re-exports (``from .train import train``). What cannot be decided by
 reading (a name made at import time, a ``*`` import) is a warning, not an
 error: the job will look it up when it runs. Source that does not parse, or
-is not text, is an error that names the file and the line.
+is not text, is an error that names the file and the line, and so is an
+import of Keras 3 in a multi-task job (``keras3_imports.py``).
 """
 
 from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from controller.spec.job import JobSpec, SpecError
+from controller.spec.keras3_imports import refuse_keras3
 
 MAX_REEXPORTS = 8  # how many `from x import name` hops are followed
 # What an importer writes as the script when the original ran its container image's own ENTRYPOINT, which the
@@ -95,13 +98,16 @@ def _dynamic(tree: ast.Module) -> bool:
                or (isinstance(node, ast.FunctionDef) and node.name == "__getattr__") for node in tree.body)
 
 
-def find_function(module: str, func: str, search_path: list[str], field: str) -> list[str]:
-    """Check ``module:func`` exists by reading source; the warnings where reading cannot tell."""
+def find_function(module: str, func: str, search_path: list[str], field: str,
+                  check_source: Callable[[Path, ast.Module], None] = lambda path, tree: None) -> list[str]:
+    """Check ``module:func`` exists by reading source; the warnings where reading cannot tell.
+    ``check_source`` is given each module read on the way (the named one, then each it re-exports from)."""
     for _ in range(MAX_REEXPORTS):
         path = find_module(module, search_path)
         if path is None:
             return [f"{field}: '{module}' has no Python source to read; '{func}' is looked up when the job runs"]
         tree = parse_source(path, field)
+        check_source(path, tree)
         found = _defines(tree, func)
         if isinstance(found, ast.ImportFrom):
             alias = next(a for a in found.names if (a.asname or a.name) == func)
@@ -147,16 +153,22 @@ def _check_entrypoint(spec: JobSpec, search_path: list[str]) -> list[str]:
         if not script.is_file():
             raise EntrypointNotFound(f"entrypoint.script: '{ep.script}' does not exist (looked at {script})")
         tree = parse_source(script, "entrypoint.script")
+        refuse_keras3(spec, script, tree, "entrypoint.script")
         return _fault_warnings(spec, tree)
     if ep.module:
         try:
             path = find_module(ep.module, search_path)
         except EntrypointNotFound as err:
             raise EntrypointNotFound(f"entrypoint.module: {err}") from None
-        return _fault_warnings(spec, parse_source(path, "entrypoint.module")) if path else []
+        if path is None:
+            return []
+        tree = parse_source(path, "entrypoint.module")
+        refuse_keras3(spec, path, tree, "entrypoint.module")
+        return _fault_warnings(spec, tree)
     module, func = ep.function.split(":")
     try:
-        return find_function(module, func, search_path, "entrypoint.function")
+        return find_function(module, func, search_path, "entrypoint.function",
+                             lambda path, tree: refuse_keras3(spec, path, tree, "entrypoint.function"))
     except SpecError as err:
         message = str(err)
         raise type(err)(message if message.startswith("entrypoint.") else f"entrypoint.function: {message}") from None

@@ -247,6 +247,8 @@ ENTRYPOINTS = [
     ("re-export of a name that is nowhere", {"function": "pkg:train"},
      {"pkg/__init__.py": "from .impl import train\n", "pkg/impl.py": "def other(ctx): pass\n"},
      "defines no top-level 'train'"),
+    ("Keras 3 under multi-worker mirrored", {"script": "train.py"}, {"train.py": "import keras\n"},
+     "train.py line 1: `import keras` imports Keras 3"),
 ]
 
 

@@ -206,3 +206,23 @@ def test_a_scripts_keras_fits_get_one_backup_each_unless_switched_off(launcher, 
                    "positional": ["Other", f"{backups}/fit-3"], "its_own": ["own"], "resumes": ["ResumesFit"],
                    "one_device": None}
     assert "BackupAndRestore does not support OneDevice" in output
+
+
+KERAS_3_FIT = """
+__version__ = "3.15.1"
+
+def fit():
+    raise ValueError("Attempt to convert a value (PerReplica:{0: ...}) with an unsupported type")
+"""
+
+
+def test_a_multi_worker_fit_that_fails_inside_keras_3_says_why(launcher, tmp_path):
+    (tmp_path / "keras").mkdir()  # beside the script: a stand-in Keras 3 whose fit fails as the real one does
+    (tmp_path / "keras" / "__init__.py").write_text(KERAS_3_FIT)
+    (tmp_path / "train.py").write_text("import keras\nkeras.fit()\n")
+    _, code, records, output = _run(launcher, tmp_path, "script", str(tmp_path / "train.py"))
+    assert code == 1
+    error = next(r for r in records if r["kind"] == "error")
+    assert error["type"] == "ValueError" and "PerReplica" in error["traceback"]  # kept, for the log
+    assert "training (multi_worker_mirrored) failed inside Keras 3 with ValueError" in error["explanation"]
+    assert "PerReplica" in output and f"[tfray] {error['explanation']}" in output
