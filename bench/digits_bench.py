@@ -86,7 +86,8 @@ def _log_start(events: str, task: str, way: str) -> None:
     log_event(events, "start", task=task, way=way, process_created=created,
               tf_loaded_before="tensorflow" in sys.modules, omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
               niceness=os.getpriority(os.PRIO_PROCESS, 0), cpus=len(os.sched_getaffinity(0)),
-              tf_intra_op=os.environ.get("TF_NUM_INTRAOP_THREADS"), tf_inter_op=os.environ.get("TF_NUM_INTEROP_THREADS"))
+              tf_intra_op=os.environ.get("TF_NUM_INTRAOP_THREADS"),
+              tf_inter_op=os.environ.get("TF_NUM_INTEROP_THREADS"))
 
 
 def _import_tf(events: str, task: str):

@@ -162,6 +162,7 @@ def mwms_figures(way: str, run_dir: Path, memory: dict) -> dict:
     first_fault = min((f["time"] for f in faults), default=float("inf"))
     per_epoch = steady_s_per_epoch(events, chief, first_fault)
     steps = next((e["step"] for e in events if e["event"] == "epoch_end" and e["task"] == chief), None)
+    steady = [e["time"] for e in events if e["event"] == "epoch_end" and e["task"] == chief and e["time"] < first_fault]
     init_begin, init_end = _first(events, "ray_init_begin"), _first(events, "ray_init_end")
     task_pids = {e["pid"] for e in events if e["event"] == "start"}
     task_peaks = [memory["peak_by_pid"].get(pid, 0) for pid in task_pids]
@@ -182,10 +183,27 @@ def mwms_figures(way: str, run_dir: Path, memory: dict) -> dict:
         "memory_measure": memory.get("measure", "rss"),  # runs from before PSS was sampled have RSS only
         "tree_parts_mb": {k: v / MB for k, v in sorted(memory.get("peak_tree_parts", {}).items(),
                                                          key=lambda kv: -kv[1])},
+        "cpu_per_min": cpu_per_minute(memory, steady[0], steady[-1]) if len(steady) > 1 else {},
         "driver_imports_tf": result.get("driver_imports_tf", False),
         "startup": startup_phases(events, chief, t0, first_fault),
         "recovery": [recovery_phases(events, chief, f["time"]) for f in faults],
     }
+
+
+def cpu_per_minute(memory: dict, start: float, end: float) -> dict[str, float]:
+    """CPU seconds per minute that each part of the process tree (by label) used between ``start`` and
+    ``end`` (the steady epochs), from the sampler's CPU readings nearest inside that window."""
+    series = [(t, {int(pid): cpu for pid, cpu in by_pid.items()}) for t, by_pid in memory.get("cpu_series", [])]
+    inside = [(t, by_pid) for t, by_pid in series if start <= t <= end]
+    if len(inside) < 2:
+        return {}
+    (t0, first), (t1, last) = inside[0], inside[-1]
+    out: dict[str, float] = {}
+    for pid, cpu in last.items():
+        if pid in first:
+            label = memory["label_by_pid"].get(pid, "?")
+            out[label] = out.get(label, 0.0) + (cpu - first[pid]) * 60.0 / (t1 - t0)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def _interp(points: list[tuple[float, int]], t: float) -> float:

@@ -4,9 +4,12 @@ Each run is one fresh process (a driver, or the hand launcher) with its own
 short ``RAY_TMPDIR``, a private ``HOME`` and ``RAY_AUTH_MODE=disabled``
 (docs/design.md §6); a thread samples the memory of its process tree. Ways are
 run in a different order in each repetition so that drift in the machine's
-load does not always favour the same one. Each figure is the median of the
-repetitions with its spread (min-max); a ratio is the ratio of the medians,
-with the spread of the per-repetition ratios.
+load does not always favour the same one (with two ways: ours, hand, then
+hand, ours, ...). Each figure is the median of the repetitions with its
+spread (min-max); a ratio is the median of the paired ratios, each of one
+repetition's two runs, made minutes apart, with their spread: the machine's
+drift over the whole benchmark cancels out of each pair. ``--load N`` runs N
+busy processes at nice 0 beside every run: the same machine under load.
 
 Scenarios (``--quick`` shrinks them and folds the clean run into the fault run):
 
@@ -39,6 +42,7 @@ from bench.tables import WAYS, breakdown, table
 
 REPO = Path(__file__).resolve().parents[1]
 # --smoke: each sweep at the smallest size that still fills its table.
+HOG = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass"
 SMOKE_SWEEPS = {"scale": ["--tasks=4", "--nodes=2", "--watch-s=4"]}
 
 
@@ -99,22 +103,30 @@ def run_one(scenario: str, way: str, run_dir: Path, size: dict, args, cmd: list[
     run_dir.mkdir(parents=True, exist_ok=True)
     env = run_env(dict(kv.split("=", 1) for kv in args.ours_env) if way == "ours" else None)
     cmd = cmd or command(scenario, way, run_dir, size, args)
-    began, load_before = time.time(), os.getloadavg()[0]
-    with open(run_dir / "driver.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        sampler = TreeSampler(proc.pid, interval_s=args.sample_s).start()
-        try:
-            code = proc.wait(timeout=args.run_timeout_s)
-        except subprocess.TimeoutExpired:
-            code = None
-    sampler.stop()
-    _reap(proc, sampler)
+    # Neighbours at nice 0, as a node's daemons are; each spins until its parent (this harness) is gone.
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG], preexec_fn=lambda: os.setpriority(os.PRIO_PROCESS, 0, 0))
+            for _ in range(args.load)]
+    try:
+        began, load_before = time.time(), os.getloadavg()[0]
+        with open(run_dir / "driver.log", "w") as log:
+            proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            sampler = TreeSampler(proc.pid, interval_s=args.sample_s).start()
+            try:
+                code = proc.wait(timeout=args.run_timeout_s)
+            except subprocess.TimeoutExpired:
+                code = None
+        sampler.stop()
+        _reap(proc, sampler)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
     shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
     shutil.rmtree(env["HOME"], ignore_errors=True)
     memory = {"peak_by_pid": sampler.peak_by_pid, "peak_tree": sampler.peak_tree, "measure": "pss",
               "peak_tree_parts": sampler.peak_tree_parts, "parent_by_pid": sampler.parent_by_pid,
               "label_by_pid": sampler.label_by_pid, "rss_peak_by_pid": sampler.rss_peak_by_pid,
-              "rss_peak_tree": sampler.rss_peak_tree}
+              "rss_peak_tree": sampler.rss_peak_tree, "cpu_series": sampler.cpu_series}
     (run_dir / "memory.json").write_text(json.dumps(memory))
     run = {"exit_code": code, "wall_s": time.time() - began,
            "load_avg": (load_before, os.getloadavg()[0])}  # other work on the machine makes figures noisy
@@ -184,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="diagnostic: an environment variable for ours' driver, e.g. TFRAY_PREIMPORT_TF=0")
     parser.add_argument("--grace-s", type=float, default=None,
                         help="SIGTERM notice before the SIGKILL (default 2; 1 with --quick)")
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="run N busy processes at nice 0 beside every run (both ways): the same machine under "
+                        "load, as a node with Ray's daemons, log shippers and data loaders is (default 0: quiet)")
     parser.add_argument("--sample-s", type=float, default=0.25, help="memory sampling interval (default 0.25)")
     parser.add_argument("--from", dest="from_dir", default=None, metavar="DIR",
                         help="print the table again from the runs in DIR (a previous --out) instead of running")
@@ -215,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         return report(runs, size, args, out, swept)
     out = Path(args.out or tempfile.mkdtemp(prefix="tfr-bench-", dir="/tmp"))
     out.mkdir(parents=True, exist_ok=True)
-    print(f"bench: {reps} repetition(s) of {', '.join(size['scenarios'])} for {', '.join(ways)}; runs in {out}",
+    print(f"bench: {reps} repetition(s) of {', '.join(size['scenarios'])} for {', '.join(ways)}"
+          + (f", {args.load} busy process(es) at nice 0 beside each run" if args.load else "") + f"; runs in {out}",
           flush=True)
     runs = []
     for rep in range(reps):
@@ -247,6 +263,8 @@ def report(runs: list[dict], size: dict, args, out: Path, swept: list[dict] = ()
     machine = (f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
                f"Python {platform.python_version()}; 1-minute load average at run starts and ends "
                f"{min(loads):.1f}-{max(loads):.1f}" if loads else "")
+    if getattr(args, "load", 0):
+        machine += f"; under load: {args.load} busy process(es) at nice 0 beside every run"
     print()
     print(text)
     print()

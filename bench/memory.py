@@ -27,6 +27,9 @@ MB = 1024 * 1024
 # second: while memory grows, and not in the steady state.
 PSS_READ_GROWTH = 0.02
 PSS_READ_MIN_S = 1.0
+# Each process's CPU time (user + system, from /proc/<pid>/stat: cheap) is read this often, for the CPU each
+# part of the tree uses while a job trains (bench/figures.py, cpu_per_minute).
+CPU_READ_S = 2.0
 
 
 def _label(proc: psutil.Process) -> str:
@@ -35,8 +38,8 @@ def _label(proc: psutil.Process) -> str:
         name = proc.name()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return "?"
-    if name.startswith("ray::"):  # a Ray worker names itself after its actor class
-        return name
+    if name.startswith("ray::"):  # a Ray worker names itself after its actor class (and the method it runs)
+        return name.split(".", 1)[0]
     if "workers.zygote" in cmd:  # ours: a task's launcher and the training processes it forks
         return "tfray launcher/training"
     for part in cmd:
@@ -59,6 +62,7 @@ class TreeSampler:
         self.peak_tree = 0  # PSS
         self.rss_peak_tree = 0
         self.peak_tree_parts: dict[str, int] = {}  # label -> PSS summed, at the tree's peak
+        self.cpu_series: list[tuple[float, dict[int, float]]] = []  # (wall time, CPU seconds so far by pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tree-sampler", daemon=True)
 
@@ -75,7 +79,7 @@ class TreeSampler:
             root = psutil.Process(self.root_pid)
         except psutil.NoSuchProcess:
             return
-        pss_read_at, rss_at_pss_read = float("-inf"), 0
+        pss_read_at, rss_at_pss_read, cpu_read_at = float("-inf"), 0, float("-inf")
         while not self._stop.is_set():
             try:
                 procs = [root, *root.children(recursive=True)]
@@ -88,11 +92,17 @@ class TreeSampler:
                     if proc.pid not in self.created_by_pid:
                         self.created_by_pid[proc.pid] = proc.create_time()
                         self.parent_by_pid[proc.pid] = proc.ppid()
-                    # A Ray worker renames itself when it becomes an actor: label it as it is now.
-                    self.label_by_pid[proc.pid] = _label(proc)
+                    # A Ray worker renames itself when it becomes an actor: label it as it is now (a process
+                    # that is ending keeps the label it had).
+                    label = _label(proc)
+                    if label != "?" or proc.pid not in self.label_by_pid:
+                        self.label_by_pid[proc.pid] = label
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     continue
                 self.rss_peak_by_pid[proc.pid] = max(self.rss_peak_by_pid.get(proc.pid, 0), rss_by_proc[proc])
+            if time.monotonic() - cpu_read_at >= CPU_READ_S:
+                cpu_read_at = time.monotonic()
+                self.cpu_series.append((time.time(), self._cpu_seconds(rss_by_proc)))
             total_rss = sum(rss_by_proc.values())
             self.rss_peak_tree = max(self.rss_peak_tree, total_rss)
             now = time.monotonic()
@@ -100,6 +110,17 @@ class TreeSampler:
                 self._read_pss(rss_by_proc)
                 pss_read_at, rss_at_pss_read = now, total_rss
             self._stop.wait(self.interval_s)
+
+    @staticmethod
+    def _cpu_seconds(procs) -> dict[int, float]:
+        out = {}
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            out[proc.pid] = times.user + times.system
+        return out
 
     def _read_pss(self, procs) -> None:
         total, parts = 0, {}

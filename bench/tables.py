@@ -32,10 +32,12 @@ def table(runs: list[dict], size: dict, args) -> tuple[str, list[dict]]:
         # label, scenario, pick, digits, ratio against, goal text, goal check (on ratio or on ours' values)
         ("steady steps/s, metrics every epoch", mwms, lambda r: r["steady_steps_per_s"], 1,
          "hand", ">= 0.97", lambda ratio, ours: ratio is not None and ratio >= 0.97),
+        ("PSS steps/s before any loss", "pss", lambda r: r["rate_before"], 1,
+         "hand", ">= 0.95", lambda ratio, ours: ratio is not None and ratio >= 0.95),
         ("start to first epoch reported (s)", mwms, lambda r: r["first_report_s"], 2,
          "raytrain", "<= 0.45", lambda ratio, ours: ratio is not None and ratio <= 0.45),
         ("  the same, vs hand-launched", mwms, lambda r: r["first_report_s"], 2,
-         "hand", "<= 1.25", lambda ratio, ours: ratio is not None and ratio <= 1.25),
+         "hand", "<= 1.15", lambda ratio, ours: ratio is not None and ratio <= 1.15),
         ("MWMS: SIGKILL of a worker to next reported step (s)", "mwms-faults",
          lambda r: _fault(r, "kill", "recovery_s"), 2,
          "raytrain", "<= 0.4", lambda ratio, ours: ratio is not None and ratio <= 0.4),
@@ -55,12 +57,11 @@ def table(runs: list[dict], size: dict, args) -> tuple[str, list[dict]]:
          None, f"ours >= {(n - 1) / n:.2f}",
          lambda ratio, ours: bool(ours) and figures.spread(ours)[0] >= (n - 1) / n),
         ("  (PSS: seconds the worker was gone)", "pss", lambda r: r["gone_s"], 1, None, "", None),
-        ("peak PSS per task process (MB)", mwms, lambda r: r["task_peak_mb"], 0,
-         "hand", "<= 1.15", lambda ratio, ours: ratio is not None and ratio <= 1.15),
-        ("  per task, with the processes it owns (MB)", mwms, lambda r: r.get("task_all_peak_mb"), 0, "hand", "",
-         None),
-        ("peak PSS of the whole process tree (MB)", mwms, lambda r: r["tree_peak_mb"], 0, "hand", "<= 1.3",
-         lambda ratio, ours: ratio is not None and ratio <= 1.3),
+        ("peak PSS per task: training process, launcher and actor (MB)", mwms, lambda r: r.get("task_all_peak_mb"),
+         0, "hand", "<= 1.15", lambda ratio, ours: ratio is not None and ratio <= 1.15),
+        ("  the training process alone (MB)", mwms, lambda r: r["task_peak_mb"], 0, "hand", "", None),
+        # Ray's daemons and the job's inbox: a fixed cost per node, stated in the breakdown (fixed_cost).
+        ("peak PSS of the whole process tree (MB)", mwms, lambda r: r["tree_peak_mb"], 0, "hand", "", None),
         ("  the same by RSS (MB)", mwms, lambda r: r["tree_rss_peak_mb"], 0, "hand", "", None),
         ("driver imports TensorFlow (runs that did / runs)", mwms, lambda r: int(bool(r["driver_imports_tf"])), 0,
          None, "ours: none", lambda ratio, ours: bool(ours) and max(ours) == 0),
@@ -79,15 +80,12 @@ def table(runs: list[dict], size: dict, args) -> tuple[str, list[dict]]:
             else:
                 cells[way] = figures.fmt(figures.spread(got), digits) if got else "n/a"
         ratio_cell, ratio = "", None
-        if against:
-            a, b = figures.spread(vals["ours"]), figures.spread(vals[against])
-            if a and b and b[0]:
-                ratio = a[0] / b[0]
-                pairs = [x / y for x, y in zip(vals["ours"], vals[against]) if x is not None and y]
-                lo, hi = (min(pairs), max(pairs)) if pairs else (ratio, ratio)
-                ratio_cell = f"{ratio:.2f} ({lo:.2f}-{hi:.2f}) vs {'hand' if against == 'hand' else 'RT'}"
-                if lo == hi:
-                    ratio_cell = f"{ratio:.2f} vs {'hand' if against == 'hand' else 'RT'}"
+        if against:  # the median of the ratios of the runs made side by side (the same repetition)
+            pairs = [x / y for x, y in zip(vals["ours"], vals[against]) if x is not None and y]
+            if pairs:
+                ratio, lo, hi = figures.spread(pairs)
+                name = "hand" if against == "hand" else "RT"
+                ratio_cell = f"{ratio:.2f} ({lo:.2f}-{hi:.2f}) vs {name}" if lo != hi else f"{ratio:.2f} vs {name}"
         met = ""
         ours = [v for v in vals["ours"] if v is not None]
         if check is not None and ours and (ratio is not None or not against):  # no figures: no verdict
@@ -129,6 +127,7 @@ def breakdown(runs: list[dict], size: dict) -> str:
                  for w in WAYS]
         out.append(f"| {part} | " + " | ".join(cells) + " |")
     out.append("")
+    out += fixed_cost(runs, mwms)
     tree = {way: _values(runs, mwms, way, lambda r: r["tree_parts_mb"]) for way in WAYS}
     out.append("peak process tree by PSS, the largest parts (MB, first repetition):")
     out.append("")
@@ -138,3 +137,42 @@ def breakdown(runs: list[dict], size: dict) -> str:
             top = ", ".join(f"{k} {v:.0f}" for k, v in list(parts.items())[:8])
             out.append(f"- {LABELS[way]}: {top}")
     return "\n".join(out)
+
+
+# What a task is made of (its training process, launcher and actor) and what a run adds once (the driver, the
+# job's inbox); every other process in ours' tree is Ray's own, started on every node whatever runs there.
+TASK_PARTS = ("tfray launcher/training", "ray::TaskActor")
+JOB_PARTS = ("bench.drive_ours", "ray::ReportInbox")
+
+
+def fixed_cost(runs: list[dict], scenario: str) -> list[str]:
+    """Per part of ours' process tree: CPU seconds per minute while the job trains (its steady epochs) and
+    PSS at the tree's peak, each the median over the repetitions; then Ray's daemons summed: the fixed
+    cost of a node, which does not grow with the model."""
+    cpu = [r["cpu_per_min"] for r in runs if r.get("scenario") == scenario and r.get("way") == "ours"
+           and r.get("cpu_per_min")]
+    pss = [r["tree_parts_mb"] for r in runs if r.get("scenario") == scenario and r.get("way") == "ours"
+           and r.get("tree_parts_mb")]
+    hand = [sum(r["cpu_per_min"].values()) for r in runs if r.get("scenario") == scenario
+            and r.get("way") == "hand" and r.get("cpu_per_min")]
+    if not cpu:
+        return []
+    labels = sorted({k for c in cpu for k in c} | {k for p in pss for k in p},
+                    key=lambda k: -figures.spread([c.get(k, 0.0) for c in cpu])[0])
+    out = ["ours' process tree while the job trains: CPU seconds per minute (steady epochs) and PSS at the "
+           "tree's peak (MB), median over repetitions:", "", "| part | kind | CPU s/min | PSS MB |",
+           "|---|---|---|---|"]
+    sums: dict[str, list[tuple[float, float]]] = {"task": [], "job": [], "Ray, per node": []}
+    for label in labels:
+        kind = "task" if label in TASK_PARTS else "job" if label in JOB_PARTS else "Ray, per node"
+        c = figures.spread([x.get(label, 0.0) for x in cpu])[0]
+        m = figures.spread([x.get(label, 0.0) for x in pss])[0] if pss else 0.0
+        sums[kind].append((c, m))
+        out.append(f"| {label} | {kind} | {c:.1f} | {m:.0f} |")
+    for kind, parts in sums.items():
+        cpu_sum, pss_sum = sum(c for c, _ in parts), sum(m for _, m in parts)
+        out.append(f"| **all {kind} parts** | | **{cpu_sum:.1f}** | **{pss_sum:.0f}** |")
+    if hand:
+        out.append(f"| hand-launched, the whole tree | | {figures.spread(hand)[0]:.1f} | |")
+    out.append("")
+    return out

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 ROWS = [
     "steady steps/s, metrics every epoch",
+    "PSS steps/s before any loss",
     "start to first epoch reported (s)",
     "  the same, vs hand-launched",
     "MWMS: SIGKILL of a worker to next reported step (s)",
@@ -29,8 +30,8 @@ ROWS = [
     "PSS: cluster restarts after a worker SIGKILL",
     "PSS: steps/s while the worker is gone / before",
     "  (PSS: seconds the worker was gone)",
-    "peak PSS per task process (MB)",
-    "  per task, with the processes it owns (MB)",
+    "peak PSS per task: training process, launcher and actor (MB)",
+    "  the training process alone (MB)",
     "peak PSS of the whole process tree (MB)",
     "  the same by RSS (MB)",
     "driver imports TensorFlow (runs that did / runs)",

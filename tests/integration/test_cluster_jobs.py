@@ -100,6 +100,11 @@ class RayHead:
         """A client with its own copy of the token (a user's laptop)."""
         return ray_env(home_with_token(self.tmp_path, self.token), **extra)
 
+    def agent_log_tail(self, chars: int = 3000) -> str:
+        """The end of the head's job agent log: why a submit found "No available agent", if one did."""
+        logs = sorted(Path(self.temp_dir).glob("session_*/logs/dashboard_agent*.log"))
+        return "\n".join(f"--- {p.name}:\n{p.read_text(errors='replace')[-chars:]}" for p in logs) or "(no agent log)"
+
     def assert_running(self) -> None:
         assert self.proc.poll() is None, f"ray start exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
 
@@ -209,7 +214,7 @@ def test_a_job_submitted_through_the_jobs_api_with_token_auth_on(tmp_path):
 
         done = cli(["submit", spec.name, "--address", api, "--follow", "--timeout", "200",
                     "--submission-id", "tfray-test-digits"], head.client_env(), work, 230)
-        assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+        assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-2000:]}\n{head.agent_log_tail()}"
         assert "job tfray-test-digits SUCCEEDED" in done.stdout and "progress" in done.stdout
         job_dir = runs / "digits-submit"
         assert {row["task"] for row in read_metrics(job_dir)} == TASKS

@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from controller.api import local_ray_environment
-from controller.settings import poll_until
 from controller.plan.launch import actor_config
 from controller.plan.tasks import plan
+from controller.settings import poll_until
 from controller.spec import parse_spec
 from workers.process_settings import readback, set_niceness
 
