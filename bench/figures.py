@@ -138,8 +138,10 @@ def recovery_phases(events: list[dict], chief: str, fault_time: float) -> dict[s
 
 
 def _owned(pid: int, memory: dict) -> list[int]:
-    """A training process and the processes that exist only for its task, summed as the task's memory:
-    ours, its launcher and its Ray actor (peaks added, shared pages counted in each); the others own none."""
+    """A training process and the processes that exist only for its task: ours, its launcher and its Ray
+    actor; the others own none. Their peaks added are the task's memory only for runs from before the sampler
+    summed them at one reading (``task_group_peak``): a launcher's peak, before it forks, holds the pages its
+    fork then shares, so adding the two peaks counts those twice."""
     owned = [pid]
     parent = memory.get("parent_by_pid", {}).get(pid)
     while parent is not None and memory.get("label_by_pid", {}).get(parent, "") in (
@@ -177,7 +179,8 @@ def mwms_figures(way: str, run_dir: Path, memory: dict) -> dict:
         "faults": faults,
         "ray_init_s": (init_end["time"] - init_begin["time"]) if init_begin and init_end else None,
         "task_peak_mb": max(task_peaks) / MB if task_peaks else None,
-        "task_all_peak_mb": max(task_all) / MB if task_all and memory.get("parent_by_pid") else None,
+        "task_all_peak_mb": (max(memory["task_group_peak"].values()) / MB if memory.get("task_group_peak")
+                             else max(task_all) / MB if task_all and memory.get("parent_by_pid") else None),
         "tree_peak_mb": memory["peak_tree"] / MB if memory.get("peak_tree") else None,
         "tree_rss_peak_mb": memory["rss_peak_tree"] / MB if memory.get("rss_peak_tree") else None,
         "memory_measure": memory.get("measure", "rss"),  # runs from before PSS was sampled have RSS only

@@ -126,7 +126,8 @@ def run_one(scenario: str, way: str, run_dir: Path, size: dict, args, cmd: list[
     memory = {"peak_by_pid": sampler.peak_by_pid, "peak_tree": sampler.peak_tree, "measure": "pss",
               "peak_tree_parts": sampler.peak_tree_parts, "parent_by_pid": sampler.parent_by_pid,
               "label_by_pid": sampler.label_by_pid, "rss_peak_by_pid": sampler.rss_peak_by_pid,
-              "rss_peak_tree": sampler.rss_peak_tree, "cpu_series": sampler.cpu_series}
+              "rss_peak_tree": sampler.rss_peak_tree, "cpu_series": sampler.cpu_series,
+              "task_group_peak": sampler.task_group_peak}
     (run_dir / "memory.json").write_text(json.dumps(memory))
     run = {"exit_code": code, "wall_s": time.time() - began,
            "load_avg": (load_before, os.getloadavg()[0])}  # other work on the machine makes figures noisy

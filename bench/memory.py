@@ -30,6 +30,8 @@ PSS_READ_MIN_S = 1.0
 # Each process's CPU time (user + system, from /proc/<pid>/stat: cheap) is read this often, for the CPU each
 # part of the tree uses while a job trains (bench/figures.py, cpu_per_minute).
 CPU_READ_S = 2.0
+# The processes that exist only for one task of ours (its Ray actor, its launcher and what that forks).
+TASK_OWN = ("ray::TaskActor", "tfray launcher/training")
 
 
 def _label(proc: psutil.Process) -> str:
@@ -63,6 +65,10 @@ class TreeSampler:
         self.rss_peak_tree = 0
         self.peak_tree_parts: dict[str, int] = {}  # label -> PSS summed, at the tree's peak
         self.cpu_series: list[tuple[float, dict[int, float]]] = []  # (wall time, CPU seconds so far by pid)
+        # A task's actor, its launcher and the training processes forked from it, summed at the same reading
+        # (peaks taken at different times would count the pages a launcher shares with its fork twice):
+        # the peak of that sum, by the pid of the group's top process.
+        self.task_group_peak: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tree-sampler", daemon=True)
 
@@ -123,18 +129,34 @@ class TreeSampler:
         return out
 
     def _read_pss(self, procs) -> None:
-        total, parts = 0, {}
+        total, parts, read = 0, {}, {}
         for proc in procs:
             try:
                 pss = proc.memory_full_info().pss  # /proc/<pid>/smaps: costly, see PSS_READ_MIN_S
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             self.peak_by_pid[proc.pid] = max(self.peak_by_pid.get(proc.pid, 0), pss)
+            read[proc.pid] = pss
             total += pss
             label = self.label_by_pid[proc.pid]
             parts[label] = parts.get(label, 0) + pss
         if total > self.peak_tree:
             self.peak_tree, self.peak_tree_parts = total, parts
+        groups: dict[int, int] = {}
+        for pid, pss in read.items():
+            top = self._task_group(pid)
+            if top is not None:
+                groups[top] = groups.get(top, 0) + pss
+        for top, pss in groups.items():
+            self.task_group_peak[top] = max(self.task_group_peak.get(top, 0), pss)
+
+    def _task_group(self, pid: int) -> int | None:
+        """The topmost of a chain of a task's own processes (actor, launcher, training) above ``pid``."""
+        if self.label_by_pid.get(pid) not in TASK_OWN:
+            return None
+        while self.label_by_pid.get(self.parent_by_pid.get(pid)) in TASK_OWN:
+            pid = self.parent_by_pid[pid]
+        return pid
 
     def leftovers(self) -> list[psutil.Process]:
         """Processes this run started that are still alive (same pid and start time)."""

@@ -11,7 +11,7 @@ import os
 
 from controller import settings
 from controller.plan.gpus import describe_devices, describe_job, uses_gpus
-from controller.plan.tasks import describe_bundle, plan
+from controller.plan.tasks import describe_bundle, describe_process, plan
 from controller.plan.tf_config import placeholder_address, tf_configs
 from protocol.layout import KERAS_BACKUP_DIR
 
@@ -51,6 +51,7 @@ def render_plan(spec) -> str:
                                  ("side-car, outside the training cluster", task.sidecar)) if on]
         lines.append(f"{task.key}{' (' + ', '.join(notes) + ')' if notes else ''}")
         lines.append(f"  resources: {describe_bundle(task.bundle)}")
+        lines.append(f"  process: {describe_process(task.niceness, {**task.env, **spec.env})}")
         if uses_gpus(spec):
             lines.append(f"  GPUs: {describe_devices(task.devices, settings.GPU_CONTEXT_RESERVE_MB)}")
         config = configs[task.key]

@@ -89,6 +89,16 @@ def thread_env(process: ProcessSpec, resources: Resources) -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(max(1, math.ceil(resources.cpu)))}
 
 
+def describe_process(niceness: int | None, env: dict[str, str]) -> str:
+    """How a task's processes run, for people: 'nice 0, OMP_NUM_THREADS=1, TensorFlow's own thread pools'."""
+    parts = [f"nice {niceness}" if niceness is not None else "Ray's nice value (15 unless RAY_worker_niceness)"]
+    parts += [f"{name}={env[name]}" for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+              if name in env]
+    if "TF_NUM_INTRAOP_THREADS" not in env:
+        parts.append("TensorFlow's own thread pools")
+    return ", ".join(parts)
+
+
 def describe_bundle(bundle: dict) -> str:
     """Resources for people: 'CPU=0.5, memory=2048MiB' (Ray's internal keys left out)."""
     parts = []

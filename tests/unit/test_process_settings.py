@@ -9,7 +9,7 @@ import pytest
 
 from controller.api import local_ray_environment
 from controller.plan.launch import actor_config
-from controller.plan.tasks import plan
+from controller.plan.tasks import describe_process, plan
 from controller.settings import poll_until
 from controller.spec import parse_spec
 from workers.process_settings import readback, set_niceness
@@ -102,3 +102,10 @@ def test_a_local_ray_starts_its_workers_at_nice_0_unless_the_users_environment_s
     with local_ray_environment():
         assert os.environ["RAY_worker_niceness"] == "10"
     assert os.environ["RAY_worker_niceness"] == "10"
+
+
+def test_the_dry_run_says_how_each_task_runs():
+    assert describe_process(0, {"OMP_NUM_THREADS": "2"}) == "nice 0, OMP_NUM_THREADS=2, TensorFlow's own thread pools"
+    threads = {"OMP_NUM_THREADS": "3", "TF_NUM_INTRAOP_THREADS": "3", "TF_NUM_INTEROP_THREADS": "3"}
+    assert describe_process(None, threads) == ("Ray's nice value (15 unless RAY_worker_niceness), OMP_NUM_THREADS=3, "
+                                               "TF_NUM_INTRAOP_THREADS=3, TF_NUM_INTEROP_THREADS=3")
