@@ -229,7 +229,7 @@ class Controller:
             log.info("waiting %.1fs before restart %d (failure.backoff_s)", state.backoff_s, self.attempt.restarts)
             self.sleep(state.backoff_s)
         self.watch.take(self.watch.observer.collect())  # what the old tasks sent before they died still counts
-        self.store.settle_gathers("the restart")  # what they saved on their nodes, in before the reconcile
+        self.store.wait_for_gathers("the restart")  # what they saved on their nodes, in before the reconcile
         self.store.reconcile()  # nothing writes now: half-written checkpoints go
         self.collector.restart = self.attempt.restarts
         latest = self.store.latest()
@@ -283,7 +283,7 @@ class Controller:
                     log.warning("could not fetch the last reports: %s", err)
         finally:
             try:  # the actors serve the gathers: they end first
-                self.store.settle_gathers("the job ends")
+                self.store.wait_for_gathers("the job ends")
             except KeyboardInterrupt:
                 log.warning("not waiting for the folders still on their way from the tasks' nodes")
             except Exception as err:  # as the last reports: a dead cluster must not keep it from being released

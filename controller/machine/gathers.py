@@ -8,7 +8,7 @@ watching heartbeats, ends, notices and drains. Each step looks at the gathers
 in flight without waiting (:meth:`Gathers.collect`); one past its deadline
 is given up. Before the manifest is reconciled for a restart, and before the
 actors that serve the gathers are released at the job's end,
-:meth:`Gathers.settle` waits for the rest, bounded by their deadlines, so
+:meth:`Gathers.wait_all` waits for the rest, bounded by their deadlines, so
 that nothing writes into the job folder then.
 
 A deadline is ``GATHER_TIMEOUT_S``, the bound by which the head's writer
@@ -102,7 +102,7 @@ class Gathers:
         over, self._over = self._over, []
         return over
 
-    def settle(self, before: str) -> list[Outcome]:
+    def wait_all(self, before: str) -> list[Outcome]:
         """Every gather queued or in flight over: waited for (``before`` a restart or the job's end), each
         within its own deadline; the wait as a whole is bounded too, and what is left then is given up. A
         Ctrl-C gives every one up at once (they are said at the next :meth:`collect`) and goes on up."""
@@ -113,8 +113,8 @@ class Gathers:
         # a poll of its deadline.
         deadline_s = settings.GATHER_TIMEOUT_S + settings.GATHER_SLACK_S
         bound_s = len(self) * (deadline_s + settings.POLL_INTERVAL_S)
-        log.warning("waiting for %d folder(s) on their way from the tasks' nodes before %s (%s); at most %gs "
-                    "each", len(self), before, ", ".join(self._described()), deadline_s)
+        log.info("waiting for %d folder(s) on their way from the tasks' nodes before %s (%s); at most %gs "
+                 "each", len(self), before, ", ".join(self._described()), deadline_s)
         try:
             settings.poll_until(lambda: not len(self), bound_s, settings.POLL_INTERVAL_S,
                                 f"the gathers before {before}", wait=lambda wait_s: over.extend(self.collect(wait_s)),

@@ -124,11 +124,11 @@ class JobStore:
         is returned), those given up said, the job going on from the checkpoints it holds."""
         return self._arrived(self.gathers.collect())
 
-    def settle_gathers(self, before: str) -> list[CheckpointRecord]:
+    def wait_for_gathers(self, before: str) -> list[CheckpointRecord]:
         """Every gather over, waited for within its deadline (``before`` the manifest is reconciled for a
         restart, or the actors serving them are released at the end): nothing writes into the folder then."""
         try:
-            outcomes = self.gathers.settle(before)
+            outcomes = self.gathers.wait_all(before)
         except KeyboardInterrupt:
             self.collect_gathers()  # what was given up is said
             raise
