@@ -12,7 +12,7 @@
 - ``gather`` (its own process, no TensorFlow): a two-node Ray on this machine,
   a real task actor on the second node holding a sealed checkpoint of that
   size on its disk, and the driver streaming it to the head with
-  ``RayTaskGroup.fetch_folder`` (what the controller does when the storage
+  ``RayTaskGroup.start_gather`` (what the controller does when the storage
   path is not shared), against ``shutil.copytree`` of the same folder (both
   read it from the page cache); the peak growth of the driver's RSS while it
   streams; and the other way, a task fetching it from the job's inbox on the
@@ -193,7 +193,11 @@ def measure_gather(mbs: list[int], reps: int, work: Path) -> list[dict]:
                 shutil.rmtree(plain)
                 with _PeakRss() as rss:
                     began = time.perf_counter()
-                    group.fetch_folder(key, str(source), into, remove_after=False, replace=True)
+                    handle = group.start_gather(key, str(source), into, remove_after=False, replace=True,
+                                                timeout_s=600)
+                    outcome = group.finished_gathers([handle], wait_s=600).get(handle)  # the bench waits: it times it
+                    if not isinstance(outcome, Path):
+                        raise RuntimeError(f"the gather of {mb} MB failed: {outcome or 'no answer within 600s'}")
                     fetched.append(time.perf_counter() - began)
                 growth.append(rss.growth_mb)
                 assert verify_checkpoint(into) is None, "the streamed checkpoint differs from its seal"

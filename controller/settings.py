@@ -54,6 +54,7 @@ STOP_RUN_SLACK_S = 5.0  # the driver's wait for stop_run beyond the actor's own 
 DEMAND_CHECK_S = 2.0  # while a placement group waits: how often the autoscaler's report is read
 DEMAND_REPORT_S = 15.0  # ... and how often an unchanged report is said again
 GATHER_TIMEOUT_S = 300.0  # bound on sending one checkpoint's files to the head (storage without shared disk)
+GATHER_SLACK_S = 5.0  # the driver gives up on a gather this long after the head's writer stopped by its bound
 
 # ------------------------------------------------------------ the job-folder commands
 LOGS_FOLLOW_POLL_S = 0.5  # `tfray logs --follow`: how often the log files are read

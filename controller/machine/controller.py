@@ -75,7 +75,7 @@ class Controller:
         self.wall_clock = wall_clock
         self.sleep = sleep
         self.tasks = TaskTable(plan(spec))
-        self.store = JobStore(spec)
+        self.store = JobStore(spec, group, clock)
         self.attempt = Attempt(spec.failure.limits(), fingerprint(spec))
         self.failure_policy = FailurePolicy(spec.strategy.value, spec.failure, settle_s=settings.FAILURE_SETTLE_S,
                                             notice_grace_s=spec.timeouts.preemption_grace_s)
@@ -229,7 +229,8 @@ class Controller:
             log.info("waiting %.1fs before restart %d (failure.backoff_s)", state.backoff_s, self.attempt.restarts)
             self.sleep(state.backoff_s)
         self.watch.take(self.watch.observer.collect())  # what the old tasks sent before they died still counts
-        self.store.reconcile()  # no task runs now: half-written checkpoints go
+        self.store.wait_for_gathers("the restart")  # what they saved on their nodes, in before the reconcile
+        self.store.reconcile()  # nothing writes now: half-written checkpoints go
         self.collector.restart = self.attempt.restarts
         latest = self.store.latest()
         log.warning("restarting the cluster (restart %d) from %s", self.attempt.restarts,
@@ -281,6 +282,12 @@ class Controller:
                 except Exception as err:  # the inbox may be gone with a dead cluster
                     log.warning("could not fetch the last reports: %s", err)
         finally:
+            try:  # the actors serve the gathers: they end first
+                self.store.wait_for_gathers("the job ends")
+            except KeyboardInterrupt:
+                log.warning("not waiting for the folders still on their way from the tasks' nodes")
+            except Exception as err:  # as the last reports: a dead cluster must not keep it from being released
+                log.warning("could not wait for the folders on their way from the tasks' nodes: %s", err)
             self.group.shutdown()
             self.store.adopt_sealed()
             if self.collector is not None:

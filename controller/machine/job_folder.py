@@ -4,21 +4,24 @@ It holds the driver's lease (one driver per job), the checkpoint manifest,
 ``job.json`` and the storage token, and, when the storage path is a URI, the
 mirror that downloads the folder before a run and uploads what changed. A
 checkpoint a task could not write into the storage path is streamed here
-from the task's node by the task group, seal last, then registered. A torn ``job.json`` is set aside and
-the record starts anew; a torn manifest is rebuilt from the sealed folders;
-the checkpoints are kept either way.
+from the task's node by the task group, seal last, while the job runs on
+(``controller/machine/gathers.py``), and registered once it is in. A torn
+``job.json`` is set aside and the record starts anew; a torn manifest is
+rebuilt from the sealed folders; the checkpoints are kept either way.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from pathlib import Path
 from typing import Callable
 
+from controller.machine.gathers import Gather, Gathers, Outcome
 from controller.machine.record import AttemptRecord, JobRecord, TornRecordError
 from controller.spec import JobSpec
-from controller.states.task_group import FolderFetchError
+from controller.states.task_group import FolderFetchError, TaskGroup
 from controller.store.checkpoints import CheckpointManifest, CheckpointRecord
 from controller.store.lease import FileLease
 from controller.store.storage import Mirror
@@ -33,7 +36,7 @@ class StorageError(RuntimeError):
 
 
 class JobStore:
-    def __init__(self, spec: JobSpec):
+    def __init__(self, spec: JobSpec, group: TaskGroup, clock: Callable[[], float] = time.monotonic):
         self.spec = spec
         self.job_dir = spec.job_dir
         self.manifest = CheckpointManifest(self.job_dir, keep=spec.checkpoint.keep)
@@ -41,6 +44,7 @@ class JobStore:
         self.lease = FileLease(self.job_dir)
         self.mirror: Mirror | None = None  # uploads the job folder when storage_path is a URI
         self.token = uuid.uuid4().hex  # tasks that can read it in the job folder share its file system
+        self.gathers = Gathers(group, clock)  # folders on their way here from tasks' nodes
 
     def prepare(self) -> None:
         """Take the job's lease (JobRunningError when another driver has it), make the folder (downloading it
@@ -92,41 +96,71 @@ class JobStore:
         for record in self.manifest.adopt_sealed():
             log.info("checkpoint at step %d, sealed as the job ended: %s", record.step, record.path)
 
-    def register(self, report: CheckpointReport, fetch_folder: Callable) -> CheckpointRecord | None:
-        """A checkpoint a task reported; None when it is not complete. One on the task's node (it does not
-        share the storage path) is brought here first with ``fetch_folder`` (``TaskGroup.fetch_folder``)."""
-        path = report.path
+    def register(self, report: CheckpointReport) -> CheckpointRecord | None:
+        """A checkpoint a task reported, registered when it is complete. One on the task's node (it does not
+        share the storage path) is gathered here first, on its own: None now, and its record comes from
+        :meth:`collect_gathers` once it is in."""
         # Tasks that save past the checkpoint they restored from have restored it: it may be pruned again.
         self.manifest.protected = {step for step in self.manifest.protected if step >= report.step}
         if report.node_copy:
-            try:
-                path = fetch_folder(report.key, path, checkpoint_dir(self.job_dir, report.step),
-                                    remove_after=True, replace=True)
-            except FolderFetchError as err:
-                log.warning("checkpoint of step %s on %s's node was not gathered: %s", report.step, report.task, err)
-                return None
-        registered = self.manifest.register(path)
-        if registered is None:
-            log.warning("checkpoint %s reported by %s is not complete; ignored", report.path, report.task)
-        else:
-            log.info("checkpoint at step %d: %s", registered.step, registered.path)
-            self.sync()
-        return registered
+            self.gathers.add(Gather(report.key, f"the checkpoint of step {report.step}", report.path,
+                                    checkpoint_dir(self.job_dir, report.step), remove_after=True, replace=True,
+                                    step=report.step))
+            return None
+        return self._register(report.path, report.task)
 
-    def gather_folder(self, report: FolderReport, fetch_folder: Callable) -> None:
-        """A job folder on a node that does not share the storage path, brought here with ``fetch_folder``:
-        the chief's model, backups and TensorBoard logs replace ours; a task's log files join the attempt's."""
+    def gather_folder(self, report: FolderReport) -> None:
+        """A job folder on a node that does not share the storage path, gathered here on its own: the chief's
+        model, backups and TensorBoard logs replace ours; a task's log files join the attempt's."""
         name = report.name
         if name not in GATHERED_DIRS and not (name.startswith(f"{LOGS_DIR}/attempt-") and name.count("/") == 1):
             log.warning("a task sent a folder named %r, which is not one of the job's; ignored", name)
             return
+        self.gathers.add(Gather(report.key, name, report.path, self.job_dir / name, remove_after=False,
+                                replace=name in GATHERED_DIRS))
+
+    def collect_gathers(self) -> list[CheckpointRecord]:
+        """The gathers over since the last call, without waiting: the checkpoints that came registered (what
+        is returned), those given up said, the job going on from the checkpoints it holds."""
+        return self._arrived(self.gathers.collect())
+
+    def wait_for_gathers(self, before: str) -> list[CheckpointRecord]:
+        """Every gather over, waited for within its deadline (``before`` the manifest is reconciled for a
+        restart, or the actors serving them are released at the end): nothing writes into the folder then."""
         try:
-            fetch_folder(report.key, report.path, self.job_dir / name, remove_after=False,
-                         replace=name in GATHERED_DIRS)
-        except FolderFetchError as err:
-            log.warning("%s of %s was not gathered: %s", name, report.task, err)
-            return
+            outcomes = self.gathers.wait_all(before)
+        except KeyboardInterrupt:
+            self.collect_gathers()  # what was given up is said
+            raise
+        return self._arrived(outcomes)
+
+    def _arrived(self, outcomes: list[Outcome]) -> list[CheckpointRecord]:
+        registered = []
+        for gather, outcome in outcomes:
+            if isinstance(outcome, FolderFetchError):
+                latest = self.latest()
+                log.warning("%s on %s's node was not gathered: %s%s", gather.what, gather.task, outcome,
+                            "" if gather.step is None else
+                            f"; the job goes on from its newest checkpoint, "
+                            f"{f'step {latest.step}' if latest else 'none yet'}")
+            elif gather.step is None:
+                self.sync()
+            elif (record := self._register(str(outcome), str(gather.task))) is not None:
+                registered.append(record)
+        return registered
+
+    def _register(self, path: str, task: str) -> CheckpointRecord | None:
+        registered = self.manifest.register(path)
+        if registered is None:
+            log.warning("checkpoint %s reported by %s is not complete; ignored", path, task)
+            return None
+        if registered not in self.manifest.records:  # came in after newer ones, older than those kept
+            log.info("checkpoint at step %d came after newer ones and is not kept (checkpoint.keep=%d)",
+                     registered.step, self.manifest.keep)
+            return None
+        log.info("checkpoint at step %d: %s", registered.step, registered.path)
         self.sync()
+        return registered
 
     def write(self, entry: AttemptRecord) -> None:
         self.record.write_attempt(entry)

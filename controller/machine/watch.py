@@ -193,7 +193,8 @@ class Watch:
             self.result = end.result
 
     def take(self, seen: Observation) -> bool:
-        """Record what the tasks reported; True when a new complete checkpoint was registered."""
+        """Record what the tasks reported, and the gathers that came in; True when a new complete checkpoint was
+        registered."""
         for key in seen.notices:
             log.warning("%s got a preemption notice (SIGTERM); it saves at its next step boundary", key)
             self.attempt.add(PreemptionNotice(task=str(key)))
@@ -204,8 +205,9 @@ class Watch:
             for report in seen.output:
                 self.on_output(report.task, report.lines)
         for report in seen.folders:
-            self.store.gather_folder(report, self.group.fetch_folder)
-        registered = [self.store.register(report, self.group.fetch_folder) for report in seen.checkpoints]
+            self.store.gather_folder(report)
+        registered = [self.store.register(report) for report in seen.checkpoints]
+        registered += self.store.collect_gathers()  # never waits: a gather runs on beside the steps
         return any(record is not None for record in registered)
 
     def _give_notice(self, state: Running, drain: Drain) -> Running:

@@ -212,17 +212,30 @@ class RayTaskGroup:
     def drain_reports(self, final: bool = False) -> list[Report]:
         return self.inbox.records(final) if self.inbox is not None else []
 
-    def fetch_folder(self, key: TaskKey, path: str, into: Path, *, remove_after: bool, replace: bool) -> Path:
-        """The inbox (on the head, beside the job folder) streams it from the task's actor and writes it."""
+    def start_gather(self, key: TaskKey, path: str, into: Path, *, remove_after: bool, replace: bool,
+                     timeout_s: float) -> ray.ObjectRef:
+        """The inbox (on the head, beside the job folder) streams it from the task's actor and writes it; the
+        handle is the inbox's call, which answers with the folder written."""
         actor = self.actors.get(key)
         if actor is None or self.inbox is None:
             raise FolderFetchError(f"{key}'s actor is gone: {path} on its node cannot be read")
-        call = self.inbox.actor.gather.remote(actor, path, str(into), remove_after, replace,
-                                              settings.GATHER_TIMEOUT_S)
-        try:
-            return Path(ray.get(call, timeout=settings.GATHER_TIMEOUT_S + settings.STOP_RUN_SLACK_S))
-        except (RayError, ValueError) as err:
-            raise FolderFetchError(f"{path} from {key}: {type(err).__name__}: {err}") from None
+        return self.inbox.actor.gather.remote(actor, path, str(into), remove_after, replace, timeout_s)
+
+    def finished_gathers(self, handles: list[ray.ObjectRef],
+                         wait_s: float = 0.0) -> dict[ray.ObjectRef, Path | FolderFetchError]:
+        if not handles:
+            return {}
+        first, _ = ray.wait(list(handles), num_returns=1, timeout=wait_s)
+        if not first:
+            return {}
+        ready, _ = ray.wait(list(handles), num_returns=len(handles), timeout=0)  # every other one already over
+        done: dict[ray.ObjectRef, Path | FolderFetchError] = {}
+        for ref in ready:
+            try:  # answered: its value is in the object store, a path's few bytes
+                done[ref] = Path(ray.get(ref, timeout=settings.REPORT_DRAIN_TIMEOUT_S))
+            except (RayError, ValueError) as err:
+                done[ref] = FolderFetchError(f"{type(err).__name__}: {err}")
+        return done
 
     def draining_nodes(self) -> dict[str, float]:
         return ray_nodes.draining_nodes()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import ray
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError
@@ -95,9 +96,16 @@ class ReportInbox:
                      timeout_s: float) -> str:
         """A folder on a task's node (``task_actor.read_chunks``) written into the head's job folder at
         ``into``; here rather than in the driver, so the driver never holds a piece of it. Off the event
-        loop: reports come in meanwhile."""
+        loop: reports come in meanwhile. ``timeout_s`` counts from this call's start, not from when a thread
+        takes it up: the driver gives up on it a little after that (``settings.GATHER_SLACK_S``) and must
+        find nothing writing into the job folder by then."""
+        deadline = time.monotonic() + timeout_s
         stream = streaming(task_actor.read_chunks).remote(folder, remove_after)
-        return str(await asyncio.to_thread(fetch, stream, into, timeout_s, folder, replace))
+
+        def write() -> str:
+            return str(fetch(stream, into, max(0.0, deadline - time.monotonic()), folder, replace))
+
+        return await asyncio.to_thread(write)
 
     async def drain(self, wait_s: float = 0.0, batch_s: float = 0.0) -> list[wire.Report]:
         """Every record since the last drain. With ``wait_s``: once a report that should wake the driver is

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Hashable, Protocol
 
 from controller.plan.tasks import TaskSpec
 from controller.store.lease import Holder
@@ -35,8 +35,8 @@ class NodeLostError(TaskStartError):
 
 
 class FolderFetchError(RuntimeError):
-    """A folder on a task's node could not be brought to this machine (the task's actor is gone, or the
-    stream failed or ran out of time); the message says which folder and why."""
+    """A folder on a task's node could not be brought to this machine (the task's actor is gone, the stream
+    failed, or the gather ran past its deadline); the message says which folder and why."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,18 @@ class TaskGroup(Protocol):
         """The reports sent by tasks since the last call, in order per task (one that arrived during the
         call may come at the next one); ``final`` (the job ends): every report sent before the call."""
 
-    def fetch_folder(self, key: TaskKey, path: str, into: Path, *, remove_after: bool, replace: bool) -> Path:
-        """Bring the folder at ``path`` on ``key``'s node (it does not share the storage path) to ``into`` here,
-        streamed in chunks, each file whole or not at all, a checkpoint's seal last; ``replace``: it becomes
+    def start_gather(self, key: TaskKey, path: str, into: Path, *, remove_after: bool, replace: bool,
+                     timeout_s: float) -> Hashable:
+        """Start bringing the folder at ``path`` on ``key``'s node (it does not share the storage path) to
+        ``into`` here, and return at once with a handle on it: it is streamed in chunks, each file whole or not
+        at all, a checkpoint's seal last, and stops writing within ``timeout_s``; ``replace``: it becomes
         ``into``'s whole content; ``remove_after``: the node's copy goes once read. FolderFetchError when it
-        cannot."""
+        cannot even start (the task's actor is gone)."""
+
+    def finished_gathers(self, handles: list[Hashable],
+                         wait_s: float = 0.0) -> dict[Hashable, Path | FolderFetchError]:
+        """Those of ``handles`` whose gather is over, each with the folder it wrote, or the FolderFetchError
+        that says why it failed; waits up to ``wait_s`` for the first to end when none has (0: a look)."""
 
     def draining_nodes(self) -> dict[str, float]:
         """Nodes being drained (e.g. a spot VM about to be reclaimed): node id -> deadline (epoch s, 0 = none)."""

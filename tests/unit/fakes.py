@@ -4,6 +4,10 @@ reports; the fake records what it was asked."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
 from controller.machine.controller import Controller
 from controller.plan.tasks import TaskSpec
 from controller.spec import parse_spec
@@ -18,13 +22,37 @@ CHIEF, W0, W1 = TaskKey("chief", 0), TaskKey("worker", 0), TaskKey("worker", 1)
 PS0, EVAL = TaskKey("ps", 0), TaskKey("evaluator", 0)
 
 
+@dataclass
+class FakeGather:
+    """A folder on its way from a task's node (this machine): copied when it is over, ``gather_s`` after it
+    started on the group's clock (never, when None: its host went silent), or failing with ``error``."""
+
+    key: TaskKey
+    path: str
+    into: Path
+    remove_after: bool
+    replace: bool
+    timeout_s: float
+    over_at: float | None
+    error: Exception | None = None
+    told: bool = False  # the caller was told it is over
+
+
 class FakeTaskGroup:
     """Does what it is told. ``provision_error`` may be a callable of the task list (to fit some sizes).
     A task given notice saves and ends at the next poll, as one whose code uses JobCallback does (unless
-    ``saves_on_notice`` is False: code that ignores the notice)."""
+    ``saves_on_notice`` is False: code that ignores the notice). A gather takes ``gather_s`` on ``clock``
+    (None: it hangs, a silent host), or fails with ``gather_error``; a wait for gathers moves a FakeClock on
+    (time passes while the controller waits), else sleeps."""
 
     def __init__(self, *, provision_error=None, start_error=None, replace_error=None, capacity: bool = False,
-                 claim_error=None, saves_on_notice: bool = True):
+                 claim_error=None, saves_on_notice: bool = True, gather_s: float | None = 0.0,
+                 gather_error: Exception | None = None, clock=None):
+        self.gather_s = gather_s
+        self.gather_error = gather_error
+        self.clock = clock or time.monotonic
+        self.gathers: list[FakeGather] = []  # every gather started; its index is its handle
+        self.gather_looks: list[tuple[list[int], float]] = []  # each look at the gathers: the handles, the wait
         self.claim_error = claim_error
         self.saves_on_notice = saves_on_notice
         self.holder = None  # the driver that claimed the job
@@ -94,10 +122,38 @@ class FakeTaskGroup:
         reports, self.reports = self.reports, []
         return reports
 
-    def fetch_folder(self, key, path, into, *, remove_after, replace):
-        """The task's node is this machine: a copy (streamed as the Ray group streams it)."""
+    def start_gather(self, key, path, into, *, remove_after, replace, timeout_s):
         self.fetched.append((key, path))
-        return write_chunks(into, read_chunks(path, remove_after), replace=replace)
+        over_at = None if self.gather_s is None else self.clock() + self.gather_s
+        self.gathers.append(FakeGather(key, path, into, remove_after, replace, timeout_s, over_at, self.gather_error))
+        return len(self.gathers) - 1
+
+    def finished_gathers(self, handles, wait_s=0.0):
+        self.gather_looks.append((list(handles), wait_s))
+        done = self._over(handles)
+        if not done and wait_s > 0:
+            if isinstance(self.clock, FakeClock):
+                self.clock.now += wait_s
+            else:
+                time.sleep(wait_s)
+            done = self._over(handles)
+        return done
+
+    def _over(self, handles):
+        """The task's node is this machine: a gather over is a copy, streamed as the Ray group streams it."""
+        done = {}
+        for handle in handles:
+            gather = self.gathers[handle]
+            assert not gather.told, f"the gather of {gather.path} was looked at after it was said to be over"
+            if gather.error is not None:
+                done[handle] = gather.error
+            elif gather.over_at is not None and self.clock() >= gather.over_at:
+                done[handle] = write_chunks(gather.into, read_chunks(gather.path, gather.remove_after),
+                                            replace=gather.replace)
+            else:
+                continue
+            gather.told = True
+        return done
 
     def draining_nodes(self):
         return dict(self.draining)
