@@ -21,6 +21,7 @@ from controller.spec.file import format_validation_error, load_spec, load_yaml, 
 from controller.spec.job import JobSpec, SpecError
 from controller.spec.keras3_imports import find_keras3_imports
 from controller.spec.preflight import check_storage, exposure_warning
+from controller.spec.process import ProcessSpec
 from controller.spec.running import (
                                      CheckpointPolicy,
                                      Elastic,
@@ -31,24 +32,23 @@ from controller.spec.running import (
                                      StorageMode,
                                      Timeouts,
 )
-from controller.spec.process import ProcessSpec
 from controller.spec.runtime_env import RuntimeEnvSpec
 from controller.spec.training import (
-                                      ENV_NAME,
-                                      RESERVED_ENV,
-                                      ROLE_ORDER,
-                                      Collective,
-                                      Entrypoint,
-                                      GpuMemory,
-                                      Resources,
-                                      Role,
-                                      RoleSpec,
-                                      SpecModel,
-                                      Strategy,
+                                     ENV_NAME,
+                                     RESERVED_ENV,
+                                     ROLE_ORDER,
+                                     Collective,
+                                     Entrypoint,
+                                     GpuMemory,
+                                     Resources,
+                                     Role,
+                                     RoleSpec,
+                                     SpecModel,
+                                     Strategy,
 )
 
 __all__ = ["CheckpointPolicy", "Collective", "ENV_NAME", "Elastic", "Entrypoint", "FailurePolicySpec", "FaultAction",
            "FaultSpec", "GpuMemory", "IMAGE_ENTRYPOINT", "JobSpec", "Placement", "ProcessSpec", "RESERVED_ENV",
-           "ROLE_ORDER", "Resources", "Role", "RoleSpec", "RuntimeEnvSpec", "SpecError", "SpecModel", "StorageMode", "Strategy",
-           "Timeouts", "check_entrypoint", "check_storage", "exposure_warning", "find_keras3_imports",
+           "ROLE_ORDER", "Resources", "Role", "RoleSpec", "RuntimeEnvSpec", "SpecError", "SpecModel", "StorageMode",
+           "Strategy", "Timeouts", "check_entrypoint", "check_storage", "exposure_warning", "find_keras3_imports",
            "format_validation_error", "load_spec", "load_yaml", "parse_spec", "parse_yaml"]

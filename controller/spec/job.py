@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from controller.spec.process import ProcessSpec
 from controller.spec.running import (
     CheckpointPolicy,
     Elastic,
@@ -24,7 +25,6 @@ from controller.spec.running import (
     StorageMode,
     Timeouts,
 )
-from controller.spec.process import ProcessSpec
 from controller.spec.runtime_env import RuntimeEnvSpec
 from controller.spec.training import (
     ROLE_ORDER,

@@ -22,7 +22,7 @@ from .conftest import REPO, assert_nothing_left, job_spec
 pytestmark = pytest.mark.integration
 
 
-def test_each_task_and_its_launcher_see_exactly_the_gpus_ray_assigned_it_at_nice_0_with_its_threads(fake_gpu_ray, tmp_path):
+def test_each_task_and_its_launcher_see_the_gpus_ray_assigned_it_at_nice_0_with_its_threads(fake_gpu_ray, tmp_path):
     roles = {"chief": {"count": 1, "resources": {"cpu": 1.5, "gpu": 1, "gpu_memory": "growth"}},
              "worker": {"count": 2, "resources": {"cpu": 0.5, "gpu": 0.5}},
              "evaluator": {"count": 1, "resources": {"cpu": 0.5}}}
