@@ -105,7 +105,8 @@ def job_spec(args, storage: Path):
         strategy = "parameter_server"
     # Everything else is the project's default (failure budgets, backoff, timeouts but the job's bound).
     return parse_spec({"name": f"bench-{args.strategy}", "strategy": strategy, "roles": roles,
-                       "entrypoint": entrypoint, "storage_path": str(storage), "timeouts": {"job_s": args.job_s}},
+                       "entrypoint": entrypoint, "storage_path": str(storage), "timeouts": {"job_s": args.job_s},
+                       **({"process": json.loads(args.process)} if args.process else {})},
                       base_dir=REPO)
 
 
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                         '\'{"cpu": 1, "gpu": 0.5}\' (default: CPUs only)')
     parser.add_argument("--chief-resources", default=None, help="MWMS: the chief's, if not --resources")
     parser.add_argument("--num-cpus", type=float, default=2)
+    parser.add_argument("--process", default=None, help="the spec's process section as JSON, e.g. "
+                        "'{\"niceness\": null}' (Ray's nice value, as before tasks set their own)")
     parser.add_argument("--job-s", type=float, default=600)
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)

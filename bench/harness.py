@@ -75,7 +75,8 @@ def command(scenario: str, way: str, run_dir: Path, size: dict, args) -> list[st
     job = [f"--epochs={epochs}", f"--steps-per-epoch={size['steps_per_epoch']}", f"--faults={faults}",
            f"--workers={args.workers}"]
     if way == "ours":
-        variant = ["--no-notice-check"] if args.no_notice_check else []
+        variant = (["--no-notice-check"] if args.no_notice_check else []) + \
+            ([f"--process={args.ours_process}"] if args.ours_process else [])
         return py + ["bench.drive_ours", "mwms", f"--chief={int(args.chief)}", *variant] + common + job
     if way == "hand":
         return py + ["bench.hand", "mwms", f"--chief={int(args.chief)}"] + common + job
@@ -195,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                         "not turned into a save); shows what the per-step notice check costs")
     parser.add_argument("--ours-env", action="append", default=[], metavar="KEY=VALUE",
                         help="diagnostic: an environment variable for ours' driver, e.g. TFRAY_PREIMPORT_TF=0")
+    parser.add_argument("--ours-process", default=None, metavar="JSON",
+                        help="diagnostic: the spec's process section for ours, e.g. '{\"niceness\": null}' with "
+                        "--ours-env RAY_worker_niceness=15: tasks at Ray's nice value, as before they set their own")
     parser.add_argument("--grace-s", type=float, default=None,
                         help="SIGTERM notice before the SIGKILL (default 2; 1 with --quick)")
     parser.add_argument("--load", type=int, default=0, metavar="N",
