@@ -4,7 +4,8 @@ Everything that crosses from the driver to a task, or back, is defined
 here and nowhere else, each as one frozen class:
 
 * a task's name: ``role-index`` (``worker-1``), formatted and parsed by
-  :class:`TaskKey` only;
+  :class:`TaskKey` only (defined in ``protocol.task_key``, which the job
+  spec imports alone, and taken from here by everything else);
 * what an actor is built with (:class:`ActorConfig`) and what each run of
   it is sent (:class:`TaskLaunch`: its :class:`Entrypoint`, its
   :class:`StoragePlan` and the :class:`RestorePoint` it restores);
@@ -20,38 +21,17 @@ names the task actor's class by :data:`TASK_ACTOR_CLASS`.
 from __future__ import annotations
 
 import enum
-import re
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, get_args
+
+from protocol.task_key import ROLES, TaskKey  # noqa: F401 -- part of the protocol, defined apart (see there)
 
 # Each task's launcher process (workers/zygote.py) imports TensorFlow as soon as its actor starts,
 # overlapping the import with the other actors' start and the TF_CONFIG round trip. A job whose
 # code does not use TensorFlow sets this to "0" in its spec's env to skip the import.
 PREIMPORT_ENV = "TFRAY_PREIMPORT_TF"
 TASK_ACTOR_CLASS = "workers.task_actor:TaskActor"  # module:class of every task's Ray actor
-ROLES = ("chief", "worker", "ps", "evaluator")  # TF_CONFIG task types, in the order tasks are planned
-_TASK_NAME = re.compile(rf"({'|'.join(ROLES)})-(\d+)")
-
-
-@dataclass(frozen=True, order=True)
-class TaskKey:
-    """A task's identity: its role and its index within the role, written ``role-index``."""
-
-    role: str
-    index: int
-
-    def __str__(self) -> str:
-        return f"{self.role}-{self.index}"
-
-    @classmethod
-    def parse(cls, name: str) -> "TaskKey":
-        """``'worker-1'`` -> ``TaskKey('worker', 1)``; ValueError for anything else."""
-        match = _TASK_NAME.fullmatch(name.strip())
-        if not match:
-            raise ValueError(f"'{name}' is not a task name: use role-index, e.g. worker-1 "
-                             f"(roles: {', '.join(ROLES)})")
-        return cls(match.group(1), int(match.group(2)))
 
 
 class TaskIdentity:
