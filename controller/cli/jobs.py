@@ -75,8 +75,8 @@ def head_folder(given: str) -> tuple[str | None, str | None]:
     # it: Ray deletes that folder): no listing can name it. `~` is the head user's home: the head expands it.
     if not (folder.startswith("~") or os.path.isabs(folder)):
         return None, (f"{named} is relative: with --address the storage folder is read on the head, so give it as "
-                      "the head sees it, e.g. ~/tfray-runs or /home/ray/tfray-runs (or a spec whose storage_path "
-                      "is one)")
+                      "the head sees it, e.g. '~/tfray-runs' (quoted: the head's home) or /home/ray/tfray-runs, or a "
+                      "spec whose storage_path is one")
     return folder, None
 
 
