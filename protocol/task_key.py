@@ -2,9 +2,9 @@
 
 Part of the wire protocol (``protocol.wire`` imports both names from here,
 and every other module may take them from there), kept apart because the job
-spec needs them too: reading a spec (``tfray validate``) then costs one small
-dataclass, not the protocol's dozen or so (about 20 ms of a command that
-should answer at once).
+spec and the plan need them too: reading a spec (``tfray validate``) then
+costs one small dataclass, not the protocol's dozen or so (about 20 ms of a
+command that should answer at once).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from controller.plan.gpus import device_plan
 from controller.spec import ROLE_ORDER, JobSpec, Role, Strategy
-from protocol.wire import DevicePlan, TaskKey
+from protocol.devices import DevicePlan
+from protocol.task_key import TaskKey
 
 
 @dataclass(frozen=True)
