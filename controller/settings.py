@@ -64,7 +64,7 @@ TENSORBOARD_STOP_S = 10.0  # bound on TensorBoard's exit after `tfray tensorboar
 # ------------------------------------------------------ a cluster's Jobs API (tfray submit)
 STATUS_POLL_S = 1.0  # how often a followed job's status is read
 STATUS_SETTLE_S = 30.0  # after the log stream ends, how long the job may take to report a terminal status
-REMOTE_STATUS_S = 60.0  # how long `tfray status --address` waits for its short job on the head
+REMOTE_STATUS_S = 60.0  # how long `tfray status --address` (and `jobs --address`) waits for its short job on the head
 AGENT_WAIT_S = 60.0  # how long a just-started head's job agent may take to accept submissions
 AGENT_RETRY_S = 2.0  # how often a submission is tried again meanwhile
 

@@ -4,7 +4,8 @@ The data ships inside scikit-learn (1,797 images), so nothing is downloaded.
 ``train(ctx, ...)`` is the function entrypoint (``examples.digits:train``);
 ``examples/digits_script.py`` is the same training as a plain TF script that
 reads ``TF_CONFIG``. The dataset batch is the *global* batch: per-replica
-batch x ``strategy.num_replicas_in_sync``.
+batch x ``strategy.num_replicas_in_sync``. The trained model is exported
+(``ctx.save_model``) as a SavedModel in the job folder's ``model/``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_r
     final = {"val_accuracy": float(result["accuracy"]), "val_loss": float(result["loss"]), "step": step,
              "initial_epoch": initial_epoch, "replicas": strategy.num_replicas_in_sync}
     ctx.report({"final_val_accuracy": final["val_accuracy"], "final_val_loss": final["val_loss"]}, step=step)
+    # The trained model, for whoever runs the job to load: every task saves (under MWMS saving runs collectives),
+    # the chief's SavedModel is the job folder's model/, the others' temporary copies are removed.
+    ctx.save_model(model)
     return final
 
 

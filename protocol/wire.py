@@ -5,7 +5,8 @@ here and nowhere else, each as one frozen class:
 
 * a task's name: ``role-index`` (``worker-1``), formatted and parsed by
   :class:`TaskKey` only;
-* what an actor is built with (:class:`ActorConfig`) and what each run of
+* what an actor is built with (:class:`ActorConfig`, with its GPUs'
+  :class:`DevicePlan`) and what each run of
   it is sent (:class:`TaskLaunch`: its :class:`Entrypoint`, its
   :class:`StoragePlan` and the :class:`RestorePoint` it restores);
 * how a run ended (:class:`TaskEnd`), with its cause as one enum,
@@ -15,44 +16,29 @@ here and nowhere else, each as one frozen class:
   checkpoint, folder, output, heartbeat, event), with their one JSON form.
 
 Both sides import this module; neither imports the other. The controller
-names the task actor's class by :data:`TASK_ACTOR_CLASS`.
+names the task actor's class by :data:`TASK_ACTOR_CLASS`. ``TaskKey`` (with
+``ROLES``) and ``DevicePlan`` (with its environment variables) are defined in
+``protocol.task_key`` and ``protocol.devices`` and taken from here by
+everything but the job spec and the plan, which import them alone: reading a
+spec or planning a dry run then builds none of this module's dataclasses.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, get_args
+
+# Parts of the protocol defined apart, so the job spec and the plan can import them alone (see there).
+from protocol.devices import COLLECTIVE_ENV, GPU_MEMORY_LIMIT_ENV, DevicePlan  # noqa: F401
+from protocol.task_key import ROLES, TaskKey  # noqa: F401
 
 # Each task's launcher process (workers/zygote.py) imports TensorFlow as soon as its actor starts,
 # overlapping the import with the other actors' start and the TF_CONFIG round trip. A job whose
 # code does not use TensorFlow sets this to "0" in its spec's env to skip the import.
 PREIMPORT_ENV = "TFRAY_PREIMPORT_TF"
 TASK_ACTOR_CLASS = "workers.task_actor:TaskActor"  # module:class of every task's Ray actor
-ROLES = ("chief", "worker", "ps", "evaluator")  # TF_CONFIG task types, in the order tasks are planned
-_TASK_NAME = re.compile(rf"({'|'.join(ROLES)})-(\d+)")
-
-
-@dataclass(frozen=True, order=True)
-class TaskKey:
-    """A task's identity: its role and its index within the role, written ``role-index``."""
-
-    role: str
-    index: int
-
-    def __str__(self) -> str:
-        return f"{self.role}-{self.index}"
-
-    @classmethod
-    def parse(cls, name: str) -> "TaskKey":
-        """``'worker-1'`` -> ``TaskKey('worker', 1)``; ValueError for anything else."""
-        match = _TASK_NAME.fullmatch(name.strip())
-        if not match:
-            raise ValueError(f"'{name}' is not a task name: use role-index, e.g. worker-1 "
-                             f"(roles: {', '.join(ROLES)})")
-        return cls(match.group(1), int(match.group(2)))
 
 
 class TaskIdentity:
@@ -113,20 +99,6 @@ class TaskEnd:
     def failed(cls, key: TaskKey, cause: FailureCause, error: str) -> "TaskEnd":
         return cls(key, False, cause=cause, error=error)
 
-
-# What a training process is told about its GPUs, in its environment (set by the task actor; scripts may read them).
-GPU_MEMORY_LIMIT_ENV = "TFRAY_GPU_MEMORY_LIMIT_MB"  # a hard limit on each visible GPU, applied before user code
-COLLECTIVE_ENV = "TFRAY_COLLECTIVE"  # MultiWorkerMirroredStrategy's all-reduce: auto | ring | nccl
-
-
-@dataclass(frozen=True)
-class DevicePlan:
-    """How a task uses GPUs: what Ray reserves for it and how much of each GPU's memory TensorFlow takes
-    (the spec's choices with ``auto`` resolved, by ``controller/plan/gpus.py``)."""
-
-    gpus: float = 0.0  # Ray's num_gpus for the task: 0, a share of one GPU below 1, or whole GPUs
-    memory: str = "none"  # growth | share | all | limit; none without a GPU
-    memory_limit_mb: int | None = None  # with memory == "limit": MiB on each of its GPUs
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ What this module resolves (docs/design.md §4, GPUs):
 from __future__ import annotations
 
 from controller.spec import Collective, GpuMemory, Resources, Role, Strategy
-from protocol.wire import DevicePlan
+from protocol.devices import DevicePlan
 
 
 def device_plan(resources: Resources) -> DevicePlan:

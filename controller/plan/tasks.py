@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from controller.plan.gpus import device_plan
 from controller.spec import ROLE_ORDER, JobSpec, ProcessSpec, Resources, Role, Strategy
-from protocol.wire import DevicePlan, TaskKey
+from protocol.devices import DevicePlan
+from protocol.task_key import TaskKey
 
 
 @dataclass(frozen=True)

@@ -48,15 +48,24 @@ def resolve_address(address: str | None) -> str:
             or DEFAULT_ADDRESS)
 
 
-def entrypoint_for(spec_path: str | os.PathLike, working_dir: str | os.PathLike, command: tuple = ("run",)) -> str:
-    """The job's shell command: a controller command (``run``) on the spec, by its path inside the working
-    folder."""
+def spec_in_working_dir(spec_path: str | os.PathLike, working_dir: str | os.PathLike) -> str:
+    """The spec's path inside the working folder, as the job on the cluster finds it there."""
     spec, root = Path(spec_path).resolve(), Path(working_dir).resolve()
     if not spec.is_relative_to(root):
         raise SubmitError(f"{spec_path} is outside the working folder {root}: only that folder is shipped "
                           "to the cluster; move the spec into it or pass --working-dir")
+    return spec.relative_to(root).as_posix()
+
+
+def controller_command(argv: list[str]) -> str:
+    """The job's shell command: ``python -m controller ARGV``."""
     # `python` is the head node's interpreter (the cluster configs put their virtualenv first on PATH).
-    return shlex.join(["python", "-m", "controller", command[0], spec.relative_to(root).as_posix(), *command[1:]])
+    return shlex.join(["python", "-m", "controller", *argv])
+
+
+def entrypoint_for(spec_path: str | os.PathLike, working_dir: str | os.PathLike) -> str:
+    """The job's shell command: ``run`` on the spec, by its path inside the working folder."""
+    return controller_command(["run", spec_in_working_dir(spec_path, working_dir)])
 
 
 def runtime_env_for(working_dir: str | os.PathLike) -> dict:

@@ -6,18 +6,18 @@
   (the metrics' tail only) into a scratch folder and shown from there.
 * ``--address``: a short job is submitted through the head's Jobs API,
   ``python -m controller status JOB.yaml --json`` with the same working
-  folder as ``tfray submit`` ships, and its printed view is read back. It
-  sees what the controller on the head sees, whatever the storage.
+  folder as ``tfray submit`` ships, and its printed view is read back
+  (``controller.remote.head``). It sees what the controller on the head
+  sees, whatever the storage.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
-from controller import settings
 from controller.machine.record import EVENTS_FILE, JOB_STATE_FILE
+from controller.remote.head import json_object, run_json
 from controller.report.metrics import METRICS_FILE
 from controller.spec import JobSpec
 from controller.status.gather import job_view
@@ -25,6 +25,7 @@ from controller.store.lease import FileLease
 from protocol.layout import CHECKPOINTS_DIR, MANIFEST
 
 METRICS_TAIL_BYTES = 256 * 1024  # as much of metrics.jsonl as status reads locally (metrics.last_rows)
+VIEW_KEYS = ("job", "state")  # what makes a JSON object in a status job's output its view
 
 
 def view_from_uri(spec: JobSpec) -> dict:
@@ -51,36 +52,12 @@ def reads_from_uri(spec: JobSpec) -> bool:
 
 def view_through_jobs_api(address: str | None, spec_path: str, working_dir: str = ".") -> dict:
     """Run ``status --json`` on the cluster's head as a short Ray job; the view it printed."""
-    from controller.remote import jobs_api as remote
-    client = remote.connect(address)
-    url = remote.api_url(client)
-    entrypoint = remote.entrypoint_for(spec_path, working_dir, ("status", "--json"))
-    submission_id = remote._call("cannot ask the head for the job's status", url, client.submit_job,
-                                 entrypoint=entrypoint, runtime_env=remote.runtime_env_for(working_dir),
-                                 metadata={"tfray": "status"})
-    status = remote._wait_terminal(client, submission_id, settings.REMOTE_STATUS_S)
-    logs = remote._call("cannot read the status job's output", url, client.get_job_logs, submission_id)
-    if not status.is_terminal():
-        raise remote.SubmitError(f"the status job {submission_id} on {url} did not end within "
-                                 f"{settings.REMOTE_STATUS_S:g}s; is the head overloaded? Its output so far:\n{logs}")
-    view = parse_view(logs)
-    if view is None:
-        raise remote.SubmitError(f"the status job {submission_id} on {url} ended {status.value} without a status; "
-                                 f"its output:\n{logs[-3000:]}")
-    return view
+    from controller.remote.jobs_api import spec_in_working_dir  # the Jobs API client: only where it is used
+
+    return run_json(address, ["status", spec_in_working_dir(spec_path, working_dir), "--json"], working_dir,
+                    VIEW_KEYS)
 
 
 def parse_view(output: str) -> dict | None:
     """The JSON view in a status job's output (Ray may print lines around it)."""
-    decoder = json.JSONDecoder()
-    offset = 0
-    for line in output.splitlines(keepends=True):
-        if line.startswith("{"):
-            try:
-                view, _ = decoder.raw_decode(output, offset)
-            except ValueError:
-                view = None
-            if isinstance(view, dict) and "job" in view and "state" in view:
-                return view
-        offset += len(line)
-    return None
+    return json_object(output, VIEW_KEYS)

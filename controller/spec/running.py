@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field, StrictInt, field_validator, model_validator
 
 from controller.spec.training import SpecModel
-from protocol.wire import TaskKey
+from protocol.task_key import TaskKey
 
 DAY_S = 24 * 3600.0
 Budget = Annotated[StrictInt, Field(ge=0, le=100_000)]

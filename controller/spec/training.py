@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from protocol.wire import ROLES
+from protocol.task_key import ROLES
 
 
 class Strategy(str, enum.Enum):

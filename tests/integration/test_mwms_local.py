@@ -14,6 +14,7 @@ from controller.settings import poll_until
 from controller.states.events import Decision, PreemptionNotice, Restart
 from controller.states.state import JobState
 from controller.status.gather import job_view
+from controller.status.summary import summary_lines
 from controller.status.view import render_status
 from controller.store.checkpoints import CheckpointManifest
 from protocol.layout import COMPLETE_MARKER, WORKERTEMP_DIR, task_log
@@ -74,6 +75,9 @@ def test_function_mode_trains_then_a_rerun_resumes(local_ray, tmp_path):
         assert os.geteuid() != 0 or got[1].startswith("nice 0,"), got[1]  # root may lower Ray's 15
     first = check_checkpoints(spec)
     assert first.step == result.result["step"] and first.epoch == 3
+    # The example exports what it trained (ctx.save_model): the chief's SavedModel, named in the summary.
+    assert (spec.job_dir / "model" / "saved_model.pb").exists()
+    assert f"model: {spec.job_dir / 'model'}" in summary_lines(spec, result)
     assert_nothing_left()
 
     resumed_spec = job_spec(tmp_path, "digits-fn", {"function": "examples.digits:train", "args": {"epochs": 4}},
