@@ -11,7 +11,8 @@ here and nowhere else, each as one frozen class:
   :class:`StoragePlan` and the :class:`RestorePoint` it restores);
 * how a run ended (:class:`TaskEnd`), with its cause as one enum,
   :class:`FailureCause`, from the training process to the policy (and
-  :data:`KERAS3_UNSUPPORTED`, the one sentence for Keras 3 in a multi-task job);
+  ``protocol.keras3.KERAS3_UNSUPPORTED``, the one sentence for Keras 3 in a
+  multi-task job, alone in its module so that validate need not import this one);
 * the reports a task sends to the job's inbox (:data:`Report`: metrics,
   checkpoint, folder, output, heartbeat, event), with their one JSON form.
 
@@ -70,15 +71,6 @@ class FailureCause(str, enum.Enum):
     GPU_OOM = "gpu_oom"  # the task ran out of GPU memory (classified from its error by the controller)
     DEVICE_LOST = "device_lost"  # the task's GPU failed under it: a launch failure, an ECC error, the device gone
 
-
-# Why a multi-task job cannot train with the standalone `keras` package (Keras 3, which TensorFlow 2.21 installs),
-# in the same words from `validate` (controller/spec/keras3_imports.py) and from the task whose training failed
-# inside it (workers/keras3_failure.py). The fix comes first: `tfray status` shows 160 characters of a failure.
-KERAS3_UNSUPPORTED = ("Keras 3 (the `keras` package) cannot train a multi-worker or parameter-server job: use "
-                      "tf-keras, `import tf_keras as keras` or `tf.keras` (tf-keras in every task: "
-                      "TF_USE_LEGACY_KERAS=1); "
-                      "Keras 3 supports neither MultiWorkerMirroredStrategy (keras-team/keras#20585) nor "
-                      "parameter-server training (keras-team/keras#18624)")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import os
 import sys
 import traceback
 
-from protocol.wire import KERAS3_UNSUPPORTED
+from protocol.keras3 import KERAS3_UNSUPPORTED
 
 MULTI_TASK_STRATEGIES = ("multi_worker_mirrored", "parameter_server")
 MAX_CHAINED = 16  # how many `raise ... from` / `during handling` links are followed

@@ -20,7 +20,7 @@ import ast
 from pathlib import Path
 
 from controller.spec.job import JobSpec, SpecError
-from protocol.wire import KERAS3_UNSUPPORTED
+from protocol.keras3 import KERAS3_UNSUPPORTED
 
 KERAS3_PACKAGE = "keras"
 IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}

@@ -9,7 +9,8 @@ import textwrap
 import pytest
 
 from controller.spec import SpecError, check_entrypoint, find_keras3_imports, parse_spec
-from protocol.wire import KERAS3_UNSUPPORTED, FailureCause
+from protocol.keras3 import KERAS3_UNSUPPORTED
+from protocol.wire import FailureCause
 from workers.keras3_failure import explain
 from workers.task_actor import error_text
 
