@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import tempfile
@@ -118,6 +119,47 @@ def node_cluster(worker_nodes: int = 2, **head_args):
     SHARED_RAY.use(f"cluster-{id(start)}", start)
     yield SHARED_RAY.cluster
     SHARED_RAY.release()
+
+
+@functools.lru_cache(maxsize=1)
+def netns_skip_reason() -> str | None:
+    """Why the multi-host tests cannot run on this machine (not root, no `ip`, namespaces refused), or None."""
+    from bench.netns import unavailable
+
+    why = unavailable()
+    return f"the multi-host harness (bench/netns) cannot run here: {why}" if why else None
+
+
+def start_netns_cluster(**kwargs):
+    """A NetnsCluster (bench/netns: every worker node in a network namespace of its own, on its own address),
+    the driver attached on the head's address; stopped again if the driver cannot attach."""
+    from bench.netns import NetnsCluster
+
+    cluster = NetnsCluster(**kwargs).start()
+    try:
+        cluster.connect()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@pytest.fixture
+def netns_cluster_factory():
+    """``start(**NetnsCluster args)`` -> a cluster this test's driver is attached to; it and everything it made
+    go when the test ends, failed or not (and at exit or on SIGTERM if the test process is stopped)."""
+    made = []
+
+    def start(**kwargs):
+        SHARED_RAY.use(f"netns-{id(made)}-{len(made)}", lambda: start_netns_cluster(**kwargs))
+        made.append(SHARED_RAY.cluster)
+        return SHARED_RAY.cluster
+
+    yield start
+    if SHARED_RAY.cluster in made:
+        SHARED_RAY.release()
+    for cluster in made:
+        cluster.stop()
 
 
 def uses_local_ray(item) -> bool:
