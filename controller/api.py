@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Callable
 from controller import settings
 from controller.ray import runtime_env
 from controller.spec import (
+    HOST_NETWORK_ENV,
     FaultSpec,
     JobSpec,
     SpecError,
     check_entrypoint,
+    check_host_network,
     check_storage,
     exposure_warning,
     format_validation_error,
@@ -38,6 +40,7 @@ from controller.store.lease import FileLease, JobRunningError, running_message
 
 if TYPE_CHECKING:  # imported where a job runs: `tfray validate` goes through checked() only, and never needs them
     from controller.report.driver_log import DriverLog
+    from controller.states.network import HostNetwork
     from controller.states.result import JobResult
 
 log = logging.getLogger("tfray")
@@ -66,8 +69,27 @@ def with_faults(spec: JobSpec, faults: list[str] | tuple = ()) -> JobSpec:
     return parse_spec(data, source="job spec with --fault", base_dir=spec._base_dir)
 
 
-def checked(spec_or_path: JobSpec | str | os.PathLike | dict, faults: list[str] | tuple = ()) -> tuple[JobSpec, list]:
-    """The spec (read, with its faults), its entrypoint read and its storage tried; and the warnings.
+def host_network(network: HostNetwork | None = None) -> HostNetwork | None:
+    """The host network a run's network faults act on (``controller/states/network.py``): ``network`` when
+    given, else the one ``TFRAY_HOST_NETWORK`` names as ``module:factory`` (called with no arguments, e.g.
+    ``bench.netns:attached``), else None. SpecError naming the variable when it cannot be had."""
+    target = os.environ.get(HOST_NETWORK_ENV) if network is None else None
+    if not target:
+        return network
+    module, _, name = target.partition(":")
+    try:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)()
+    except Exception as err:  # whatever the factory raises: said as bad input, with the variable named
+        raise SpecError(f"{HOST_NETWORK_ENV}={target}: no host network from it ({type(err).__name__}: {err}); "
+                        "it names module:factory, importable here") from None
+
+
+def checked(spec_or_path: JobSpec | str | os.PathLike | dict, faults: list[str] | tuple = (),
+            network: HostNetwork | None = None) -> tuple[JobSpec, list]:
+    """The spec (read, with its faults), its entrypoint read and its storage tried, a host network there for
+    its network faults (``network``, or :func:`host_network`'s); and the warnings.
     A bad ``TFRAY_<NAME>`` override of a setting is refused here too (``settings.SettingsError``)."""
     settings.check_env()
     if isinstance(spec_or_path, JobSpec):
@@ -80,6 +102,8 @@ def checked(spec_or_path: JobSpec | str | os.PathLike | dict, faults: list[str] 
     runtime_env.for_ray(spec)  # its paths and what Ray would refuse, before anything starts
     warnings = check_entrypoint(spec, runtime_env.import_paths(spec) + search_path(path))
     check_storage(spec)
+    if any(f.action.on_network for f in spec.faults):
+        check_host_network(spec, host_network(network))
     return spec, warnings
 
 
@@ -189,9 +213,11 @@ class RunHooks:
 def run(spec_or_path: JobSpec | str | os.PathLike | dict, *, address: str | None = None, faults: list | tuple = (),
         fresh: bool = False, on_progress: Callable | None = None,
         on_output: Callable[[str, list[str]], None] | None = None, num_cpus: float | None = None,
-        dashboard: bool = False, hooks: RunHooks | None = None, driver_log: DriverLog | None = None) -> JobResult:
+        dashboard: bool = False, hooks: RunHooks | None = None, driver_log: DriverLog | None = None,
+        network: HostNetwork | None = None) -> JobResult:
     """Run a job to its end and return how it ended (see the module's docstring); ``num_cpus`` and
-    ``dashboard`` are a new local Ray's (:func:`init_ray`). The ``tfray`` logger's records (at the level the
+    ``dashboard`` are a new local Ray's (:func:`init_ray`); ``network`` is what the spec's network faults act
+    on (:func:`host_network`). The ``tfray`` logger's records (at the level the
     caller's logging lets through) are kept in the attempt's ``driver.log``, with whatever the caller writes
     into ``driver_log`` (`tfray run`: everything it prints)."""
     from controller.report.driver_log import DriverLog
@@ -200,7 +226,8 @@ def run(spec_or_path: JobSpec | str | os.PathLike | dict, *, address: str | None
     driver_log = driver_log or DriverLog()
     with driver_log.keeping(log):
         path = None if isinstance(spec_or_path, (JobSpec, dict)) else str(spec_or_path)
-        spec, warnings = checked(spec_or_path, faults)
+        network = host_network(network)
+        spec, warnings = checked(spec_or_path, faults, network)
         for text in warnings:
             hooks.warn(text)
         done, notes = ready_to_run(spec, fresh, path or "JOB.yaml")
@@ -216,22 +243,23 @@ def run(spec_or_path: JobSpec | str | os.PathLike | dict, *, address: str | None
         init_ray(address, num_cpus, dashboard=dashboard)
         hooks.running(spec)
         result = run_job(spec, search_path(path), on_progress=on_progress, on_output=on_output,
-                         on_attempt=lambda number: driver_log.open(spec.job_dir, number))
+                         on_attempt=lambda number: driver_log.open(spec.job_dir, number), network=network)
         hooks.ended(spec, result)
         return result
 
 
 def run_job(spec: JobSpec, sys_path: list[str], on_progress: Callable | None = None,
             on_output: Callable[[str, list[str]], None] | None = None,
-            on_attempt: Callable[[int], None] | None = None) -> JobResult:
-    """Run one checked job on the Ray this process is connected to (no resume checks); its JobResult."""
+            on_attempt: Callable[[int], None] | None = None, network: HostNetwork | None = None) -> JobResult:
+    """Run one checked job on the Ray this process is connected to (no resume checks); its JobResult.
+    ``network``: what its network faults act on."""
     from controller.machine.controller import Controller
     from controller.ray.group import RayTaskGroup
     from controller.ray.prometheus import RayGauges
 
     controller = Controller(spec, RayTaskGroup(spec.name, runtime_env.for_ray(spec)), sys_path=sys_path,
                             on_progress=on_progress, on_output=on_output, on_attempt=on_attempt,
-                            export_gauges=RayGauges())
+                            export_gauges=RayGauges(), network=network)
     return controller.run()
 
 

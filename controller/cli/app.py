@@ -122,7 +122,9 @@ def _add_fault(p) -> None:
     p.add_argument("--fault", action="append", default=[], metavar="TASK:ACTION@WHEN",
                    help="inject a fault to see the job survive it, e.g. worker-1:kill@step=50, ps-0:hang@after=10, "
                    "chief-0:raise@step=100, worker-0:sigterm@step=20@restart=1 (repeatable; ACTION is kill, "
-                   "sigterm, raise or hang; WHEN is @step=N, @save=N or @after=SECONDS, then @restart=R)")
+                   "sigterm, raise or hang; WHEN is @step=N, @save=N or @after=SECONDS, then @restart=R). On a "
+                   "host network (TFRAY_HOST_NETWORK): silence, silence_head, or partition with @for=SECONDS, "
+                   "e.g. worker-0:partition@step=100@for=20")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from controller import settings
 from controller.machine.attempt import Attempt
 from controller.machine.failure_policy import FailurePolicy
 from controller.machine.job_folder import JobStore, StorageError
+from controller.machine.network_faults import NetworkFaults
 from controller.machine.observer import Observer
 from controller.machine.restore import quarantine, restart_point, verified_restore
 from controller.machine.resume import fingerprint
@@ -35,6 +36,7 @@ from controller.report.progress import Progress, epochs_asked
 from controller.report.tensorboard import ScalarWriter
 from controller.spec import JobSpec, Role
 from controller.states.events import Resize, Restart
+from controller.states.network import HostNetwork
 from controller.states.result import JobResult
 from controller.states.state import (
     Failed,
@@ -63,6 +65,7 @@ class Controller:
                  on_output: Callable[[str, list[str]], None] | None = None,
                  on_attempt: Callable[[int], None] | None = None,
                  export_gauges: Callable[[list[Sample]], None] | None = None,
+                 network: HostNetwork | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  wall_clock: Callable[[], float] = time.time):
         self.spec = spec
@@ -81,6 +84,7 @@ class Controller:
                                             notice_grace_s=spec.timeouts.preemption_grace_s)
         self.scaling = ScalingPolicy(spec.counts()[Role.WORKER], spec.elastic, spec.timeouts.scheduling_s,
                                      settings.ELASTIC_PROBE_S)
+        self.network_faults = NetworkFaults.of(spec, network, clock)  # the spec's faults on hosts' networks
         self.state: State = Pending()
         self.gauges = JobGauges(spec.name, export_gauges, clock, wall_clock) if export_gauges else None
         self.collector: MetricsCollector | None = None
@@ -178,7 +182,8 @@ class Controller:
                             heartbeat_s=self.spec.timeouts.heartbeat_s, drain_poll_s=settings.DRAIN_POLL_S,
                             wall_clock=self.wall_clock)
         self.watch = Watch(self.spec, self.group, self.tasks, self.store, self.attempt, observer, self.scaling,
-                           self.failure_policy, self.clock, started_at=self.clock(), on_output=self.on_output)
+                           self.failure_policy, self.clock, started_at=self.clock(), on_output=self.on_output,
+                           network_faults=self.network_faults if self.network_faults.faults else None)
         latest = self.store.latest()
         log.info("job %s attempt %d: %d tasks; %s", self.spec.name, self.attempt.number, len(self.tasks.tasks),
                  f"resuming from step {latest.step} ({latest.path})" if latest else "starting fresh")
@@ -276,6 +281,8 @@ class Controller:
             return
         self._released = True
         try:
+            for event in self.network_faults.close():  # a partition still open heals with the job's end
+                self.attempt.add(event)
             if self.watch is not None:
                 try:
                     self.watch.take(self.watch.observer.collect(final=True))

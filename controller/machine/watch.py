@@ -21,6 +21,7 @@ from controller import settings
 from controller.machine.attempt import Attempt
 from controller.machine.failure_policy import BatchDecision, FailureAction, FailurePolicy
 from controller.machine.job_folder import JobStore
+from controller.machine.network_faults import NetworkFaults
 from controller.machine.observer import Drain, Observation, Observer
 from controller.machine.scaling_policy import ScalingPolicy
 from controller.plan.launch import replacement_launch
@@ -50,6 +51,7 @@ class Watch:
     started_at: float
     launches: dict[TaskKey, TaskLaunch] = field(default_factory=dict)
     on_output: Callable[[str, list[str]], None] | None = None  # where the lines tasks print go (the console)
+    network_faults: NetworkFaults | None = None  # the spec's faults on hosts' networks, carried out here
     restored: str | None = None  # the checkpoint this run of the cluster restored
     result: Any = None  # what the chief's entrypoint returned
 
@@ -58,12 +60,18 @@ class Watch:
         self.launches = dict(launches)
         self.restored = restored
         self.observer.begin_run()
+        if self.network_faults is not None:
+            self.network_faults.begin_run(self.attempt.restarts)
         return Running()
 
     def step(self, state: Running) -> State:
         """One observation, and the answer to it."""
         seen = self.observer.observe(settings.POLL_INTERVAL_S)
         checkpointed = self.take(seen)
+        if self.network_faults is not None:
+            chief = self.observer.collector.latest.get(str(self.tasks.chief.key), {})
+            for event in self.network_faults.due(chief.get("step"), self.tasks.hosts()):
+                self.attempt.add(event)
         for key in seen.notices:  # a server cannot save: the coordinator saves for the whole PSS cluster
             if self.tasks.spec(key).runs_server:
                 state = self._notice_coordinator(state, key, "got a preemption notice (SIGTERM)")

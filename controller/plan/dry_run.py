@@ -41,10 +41,8 @@ def render_plan(spec) -> str:
         *describe_job(spec),
     ]
     for fault in spec.faults:
-        when = (f"step {fault.at_step}" if fault.at_step is not None
-                else f"the save of step {fault.at_save}" if fault.at_save is not None
-                else f"{fault.after_s:g}s after start")
-        lines.append(f"fault: {fault.action.value} {fault.task} at {when} (run {fault.restart} of the cluster)")
+        where = f"{fault.task}'s host" if fault.action.on_network else fault.task
+        lines.append(f"fault: {fault.action.value} {where} at {fault.when()} (run {fault.restart} of the cluster)")
     lines.append("")
     for task in tasks:
         notes = [n for n, on in (("chief", task.is_chief), ("serves tf.distribute.Server", task.runs_server),

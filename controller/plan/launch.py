@@ -67,8 +67,8 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
             runs_server=task.runs_server,
             servers=servers if pss and task.is_chief else (),
             server_wait_s=spec.timeouts.startup_s,
-            faults=tuple(f.model_dump(mode="json") for f in spec.faults
-                         if f.task == str(task.key) and f.restart == restarts),
+            faults=tuple(f.model_dump(mode="json") for f in spec.faults  # the controller does the network's
+                         if f.task == str(task.key) and f.restart == restarts and not f.action.on_network),
             preemption_grace_s=spec.timeouts.preemption_grace_s,
         )
         for task in tasks

@@ -8,8 +8,8 @@ to run it in ``controller.spec.running``, the whole job in
 ``controller.spec.runtime_env``, how each training process runs (priority,
 threads) in ``controller.spec.process``, reading a file in ``controller.spec.file``.
 Checks that need the file system (does the entrypoint exist, does it import
-Keras 3 where that cannot train, can the storage path be written, what a run
-exposes) live in ``controller.spec.entrypoint``,
+Keras 3 where that cannot train, can the storage path be written, is there a
+host network for its network faults, what a run exposes) live in ``controller.spec.entrypoint``,
 ``controller.spec.keras3_imports`` and ``controller.spec.preflight``. This module is the one place callers
 outside the package import any of them from (``tests/unit/test_layers.py``
 keeps it so); the submodules import one another directly, never this
@@ -20,7 +20,7 @@ from controller.spec.entrypoint import IMAGE_ENTRYPOINT, check_entrypoint
 from controller.spec.file import format_validation_error, load_spec, load_yaml, parse_spec, parse_yaml
 from controller.spec.job import JobSpec, SpecError
 from controller.spec.keras3_imports import find_keras3_imports
-from controller.spec.preflight import check_storage, exposure_warning
+from controller.spec.preflight import HOST_NETWORK_ENV, check_host_network, check_storage, exposure_warning
 from controller.spec.process import ProcessSpec
 from controller.spec.running import (
                                      CheckpointPolicy,
@@ -48,7 +48,8 @@ from controller.spec.training import (
 )
 
 __all__ = ["CheckpointPolicy", "Collective", "ENV_NAME", "Elastic", "Entrypoint", "FailurePolicySpec", "FaultAction",
-           "FaultSpec", "GpuMemory", "IMAGE_ENTRYPOINT", "JobSpec", "Placement", "ProcessSpec", "RESERVED_ENV",
-           "ROLE_ORDER", "Resources", "Role", "RoleSpec", "RuntimeEnvSpec", "SpecError", "SpecModel", "StorageMode",
-           "Strategy", "Timeouts", "check_entrypoint", "check_storage", "exposure_warning", "find_keras3_imports",
-           "format_validation_error", "load_spec", "load_yaml", "parse_spec", "parse_yaml"]
+           "FaultSpec", "GpuMemory", "HOST_NETWORK_ENV", "IMAGE_ENTRYPOINT", "JobSpec", "Placement", "ProcessSpec",
+           "RESERVED_ENV", "ROLE_ORDER", "Resources", "Role", "RoleSpec", "RuntimeEnvSpec", "SpecError", "SpecModel",
+           "StorageMode", "Strategy", "Timeouts", "check_entrypoint", "check_host_network", "check_storage",
+           "exposure_warning", "find_keras3_imports", "format_validation_error", "load_spec", "load_yaml", "parse_spec",
+           "parse_yaml"]

@@ -1,4 +1,5 @@
-"""Checks on this machine before anything starts: the storage path, and what a run exposes.
+"""Checks on this machine before anything starts: the storage path, a host network for network faults,
+and what a run exposes.
 
 A storage path like ``/proc/x`` or a read-only mount passes the spec's model
 and would fail after Ray started, with a traceback from every task. Here it
@@ -40,6 +41,20 @@ def check_storage(spec: JobSpec) -> None:
                         "storage_path this user can write") from None
     if folder.exists() and not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
         raise SpecError(f"{where}: this user cannot read and write it")
+
+
+HOST_NETWORK_ENV = "TFRAY_HOST_NETWORK"  # module:factory of the host network a run's network faults act on
+
+
+def check_host_network(spec: JobSpec, network: object | None) -> None:
+    """SpecError naming the first network fault when there is no host network to carry it out: no task can
+    cut its own host off, so the controller does it through one (``controller/states/network.py``)."""
+    index, fault = next(((i, f) for i, f in enumerate(spec.faults) if f.action.on_network), (None, None))
+    if fault is not None and network is None:
+        raise SpecError(f"faults.{index}.action: '{fault.action.value}' acts on the network of {fault.task}'s host, "
+                        "which needs a multi-host harness to carry it out, and none is registered: pass network= "
+                        f"to the API, or set {HOST_NETWORK_ENV}=bench.netns:attached beside a running "
+                        "`python -m bench.netns up`")
 
 
 def exposure_warning(spec: JobSpec, joining_cluster: bool) -> str | None:

@@ -81,25 +81,44 @@ class Elastic(SpecModel):
 
 
 class FaultAction(str, enum.Enum):
-    """A fault to inject into a task's process (the same seam serves tests, benchmarks and users)."""
+    """A fault to inject (the same seam serves tests, benchmarks and users): into a task's process, which
+    fires it itself (``workers/faults.py``), or into the network of the host the task runs on, which the
+    controller carries out through a registered host network (``controller/machine/network_faults.py``)."""
 
     KILL = "kill"  # SIGKILL: the process dies at once (no notice)
     SIGTERM = "sigterm"  # SIGTERM: what a cloud sends before reclaiming a VM
     RAISE = "raise"  # the task's code raises InjectedFault at its next report
     HANG = "hang"  # SIGSTOP: the process freezes, heartbeats included
+    SILENCE = "silence"  # the task's host drops every packet to and from every other host, for good
+    PARTITION = "partition"  # the same for duration_s seconds, then the network heals
+    SILENCE_HEAD = "silence_head"  # only the head and the task's host lose each other (its raylet loses the GCS)
+
+    @property
+    def on_network(self) -> bool:
+        """Carried out on the network by the controller, not by the task's process."""
+        return self in NETWORK_ACTIONS
+
+
+NETWORK_ACTIONS = frozenset({FaultAction.SILENCE, FaultAction.PARTITION, FaultAction.SILENCE_HEAD})
 
 
 class FaultSpec(SpecModel):
     """Inject one fault into one task, at a training step or after some seconds."""
 
     task: str = Field(description="The task, as role-index, e.g. 'worker-1' or 'ps-0'.")
-    action: FaultAction = Field(description="kill | sigterm | raise | hang.")
+    action: FaultAction = Field(description="kill | sigterm | raise | hang (the task's process); silence | "
+                                "partition | silence_head (its host's network: needs a host network, e.g. the "
+                                "multi-host harness bench/netns).")
     at_step: Step | None = Field(None, description="Fire when the task reports this step or a later one (the "
-                                 "task must report: a function entrypoint, or a script using workers.get_context()).")
+                                 "task must report: a function entrypoint, or a script using workers.get_context()); "
+                                 "a network fault fires when the job (its chief) reports it, since the task on the "
+                                 "host may report nothing (a PSS worker or ps).")
     at_save: Step | None = Field(None, description="Fire while the task writes the checkpoint of this step "
                                  "or a later one: after its files, before its seal (a half-written checkpoint).")
     after_s: float | None = Field(None, ge=0, le=365 * DAY_S, description="Fire this many seconds after the task "
-                                  "starts running.")
+                                  "starts running (a network fault: after the run of the cluster starts).")
+    duration_s: float | None = Field(None, gt=0, le=DAY_S, description="partition only: how long the host stays "
+                                     "cut off before its network heals.")
     restart: StrictInt = Field(0, ge=0, le=100_000, description="Which run of the cluster it applies to: 0 is the "
                                "first, 1 the run after the first restart, and so on.")
 
@@ -116,11 +135,25 @@ class FaultSpec(SpecModel):
     def _one_trigger(self) -> "FaultSpec":
         if sum(x is not None for x in (self.at_step, self.after_s, self.at_save)) != 1:
             raise ValueError("set exactly one of at_step, at_save or after_s")
+        if self.action.on_network and self.at_save is not None:
+            raise ValueError(f"at_save: a {self.action.value} fault acts on the network, which the controller "
+                             "changes between steps, not inside a task's save: use at_step or after_s")
+        if (self.action is FaultAction.PARTITION) != (self.duration_s is not None):
+            raise ValueError("duration_s: a partition needs one (how long until it heals)"
+                             if self.action is FaultAction.PARTITION else
+                             f"duration_s: only a partition heals; {self.action.value} has no duration")
         return self
+
+    def when(self) -> str:
+        """When it fires, in words (the dry-run and the summary)."""
+        moment = (f"step {self.at_step}" if self.at_step is not None else f"the save of step {self.at_save}"
+                  if self.at_save is not None else f"{self.after_s:g}s after start")
+        return moment + (f" for {self.duration_s:g}s" if self.duration_s is not None else "")
 
     @classmethod
     def parse(cls, text: str) -> "FaultSpec":
-        """From the CLI form TASK:ACTION@step=N, @save=N or @after=SECONDS, then optionally @restart=R."""
+        """From the CLI form TASK:ACTION@step=N, @save=N or @after=SECONDS, then optionally @restart=R, and
+        @for=SECONDS for a partition (``worker-0:partition@step=100@for=20``)."""
         head, *triggers = text.strip().split("@")
         task, _, action = head.partition(":")
         if not task or not action or not triggers:
@@ -135,14 +168,14 @@ class FaultSpec(SpecModel):
             name = FAULT_TRIGGERS.get(key)
             if name is None or not value:
                 raise ValueError(f"fault '{text}': '@{trigger}' must be one of @step=N, @save=N, @after=SECONDS, "
-                                 "@restart=R")
+                                 "@restart=R, @for=SECONDS")
             if name in fields:
                 raise ValueError(f"fault '{text}': @{key} is given twice")
-            fields[name] = _number(text, key, value, whole=name != "after_s")
+            fields[name] = _number(text, key, value, whole=name not in ("after_s", "duration_s"))
         return cls.model_validate(fields)
 
 
-FAULT_TRIGGERS = {"step": "at_step", "save": "at_save", "after": "after_s", "restart": "restart"}
+FAULT_TRIGGERS = {"step": "at_step", "save": "at_save", "after": "after_s", "restart": "restart", "for": "duration_s"}
 
 
 def _number(text: str, key: str, value: str, whole: bool) -> int | float:

@@ -129,9 +129,24 @@ class TaskReported(JobEvent):
     details: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class NetworkFault(JobEvent):
+    """The controller changed the network of ``task``'s host (``host``, its address) for a planned fault:
+    ``what`` is ``silenced``, ``silenced_from_head``, ``partitioned`` (healing after the fault's
+    ``duration_s``), ``healed``, or ``not_carried_out`` (``error`` says why)."""
+
+    task: str
+    host: str
+    what: str
+    fault: dict = field(default_factory=dict)  # the fault as planned (the spec's form)
+    error: str = ""
+
+
+NETWORK_FIRED = frozenset({"silenced", "silenced_from_head", "partitioned"})  # a NetworkFault that is its fault firing
+
 KINDS: dict[str, type[JobEvent]] = {cls.kind: cls for cls in
                                     (Decision, Restart, CheckpointQuarantined, CheckpointFallback, Resize, Grow,
-                                     DrainNotice, PreemptionNotice, DriverLost, TaskReported)}
+                                     DrainNotice, PreemptionNotice, DriverLost, TaskReported, NetworkFault)}
 
 
 def from_json(data: dict) -> JobEvent | None:

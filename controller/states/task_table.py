@@ -61,6 +61,10 @@ class TaskTable:
         """Where the task named ``name`` (e.g. ``worker-1``) runs now."""
         return self.infos.get(TaskKey.parse(name))
 
+    def hosts(self) -> dict[TaskKey, str]:
+        """The address of each task's host now: its server address without the port."""
+        return {key: info.address.rsplit(":", 1)[0] for key, info in self.infos.items()}
+
     def note_pid(self, key: TaskKey, pid: int | None) -> None:
         """A heartbeat names the process that trains now (forked for each run)."""
         info = self.infos.get(key)

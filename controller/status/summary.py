@@ -13,7 +13,7 @@ from pathlib import Path
 from controller.report.metrics import METRICS_FILE
 from controller.report.tensorboard import TENSORBOARD_DIR
 from controller.spec import FaultSpec, JobSpec
-from controller.states.events import TaskReported
+from controller.states.events import NETWORK_FIRED, NetworkFault, TaskReported
 from controller.states.result import JobResult
 from controller.states.state import JobState
 from controller.states.text import duration
@@ -22,14 +22,13 @@ from protocol.layout import LOGS_DIR, MODEL_DIR
 
 
 def fault_lines(faults: list[FaultSpec], events: list) -> list[str]:
-    """One line per planned fault: fired or not."""
+    """One line per planned fault: fired or not (a network fault fired when the controller carried it out)."""
     fired = [e.details.get("fault", {}) for e in events if isinstance(e, TaskReported) and e.what == "fault_fired"]
+    fired += [e.fault for e in events if isinstance(e, NetworkFault) and e.what in NETWORK_FIRED]
     lines = []
     for fault in faults:
         planned = fault.model_dump(mode="json")
-        when = (f"step {fault.at_step}" if fault.at_step is not None else f"the save of step {fault.at_save}"
-                if fault.at_save is not None else f"{fault.after_s:g}s after start")
-        what = f"{fault.action.value} {fault.task} at {when} (run {fault.restart} of the cluster)"
+        what = f"{fault.action.value} {fault.task} at {fault.when()} (run {fault.restart} of the cluster)"
         hit = any(all(f.get(k) == v for k, v in planned.items()) for f in fired)
         lines.append(f"fault {what}: {'fired' if hit else 'never fired (its moment did not come)'}")
     return lines

@@ -218,6 +218,10 @@ FAULTS = [
     ("worker-1:kill@foo=1", "'@foo=1' must be one of"),
     ("worker-1:kill@step=99999999999999", "@step=99999999999999 must be a whole number"),
     ("worker-1:kill@step=1@after=2", "set exactly one of at_step"),
+    ("worker-1:partition@step=3", "duration_s: a partition needs one"),
+    ("worker-1:silence@save=3", "at_save: a silence fault acts on the network"),
+    ("worker-1:silence@step=3", "faults.0.action: 'silence' acts on the network of worker-1's host, which needs a "
+                                "multi-host harness"),
 ]
 
 
@@ -225,6 +229,13 @@ FAULTS = [
 def test_a_bad_fault_string_is_refused(tmp_path, monkeypatch, capsys, fault, expected):
     monkeypatch.chdir(tmp_path)
     assert_bad_input(["dry-run", str(write_spec(tmp_path, GOOD)), "--fault", fault], expected, capsys)
+
+
+def test_a_host_network_that_cannot_be_had_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TFRAY_HOST_NETWORK", "no_such_module:attached")
+    assert_bad_input(["validate", str(write_spec(tmp_path, GOOD)), "--fault", "worker-1:partition@after=5@for=20"],
+                     "TFRAY_HOST_NETWORK=no_such_module:attached: no host network from it", capsys)
 
 
 ENTRYPOINTS = [

@@ -113,7 +113,7 @@ class Progress:
         return "[worker-0] step 4  elapsed 2s"
 
 
-def fake_run_job(spec, sys_path, on_progress=None, on_output=None, on_attempt=None):
+def fake_run_job(spec, sys_path, on_progress=None, on_output=None, on_attempt=None, network=None):
     """What the controller does with the callbacks it is given: the attempt, a line, progress, output."""
     on_attempt(1)
     logging.getLogger("tfray").warning("restarting the cluster (restart 1) from the beginning")

@@ -47,7 +47,7 @@ def asked(monkeypatch):
     calls = []
     monkeypatch.setattr(api, "init_ray", lambda *a, **k: calls.append(("init_ray", a, k)))
 
-    def run_job(spec, sys_path, on_progress=None, on_output=None, on_attempt=None):
+    def run_job(spec, sys_path, on_progress=None, on_output=None, on_attempt=None, network=None):
         calls.append(("run_job", spec.name, tuple(sys_path)))
         return JobResult(state=JobState.FAILED, message="it failed", job_dir=str(spec.job_dir), attempt=2)
 
@@ -103,7 +103,7 @@ def test_tfray_run_shows_the_chiefs_progress_bar_and_no_other_tasks(job, asked, 
     """The job has no chief task: worker-0's bar is the job's, and worker-1's stays in its log file."""
     bar = ["Epoch 1/1", "2/2 [==============================] - 1s 9ms/step - loss: 0.5000"]
 
-    def run_job(spec, sys_path, on_progress=None, on_output=None, on_attempt=None):
+    def run_job(spec, sys_path, on_progress=None, on_output=None, on_attempt=None, network=None):
         for task in ("worker-0", "worker-1"):
             on_output(task, bar)
         return JobResult(state=JobState.SUCCEEDED, message="done", job_dir=str(spec.job_dir), attempt=2)
