@@ -96,9 +96,18 @@ TASK_ENV = {
     "PYTHONUNBUFFERED": "1",
 }
 
-# Every ParameterServerStrategy task needs this: a call to a lost server fails
-# at once instead of waiting, so the coordinator can re-queue it elsewhere.
-PSS_TASK_ENV = {"GRPC_FAIL_FAST": "use_caller"}
+# Every ParameterServerStrategy task needs these (docs/design.md §4, "A host that goes silent"):
+# - GRPC_FAIL_FAST: a call to a lost server fails at once instead of waiting, so the coordinator can re-queue it.
+# - TF_GRPC_DEFAULT_OPTIONS, TensorFlow's own channel arguments (tsl's grpc_channel.cc reads it once a process).
+#   A host that goes silent refuses nothing: without keepalive, a closure in flight on it waits forever and the
+#   coordinator's join() with it (checked). A ping after 5 s without a read, and 5 s for its answer, fail that
+#   call, so the coordinator re-queues it. gRPC gives a connect attempt at least grpc.min_reconnect_backoff_ms
+#   (20 s by default, subchannel.cc): each new tf.function is registered on every worker, the lost one too, and
+#   each checkpoint's save is a new function, so every save would wait 20 s for the lost host; 1 s is a connect
+#   within a data centre many times over. A spec's env may set its own.
+PSS_TASK_ENV = {"GRPC_FAIL_FAST": "use_caller",
+                "TF_GRPC_DEFAULT_OPTIONS": "grpc.keepalive_time_ms=5000,grpc.keepalive_timeout_ms=5000,"
+                                           "grpc.min_reconnect_backoff_ms=1000"}
 
 
 class WaitTimeout(TimeoutError):

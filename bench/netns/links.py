@@ -102,6 +102,16 @@ class Links:
     def new(cls) -> "Links":
         return cls(run_id=secrets.token_hex(2), subnet=free_subnet())
 
+    @classmethod
+    def load(cls, state_file: Path) -> "Links":
+        """A run's links as its state file has them (another process's run: its faults, not its teardown)."""
+        data = json.loads(state_file.read_text())
+        return cls(**{**data, "hosts": [Host(**h) for h in data["hosts"]]})
+
+    def describe(self) -> str:
+        return (f"netns run {self.run_id}: head {self.head_address}, hosts "
+                f"{', '.join(h.address for h in self.hosts)}")
+
     def create(self, hosts: int) -> None:
         """The bridge with the head's address, then ``hosts`` namespaces on it; the state file first."""
         STATE_DIR.mkdir(parents=True, exist_ok=True)
@@ -232,18 +242,27 @@ def remove_run(run_id: str) -> None:
     (STATE_DIR / f"{run_id}.json").unlink(missing_ok=True)
 
 
-def remove_leftovers() -> list[str]:
-    """The runs whose owner process is gone (killed before its teardown), removed; their ids."""
-    removed = []
+def live_runs() -> list[Path]:
+    """The state files of runs whose owner process still lives."""
+    runs = []
     for state in sorted(STATE_DIR.glob("*.json")) if STATE_DIR.is_dir() else []:
         try:
             data = json.loads(state.read_text())
         except (OSError, ValueError):
-            data = {}
+            continue
         if data.get("owner_pid") and process_start(data["owner_pid"]) == data.get("owner_started"):
-            continue  # a run in progress (its state file is written before it makes anything)
-        remove_run(state.stem)
-        removed.append(state.stem)
+            runs.append(state)
+    return runs
+
+
+def remove_leftovers() -> list[str]:
+    """The runs whose owner process is gone (killed before its teardown), removed; their ids."""
+    live = set(live_runs())  # a run in progress writes its state file before it makes anything
+    removed = []
+    for state in sorted(STATE_DIR.glob("*.json")) if STATE_DIR.is_dir() else []:
+        if state not in live:
+            remove_run(state.stem)
+            removed.append(state.stem)
     return removed
 
 
