@@ -134,3 +134,14 @@ def test_a_fault_the_network_refuses_is_recorded_and_the_job_goes_on(tmp_path):
     assert (event.what, event.error) == ("not_carried_out", "RuntimeError: the harness is gone")
     assert fault_lines(spec.faults, [event]) == [
         "fault silence worker-0 at step 1 (run 0 of the cluster): never fired (its moment did not come)"]
+
+
+def test_validate_takes_a_network_fault_once_a_host_network_is_named(tmp_path, monkeypatch, capsys):
+    from controller.cli.app import main
+    from tests.unit.test_bad_input import GOOD, write_spec
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TFRAY_HOST_NETWORK", "tests.unit.test_network_faults:FakeNetwork")
+    assert main(["validate", str(write_spec(tmp_path, GOOD)), "--fault", "worker-1:partition@step=5@for=20"]) == 0
+    assert main(["dry-run", str(write_spec(tmp_path, GOOD)), "--fault", "worker-1:silence_head@after=3"]) == 0
+    assert "fault: silence_head worker-1's host at 3s after start (run 0 of the cluster)" in capsys.readouterr().out
