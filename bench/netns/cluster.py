@@ -188,12 +188,16 @@ class NetnsCluster:
                     self.retried.add(name)
                     self._spawn(name)
                     continue
-                logs = "\n".join(f"--- {p.name}:\n{p.read_text()[-2000:]}" for p in self.tmp.glob("*.log"))
-                raise RuntimeError(f"a `ray start` of the netns harness exited while waiting for {what}:\n{logs}")
+                raise RuntimeError(f"a `ray start` of the netns harness exited while waiting for {what}:\n"
+                                   f"{self._log_tails()}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"netns harness: {what} did not happen within {START_TIMEOUT_S:g}s "
-                                   f"(logs in {self.tmp})")
+                raise TimeoutError(f"netns harness: {what} did not happen within {START_TIMEOUT_S:g}s:\n"
+                                   f"{self._log_tails()}")
             time.sleep(0.2)
+
+    def _log_tails(self) -> str:
+        """The end of each node's `ray start` output (the folder goes with the teardown that follows)."""
+        return "\n".join(f"--- {p.name}:\n{p.read_text()[-2000:]}" for p in sorted(self.tmp.glob("*.log")))
 
 
 def _accepts(address: str, port: int) -> bool:
