@@ -30,8 +30,10 @@ FAST_KEEPALIVE = "grpc.keepalive_time_ms=1000,grpc.keepalive_timeout_ms=1000,grp
 
 @pytest.fixture
 def hosts(netns_cluster_factory):
-    """The chief and ps on the head; one worker on each of three hosts of their own."""
-    return netns_cluster_factory(nodes=WORKERS, head_cpus=2, head_resources={"main_node": 4}, node_cpus=1,
+    """The chief and ps on the head; one worker on each of three hosts of their own, and a spare host. Without
+    room for the lost worker's bundle, Ray 2.60's GCS retries placing it in a loop that takes a whole core
+    (checked: 0.97 of a core, against 0.01 with a spare host; docs/design.md §13), half of this machine."""
+    return netns_cluster_factory(nodes=WORKERS + 1, head_cpus=2, head_resources={"main_node": 4}, node_cpus=1,
                                  node_resources={"netns_host": 1})
 
 
@@ -54,7 +56,8 @@ def test_a_workers_host_gone_silent_costs_no_restart_and_no_stall(hosts, tmp_pat
     assert result.state is JobState.SUCCEEDED, result.message
     assert result.restarts == 0
     where = {task: info.address.rsplit(":", 1)[0] for task, info in result.tasks.items()}
-    assert {where[f"worker-{i}"] for i in range(WORKERS)} == set(hosts.node_addresses)  # TF_CONFIG crossed them
+    workers = {where[f"worker-{i}"] for i in range(WORKERS)}
+    assert len(workers) == WORKERS and workers < set(hosts.node_addresses)  # TF_CONFIG crossed addresses
     assert where["chief-0"] == where["ps-0"] == hosts.head_address
     (fault,) = [e for e in result.events if isinstance(e, NetworkFault)]
     assert (fault.what, fault.host) == ("silenced", where["worker-0"])
