@@ -18,9 +18,9 @@ from .conftest import REPO, assert_nothing_left, job_spec, netns_skip_reason
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(bool(netns_skip_reason()), reason=netns_skip_reason() or "")]
 
 WORKERS = 3
-# The epoch that loses a host runs at (N-1)/N of the pace and also waits up to the bound D on finding the silent
-# host, so it stays under 2 epochs only when D <= pace x (2 - N/(N-1)): never with 2 workers when they set the
-# pace (as here: with one of two gone, each epoch took 1.8-2x as long), and with 3 when an epoch is 2 D or more.
+# The epoch that loses a host runs at (N-1)/N of the pace at worst and also waits up to the bound D on finding the
+# silent host, so it is sure to stay under 2 epochs only when D <= pace x (2 - N/(N-1)): with 3 workers, when an
+# epoch is 2 D or more; with 2, never, when the workers set the pace (docs/design.md §13).
 STEPS = 500  # an epoch of ~5 s here
 EPOCHS_BEFORE = 4  # the first epoch holds the start; the median of the three after it is the pace before the loss
 # The bound on finding a silent host, shortened as the tests shorten other waits: a keepalive ping after 1 s
