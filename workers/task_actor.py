@@ -27,7 +27,6 @@ import os
 import shutil
 import signal
 import socket
-import tempfile
 import threading
 import time
 import traceback
@@ -43,6 +42,7 @@ from workers.inbox_sender import InboxSender
 from workers.launcher_client import LauncherClient, LauncherDied
 from workers.preemption import TaskPreempted
 from workers.process_settings import readback, set_niceness
+from workers.scratch import make_scratch
 from workers.server_probe import wait_for_servers
 from workers.task_output import TaskOutput
 from workers.task_storage import TaskStorage
@@ -176,7 +176,7 @@ class TaskActor:
                              self._stopping.is_set)
         if self._stopping.is_set():
             raise LauncherDied("the run was stopped before it began")
-        work = tempfile.mkdtemp(prefix="tfray-run-")
+        work = make_scratch()
         try:
             return self._run_in(launch, ctx, env, work)
         finally:
