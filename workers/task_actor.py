@@ -33,6 +33,7 @@ import traceback
 
 from protocol import wire
 from protocol.layout import KERAS_BACKUP_DIR
+from protocol.scratch import make_scratch
 from protocol.streaming import as_arrays, read_chunks
 from protocol.wire import ActorConfig, FailureCause, RestorePoint, TaskEnd, TaskLaunch
 from workers import gpus
@@ -42,7 +43,6 @@ from workers.inbox_sender import InboxSender
 from workers.launcher_client import LauncherClient, LauncherDied
 from workers.preemption import TaskPreempted
 from workers.process_settings import readback, set_niceness
-from workers.scratch import make_scratch
 from workers.server_probe import wait_for_servers
 from workers.task_output import TaskOutput
 from workers.task_storage import TaskStorage

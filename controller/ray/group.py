@@ -36,6 +36,7 @@ from controller.states.task_group import (
     TaskStartError,
 )
 from controller.store.lease import Holder
+from protocol.scratch import remove_orphans
 from protocol.wire import FailureCause, Report, TaskEnd, TaskKey, TaskLaunch
 
 log = logging.getLogger("tfray")
@@ -258,6 +259,7 @@ class RayTaskGroup:
             self.inbox.close()
         self.inbox = None
         self._remove_pg()
+        remove_orphans()  # what tasks killed on this machine left: nothing of the job's stays in /tmp
 
     # ------------------------------------------------------------------ helpers
 

@@ -1,11 +1,11 @@
-"""A killed actor's scratch folder does not outlive it (workers/scratch.py)."""
+"""A killed actor's scratch folder does not outlive it (protocol/scratch.py)."""
 
 import os
 import subprocess
 import sys
 import tempfile
 
-from workers.scratch import make_scratch, remove_orphans
+from protocol.scratch import make_scratch, remove_orphans
 
 
 def test_a_run_removes_the_scratch_folders_of_actors_that_are_gone_and_keeps_the_living_ones(tmp_path, monkeypatch):

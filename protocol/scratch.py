@@ -2,8 +2,9 @@
 
 The task actor removes its run's folder when the run ends. An actor that is
 killed (SIGKILL, its node's raylet gone) cannot, so each folder's name
-carries the pid of the actor that made it, and the next run made on that
-machine removes the folders whose actor no longer exists.
+carries the pid of the actor that made it: the next run made on that
+machine removes the folders whose actor no longer exists, and so does the
+driver, on its own machine, when the job releases its actors.
 """
 
 from __future__ import annotations
