@@ -135,6 +135,15 @@ def save(ctx: TaskContext, model, step: int, epoch: int | None = None, metrics: 
     checkpoint.write(os.path.join(path, CKPT_PREFIX), options=ASYNC_SAVE)  # waits for the write before it
 
     def seal() -> None:
+        # A write can end without its files: under ParameterServerStrategy a ps killed during the save leaves
+        # the background write with nothing to write, and sync() returns. Sealed, such a folder passed every
+        # check (the seal lists what is there) and failed only at the restore, spending a corrupt-checkpoint
+        # budget; unsealed, the job keeps its newest complete checkpoint and the folder goes at reconcile.
+        if not os.path.exists(os.path.join(path, CKPT_PREFIX + ".index")):
+            print(f"[tfray] the checkpoint of step {step} was not written ({CKPT_PREFIX}.index is missing in "
+                  f"{path}): it is not sealed; the job keeps its newest complete checkpoint", file=sys.stderr,
+                  flush=True)
+            return
         write_tf_state(path, [CKPT_PREFIX])
         ctx.commit_checkpoint(step, epoch=epoch, metrics=metrics, batch=batch)
 
