@@ -12,6 +12,7 @@ import pytest
 import ray
 
 from bench.netns import links
+from controller.settings import poll_until
 
 from .conftest import REPO, netns_skip_reason
 
@@ -89,7 +90,10 @@ def test_a_run_stopped_by_a_signal_or_killed_leaves_nothing_once_the_next_run_st
     before = network_now()
     proc = subprocess.Popen([sys.executable, "-c", HOLDER.format(repo=str(REPO))], stdout=subprocess.PIPE, text=True)
     run_id = proc.stdout.readline().strip()
-    assert run_id and links.run_processes(run_id), "the holder made no run"
+    assert run_id, "the holder made no run"
+    # Its sleeper is being exec'ed by `ip netns exec` when the holder prints: /proc shows its environment once
+    # that exec is done (in CI a read in between found nothing).
+    poll_until(lambda: links.run_processes(run_id), 30, 0.05, "the holder's sleeper to show its run's mark")
     assert network_now() != before
     proc.send_signal(sig)
     proc.wait(timeout=30)
