@@ -89,11 +89,16 @@ def test_a_run_stopped_by_a_signal_or_killed_leaves_nothing_once_the_next_run_st
     """SIGTERM: the run removes its own; SIGKILL (no handler runs): the next run's start removes it."""
     before = network_now()
     proc = subprocess.Popen([sys.executable, "-c", HOLDER.format(repo=str(REPO))], stdout=subprocess.PIPE, text=True)
-    run_id = proc.stdout.readline().strip()
-    assert run_id, "the holder made no run"
-    # Its sleeper is being exec'ed by `ip netns exec` when the holder prints: /proc shows its environment once
-    # that exec is done (in CI a read in between found nothing).
-    poll_until(lambda: links.run_processes(run_id), 30, 0.05, "the holder's sleeper to show its run's mark")
+    try:
+        run_id = proc.stdout.readline().strip()
+        assert run_id, "the holder made no run"
+        # Its sleeper is being exec'ed by `ip netns exec` when the holder prints: /proc shows its environment
+        # once that exec is done (in CI a read in between found nothing).
+        poll_until(lambda: links.run_processes(run_id), 30, 0.05, "the holder's sleeper to show its run's mark")
+    except BaseException:
+        proc.terminate()  # the holder removes what it made on SIGTERM: a failed test leaves nothing
+        proc.wait(timeout=30)
+        raise
     assert network_now() != before
     proc.send_signal(sig)
     proc.wait(timeout=30)
