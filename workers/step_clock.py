@@ -8,14 +8,16 @@ wrapping the model's ``train_step`` and its optimizer's
 workers) before ``fit`` traces them, and times each call of the train
 function from Python:
 
-- in the step, from the batch's arrival (a timestamp with the batch as its
-  control input) to its end (a timestamp after the optimizer's step count is
-  read, so after the update): compute, and, around ``aggregate_gradients``,
-  the all-reduce, where a task waits for its peers (and the gradients
-  travel);
-- the rest of each call of the train function: waiting for the batch (with
-  the call's own cost, some tens of microseconds);
-- between calls: Keras' loop and its callbacks (``loop_s``).
+- input: from the step's graph starting (a timestamp with no input, which
+  runs at once while the batch is still being fetched) to the batch's
+  arrival (a timestamp with the batch as its control input);
+- in the step, from the batch's arrival to its end (a timestamp after the
+  optimizer's step count is read, so after the update): compute, and,
+  around ``aggregate_gradients``, the all-reduce, where a task waits for its
+  peers (and the gradients travel);
+- the loop (``loop_s``): the rest of each call of the train function (calling
+  a ``tf.function`` and returning from it) and the time between calls (Keras'
+  loop and its callbacks).
 
 The graph's totals accumulate in float64 variables of the task's own
 (outside the strategy: none is mirrored, no collective is added) and are read
@@ -50,7 +52,7 @@ def _after(values) -> list:
 
 class StepClock:
     def __init__(self, model):
-        self.timed, self.in_step, self.peers = _local(0.0), _local(0.0), _local(0.0)
+        self.timed, self.fetch, self.in_step, self.peers = _local(0.0), _local(0.0), _local(0.0), _local(0.0)
         self.model = model
         self._train_step = model.train_step
         self._aggregate = getattr(model.optimizer, "aggregate_gradients", None)
@@ -82,6 +84,7 @@ class StepClock:
         return timed
 
     def _timed_step(self, data):
+        begun = tf.timestamp()  # no input: runs as the step's graph starts, while its batch is still fetched
         with tf.control_dependencies(_after(data)):
             start = tf.timestamp()
         peers_before = self.peers.read_value()
@@ -90,6 +93,7 @@ class StepClock:
                                                         self.peers.read_value()]):
             end = tf.timestamp()
         counted = tf.cast(self.timed.read_value() >= 0, tf.float64)  # timed < 0: the epoch's first step
+        self.fetch.assign_add(counted * tf.maximum(start - begun, tf.constant(0.0, tf.float64)))
         self.in_step.assign_add(counted * (end - start))
         self.peers.assign(peers_before + counted * (self.peers.read_value() - peers_before))
         self.timed.assign(tf.maximum(self.timed.read_value() + 1.0, tf.constant(0.0, tf.float64)))
@@ -109,17 +113,17 @@ class StepClock:
         self._returned = None
 
     def read(self) -> dict:
-        """The totals since the last read (seconds, and the steps timed), set back to zero: input_s (the train
-        function's calls less their steps), compute_s, peers_s and loop_s."""
-        steps, in_step, peers = (float(v.numpy()) for v in (self.timed, self.in_step, self.peers))
-        for variable in (self.in_step, self.peers):
+        """The totals since the last read (seconds, and the steps timed), set back to zero: input_s, compute_s,
+        peers_s and loop_s (between the steps' graphs: Keras' loop, and calling the train function)."""
+        steps, fetch, in_step, peers = (float(v.numpy()) for v in (self.timed, self.fetch, self.in_step, self.peers))
+        for variable in (self.fetch, self.in_step, self.peers):
             variable.assign(0.0)
         self.timed.assign(tf.minimum(self.timed.read_value(), _ZERO))
         calls, loop = self._calls_s, self._loop_s
         self._calls_s = self._loop_s = 0.0
-        return {"steps": int(max(steps, 0)), "input_s": round(max(0.0, calls - in_step), 6),
+        return {"steps": int(max(steps, 0)), "input_s": round(fetch, 6),
                 "compute_s": round(max(0.0, in_step - peers), 6), "peers_s": round(peers, 6),
-                "loop_s": round(loop, 6)}
+                "loop_s": round(loop + max(0.0, calls - in_step - fetch), 6)}
 
 
 def clock_for(model, pss: bool) -> StepClock | None:

@@ -27,6 +27,7 @@ MEMORY_SHARE = 0.9  # of the reserved memory (or the node's) at peak: memory-bou
 INPUT_SHARE = 0.3  # of a step waiting for its batch: input-bound
 INPUT_FLOOR_S = 0.001  # ... and at least this a step: less cannot be told from the cost of calling the step
 PEERS_SHARE = 0.3  # of a step in the all-reduce: peer-bound
+LOOP_SHARE = 0.3  # of a step in the training loop's own cost: a compute verdict says the steps are too small
 STRAGGLER_WAIT = 0.2  # the others wait at least this share of their steps ...
 STRAGGLER_GAP = 0.15  # ... and this much more than the straggler
 CPU_FULL = 0.8  # of the reserved cores used: the task uses its CPU share
@@ -44,6 +45,7 @@ class Figures:
     input: float | None = None  # shares of the timed steps
     compute: float | None = None
     peers: float | None = None
+    loop: float | None = None  # the training loop's own share: between steps, and calling each
     input_step_s: float | None = None  # input wait a step, in seconds
     checkpoint: float = 0.0  # share of the window held by checkpoint saves
     cpu_cores: float | None = None  # cores the training process used on average
@@ -90,7 +92,7 @@ def figures(task: str, breakdown: dict | None) -> Figures | None:
     if steps <= 0 or window <= 0:
         return None
     timed = b.get("timed_steps") or 0
-    parts = {k: b.get(f"{k}_s") for k in ("input", "compute", "peers")}
+    parts = {k: b.get(f"{k}_s") for k in ("input", "compute", "peers", "loop")}
     shares: dict = {}
     step_s = window / steps
     if timed > 0 and parts["input"] is not None and parts["compute"] is not None:
@@ -105,6 +107,7 @@ def figures(task: str, breakdown: dict | None) -> Figures | None:
     return Figures(task=task, node=b.get("node"), steps=steps, step_s=step_s,
                    input=shares.get("input"), compute=shares.get("compute"),
                    peers=shares.get("peers") if parts["peers"] is not None else None,
+                   loop=shares.get("loop") if parts["loop"] is not None else None,
                    input_step_s=shares.get("input_step_s"), checkpoint=(b.get("checkpoint_s") or 0.0) / window,
                    cpu_cores=cpu / window if cpu is not None else None, cpu_share=b.get("cpu_share") or None,
                    node_cores=b.get("node_cores"), memory_peak_mb=peak, memory_limit_mb=limit, memory_of=of)
@@ -175,7 +178,11 @@ def _compute(f: Figures) -> Verdict:
         f"{_ms(f.step_s)} a step")
     cpu = _cpu_text(f)
     actions = ["a faster processor or an accelerator (roles.<role>.resources.gpu), or a simpler model"]
-    if _cpu_full(f):
+    if f.loop is not None and f.loop >= LOOP_SHARE:
+        share += f"; {_pct(f.loop)} of it the training loop's own cost (calling each step, callbacks)"
+        actions.insert(0, "the steps are too small for their fixed cost: a larger batch, or "
+                          "model.compile(steps_per_execution=N) to run N steps a call")
+    elif _cpu_full(f):
         actions.insert(0, "it uses the cores it has: reserve more (roles.<role>.resources.cpu) or move it to a "
                           "faster node")
     elif f.cpu_cores is not None and _usable_cores(f):

@@ -73,22 +73,25 @@ def _task_row(task: str, entry: dict) -> list[str]:
     memory = f"{f['memory_peak_mb']:.0f}" if f.get("memory_peak_mb") else "-"
     memory += f"/{f['memory_limit_mb']:.0f}" if f.get("memory_limit_mb") else ""
     return [task, (f.get("node") or "-")[:12], f"{1000 * f['step_s']:.1f}ms", _share(f.get("input")),
-            _share(f.get("compute")), _share(f.get("peers")), _share(f.get("checkpoint")), cpu, memory,
+            _share(f.get("compute")), _share(f.get("peers")), _share(f.get("loop")), _share(f.get("checkpoint")), cpu,
+            memory,
             entry["verdict"]["word"]]
 
 
 def bounds_lines(bounds: dict | None, table: bool = True) -> list[str]:
     """What bounds the job (``controller/report/bounds.py``'s verdict): the verdict with its figure and what to
-    do, and (``table``) each training task's newest window: its step, the shares of its steps waiting for
-    input, computing and in the all-reduce, the share of its window held by checkpoints, the cores it used of
-    those it reserved (or of its node's) and its peak memory of what it reserved (or of its node's), in MB."""
+    do, and (``table``) each training task's newest window: its step; the shares of its steps waiting for
+    input, computing, in the all-reduce and in the training loop's own cost; the share of its window held
+    by checkpoints; the cores it used of those it reserved (or of its node's); its peak memory of what it
+    reserved (or of its node's), in MB."""
     if not bounds:
         return []
     job = bounds["job"]
     lines = [f"bound: {job['word']}: {job['task']}: {job['figure']}"]
     lines += [f"  what to do: {action}" for action in job["actions"]]
     if table:
-        rows = [["TASK", "NODE", "STEP", "INPUT", "COMPUTE", "PEERS", "CKPT", "CPU", "MEMORY MB", "VERDICT"]]
+        rows = [["TASK", "NODE", "STEP", "INPUT", "COMPUTE", "PEERS", "LOOP", "CKPT", "CPU", "MEMORY MB",
+                 "VERDICT"]]
         rows += [_task_row(task, entry) for task, entry in bounds["tasks"].items()]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
