@@ -1,4 +1,4 @@
-"""Status that explains: a job at a glance, and its failures, for people.
+"""Status that explains: a job at a glance, its failures, and what bounds it, for people.
 
 Formats what ``controller.status.gather`` gathered: state, attempt and time,
 the chief's step, speed and metrics, the newest checkpoint and its age, each
