@@ -2,10 +2,12 @@
 timed) input, compute and peers; each window closed into a ``protocol.breakdown.Breakdown`` for its report.
 
 Everything here is read where it costs nothing a step: ``os.times()`` for the
-process's CPU time, ``/proc/self/status`` and ``/proc/self/smaps_rollup``
-for its memory and ``/proc/meminfo`` for the node's, once a window and at
-most once a second (a custom loop that reports every step pays a clock read,
-not a file read). The parts of a step are timed inside it by
+process's CPU time, ``/proc/self/status`` (its peak RSS) and ``/proc/meminfo``
+(the node's memory) once a window and at most once a second (a custom loop
+that reports every step pays a clock read, not a file read; the two reads
+took 0.15 ms in a TensorFlow process here), and its PSS from
+``/proc/self/smaps_rollup`` at most once a minute: the kernel walks every
+mapping for it, and a TensorFlow process's 1,800 took 36 ms here. The parts of a step are timed inside it by
 ``workers/step_clock.py`` (Keras' ``fit``) or by :meth:`Windows.timed_input`
 (a custom loop's input). ``TFRAY_BREAKDOWN=0`` in the task's environment turns
 it all off (docs/design.md §8, "What bounds a job").
@@ -19,7 +21,8 @@ from typing import Callable, Iterable, Iterator
 
 from protocol.breakdown import OFF_ENV, Breakdown
 
-MEMORY_EVERY_S = 1.0  # memory is read at most this often
+MEMORY_EVERY_S = 1.0  # peak RSS and the node's memory are read at most this often
+PSS_EVERY_S = 60.0  # and the PSS at most this often (see above)
 
 
 def enabled() -> bool:
@@ -45,23 +48,26 @@ def _kb_fields(path: str, names: tuple[str, ...]) -> dict[str, float]:
     return found
 
 
-def memory() -> dict:
-    """The process's peak RSS and PSS now, the node's memory and what it has left (MB; None where unknown)."""
+def memory(pss: bool = True) -> dict:
+    """The process's peak RSS (and, if ``pss``, its PSS now), the node's memory and what it has left (MB; None
+    where unknown)."""
     status = _kb_fields("/proc/self/status", ("VmHWM",))
-    rollup = _kb_fields("/proc/self/smaps_rollup", ("Pss",))
     node = _kb_fields("/proc/meminfo", ("MemTotal", "MemAvailable"))
-    return {"rss_peak_mb": status.get("VmHWM"), "pss_mb": rollup.get("Pss"),
-            "node_memory_mb": node.get("MemTotal"), "node_available_mb": node.get("MemAvailable")}
+    found = {"rss_peak_mb": status.get("VmHWM"), "node_memory_mb": node.get("MemTotal"),
+             "node_available_mb": node.get("MemAvailable")}
+    if pss:
+        found["pss_mb"] = _kb_fields("/proc/self/smaps_rollup", ("Pss",)).get("Pss")
+    return found
 
 
 class Windows:
     """The windows of one training process: opened at the first report's start, closed at each report."""
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter, cpu: Callable[[], float] = _cpu_s,
-                 read_memory: Callable[[], dict] = memory):
+                 read_memory: Callable[[bool], dict] = memory):
         self.clock, self.cpu, self.read_memory = clock, cpu, read_memory
         self._memory: dict = {}
-        self._memory_at = float("-inf")
+        self._memory_at = self._pss_at = float("-inf")
         self.begin(None)
 
     def begin(self, step: int | None) -> None:
@@ -93,7 +99,9 @@ class Windows:
         now, cpu = self.clock(), self.cpu()
         window_s, steps = now - self._start, (step - self._step) if self._step is not None else 0
         if now - self._memory_at >= MEMORY_EVERY_S:
-            self._memory, self._memory_at = self.read_memory(), now
+            pss = now - self._pss_at >= PSS_EVERY_S
+            self._memory, self._memory_at = {**self._memory, **self.read_memory(pss)}, now
+            self._pss_at = now if pss else self._pss_at
         parts: dict = {"input_s": round(self.input_s, 6)} if self.input_s else {}
         if timed and timed.get("steps"):
             parts = {"timed_steps": int(timed["steps"]), "input_s": timed["input_s"],

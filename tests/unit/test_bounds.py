@@ -198,7 +198,8 @@ class Clock:
 def test_a_window_is_the_wall_and_cpu_time_since_the_last_report_with_its_checkpoints_and_memory():
     clock, cpu = Clock(), Clock()
     reads = []
-    windows = task_side.Windows(clock=clock, cpu=cpu, read_memory=lambda: reads.append(1) or {"pss_mb": 50.0})
+    windows = task_side.Windows(clock=clock, cpu=cpu,
+                                read_memory=lambda pss: reads.append(pss) or ({"pss_mb": 50.0} if pss else {}))
     windows.begin(10)
     clock.now += 2.0
     cpu.now += 1.5
@@ -208,15 +209,19 @@ def test_a_window_is_the_wall_and_cpu_time_since_the_last_report_with_its_checkp
                             loop_s=0.05, checkpoint_s=0.25, cpu_s=1.5, node_cores=got.node_cores, pss_mb=50.0)
     clock.now += 0.5  # memory is read at most once a second
     second = windows.close(40)
-    assert second.window_s == 0.5 and second.steps == 10 and second.checkpoint_s == 0 and len(reads) == 1
+    assert second.window_s == 0.5 and second.steps == 10 and second.checkpoint_s == 0 and reads == [True]
     assert second.pss_mb == 50.0 and second.timed_steps == 0 and second.input_s is None
     clock.now += 1.0
     assert windows.close(40) is None  # no step trained: a report after training
+    assert reads == [True, False]  # the PSS at most once a minute: the kernel walks every mapping for it
+    clock.now += 60.0
+    windows.close(41)
+    assert reads == [True, False, True]
 
 
 def test_a_custom_loops_input_is_timed_as_it_iterates():
     clock = Clock()
-    windows = task_side.Windows(clock=clock, cpu=lambda: 0.0, read_memory=dict)
+    windows = task_side.Windows(clock=clock, cpu=lambda: 0.0, read_memory=lambda pss: {})
     windows.begin(0)
 
     def slow_batches():
