@@ -24,8 +24,12 @@ The graph's totals accumulate in float64 variables of the task's own
 once per epoch. The first step of each epoch is not timed (its wait includes
 the epoch's new iterator). A model compiled with ``jit_compile`` (XLA cannot
 compile a timestamp), one under ParameterServerStrategy (its steps run on
-other tasks) and one whose train function was traced before the clock was
-put in are not timed: their windows carry wall and CPU time alone.
+other tasks), one whose train function was traced before the clock was put
+in, and any on a GPU are not timed: their windows carry wall and CPU time
+alone. On a GPU a timestamp after the step would need a control edge from
+the GPU's last op to the CPU, a copy that waits for the stream: a sync each
+step, which would take away the overlap of the host's next step with the
+device's work, and is not checked on a device yet.
 """
 
 from __future__ import annotations
@@ -133,7 +137,7 @@ def clock_for(model, pss: bool) -> StepClock | None:
     if clock is None:
         train_function = getattr(model, "train_function", None)
         traced = getattr(train_function, "experimental_get_tracing_count", lambda: 0)()
-        if pss or getattr(model, "_jit_compile", False) or traced:
+        if pss or getattr(model, "_jit_compile", False) or traced or tf.config.list_logical_devices("GPU"):
             return None
         clock = _clocks[id(model)] = StepClock(model)
     if getattr(model, "train_function", None) is not None:
