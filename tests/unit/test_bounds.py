@@ -279,3 +279,29 @@ def test_a_window_crosses_the_pipe_and_lands_in_metrics_jsonl_with_what_the_task
     assert row["breakdown"]["cpu_share"] == 2.0 and row["breakdown"]["node"] == "n1"
     assert "memory_mb" not in row["breakdown"]
     assert progress[-1].bound == "input-bound" and progress[-1].line().endswith("  input-bound")
+
+
+def test_a_change_of_what_bounds_the_job_is_an_event_of_its_attempt(tmp_path):
+    from controller.machine.record import JobRecord
+    from controller.states.events import BoundChanged
+    from tests.unit import fakes
+
+    spec = fakes.make_spec(tmp_path)
+    controller, group = fakes.running(spec)
+
+    def windowed(step, **parts):
+        return MetricsReport(fakes.CHIEF, step, {"loss": 1.0}, breakdown=Breakdown(
+            window_s=1.0, steps=10, timed_steps=10, input_s=parts["input_s"], compute_s=parts["compute_s"]))
+
+    group.reports = [windowed(10, input_s=0.8, compute_s=0.2)]
+    controller.step()
+    group.reports = [windowed(20, input_s=0.8, compute_s=0.2)]  # the same: no new event
+    controller.step()
+    group.reports = [windowed(30, input_s=0.0, compute_s=1.0)]
+    controller.step()
+    controller.stop()
+    (attempt,) = JobRecord(spec.job_dir, spec.name).attempts()
+    changes = [e for e in attempt.events if isinstance(e, BoundChanged)]
+    assert [(e.verdict, e.word, e.task) for e in changes] == [("input", "input-bound", str(fakes.CHIEF)),
+                                                               ("compute", "compute-bound", str(fakes.CHIEF))]
+    assert changes[0].figure.startswith("80% of each step waiting for input")
