@@ -305,3 +305,22 @@ def test_a_change_of_what_bounds_the_job_is_an_event_of_its_attempt(tmp_path):
     assert [(e.verdict, e.word, e.task) for e in changes] == [("input", "input-bound", str(fakes.CHIEF)),
                                                                ("compute", "compute-bound", str(fakes.CHIEF))]
     assert changes[0].figure.startswith("80% of each step waiting for input")
+
+
+def test_what_bounds_the_job_is_a_gauge_with_each_tasks_shares_cpu_and_memory(tmp_path):
+    from tests.unit import fakes
+    from tests.unit.test_job_gauges import value
+
+    clock, exports = fakes.FakeClock(), []
+    controller, group = fakes.running(fakes.make_spec(tmp_path), clock=clock, export_gauges=exports.append)
+    group.reports = [MetricsReport(fakes.CHIEF, 10, {}, breakdown=Breakdown(
+        window_s=1.0, steps=10, timed_steps=10, input_s=0.6, compute_s=0.3, peers_s=0.1, cpu_s=0.5,
+        rss_peak_mb=300.0))]
+    clock.now += 1.5  # past the export interval
+    controller.step()
+    assert value(exports, "tfray_bound", verdict="input") == 1 and value(exports, "tfray_bound", verdict="compute") == 0
+    chief = str(fakes.CHIEF)
+    assert value(exports, "tfray_step_share", task=chief, part="input") == pytest.approx(0.6)
+    assert value(exports, "tfray_step_share", task=chief, part="peers") == pytest.approx(0.1)
+    assert value(exports, "tfray_cpu_cores", task=chief) == 0.5
+    assert value(exports, "tfray_memory_peak_mb", task=chief) == 300
