@@ -44,7 +44,7 @@ class Breakdown:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
-    def from_json(cls, data: dict | None) -> "Breakdown | None":
+    def from_json(cls, data: dict | None) -> Breakdown | None:
         """From ``to_json`` (unknown keys dropped: a newer task's); None for anything that is not one."""
         if not isinstance(data, dict):
             return None

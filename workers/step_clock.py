@@ -39,7 +39,7 @@ import time
 import tensorflow as tf
 from tensorflow.python.ops import resource_variable_ops
 
-_clocks: dict[int, "StepClock"] = {}  # one per model: Keras keeps a traced train function across fits
+_clocks: dict[int, StepClock] = {}  # one per model: Keras keeps a traced train function across fits
 _ZERO = 0.0
 
 

@@ -140,8 +140,8 @@ def _memory(f: Figures) -> Verdict | None:
             "give the task more memory: a node with more, or memory_mb set so that it gets one")
     return Verdict("memory", f.task, figure, (
         more,
-        "or make the step smaller: a smaller batch per replica, fewer or narrower layers, "
-        "mixed precision on a GPU"), node=f.node)
+        ("or make the step smaller: a smaller batch per replica, fewer or narrower layers, "
+         "mixed precision on a GPU")), node=f.node)
 
 
 def _input(f: Figures) -> Verdict | None:
@@ -169,8 +169,8 @@ def _peers(f: Figures) -> Verdict | None:
     figure = f"{_pct(f.peers)} of each step in the gradients' all-reduce ({_ms(f.peers * f.step_s)} of {_ms(f.step_s)})"
     return Verdict("peers", f.task, figure, (
         "fewer, larger all-reduces: a larger batch per replica (fewer steps for the same data)",
-        "the spec's collective (NCCL between GPUs), a faster network between the nodes, "
-        "or the tasks packed on fewer nodes (placement: pack)"), node=f.node)
+        ("the spec's collective (NCCL between GPUs), a faster network between the nodes, "
+         "or the tasks packed on fewer nodes (placement: pack)")), node=f.node)
 
 
 def _compute(f: Figures) -> Verdict:
@@ -231,8 +231,8 @@ def _straggler(tasks: list[Figures], verdicts: dict[str, Verdict]) -> Verdict | 
     figure = (f"the other tasks wait {_pct(median(others))} of each step for {slow.task}{where}, which waits "
               f"{_pct(slow.peers)}; without it the job would go about {_pct(faster)} faster")
     return Verdict("straggler", slow.task, figure, (
-        f"look at {slow.task}'s node{where}: other work on it, a slower processor, a smaller CPU share; "
-        "or move it (placement, the node's resources)",
+        (f"look at {slow.task}'s node{where}: other work on it, a slower processor, a smaller CPU share; "
+         "or move it (placement, the node's resources)"),
         f"its own bound: {cause.figure}",
         *cause.actions[:1]), node=slow.node, cause=cause.kind)
 
