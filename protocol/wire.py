@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, get_args
 
 # Parts of the protocol defined apart, so the job spec and the plan can import them alone (see there).
+from protocol.breakdown import Breakdown
 from protocol.devices import COLLECTIVE_ENV, GPU_MEMORY_LIMIT_ENV, DevicePlan  # noqa: F401
 from protocol.task_key import ROLES, TaskKey  # noqa: F401
 
@@ -212,11 +213,15 @@ class MetricsReport(_Report):
     task_time: float = field(default_factory=time.time)  # when the task reported them
     # How many epochs the training runs in all, when it knows (Keras' fit does): the progress line's "7/15".
     total_epochs: int | None = None
+    breakdown: Breakdown | None = None  # where the task's time went since its last report (protocol/breakdown.py)
 
     def to_json(self) -> dict:  # metrics.jsonl's rows have the task's role and index too
         row = {**super().to_json(), "role": self.key.role, "index": self.key.index}
-        if self.total_epochs is None:
-            del row["total_epochs"]  # a row without a total keeps the keys rows always had
+        for name in ("total_epochs", "breakdown"):
+            if row[name] is None:
+                del row[name]  # a row without them keeps the keys rows always had
+        if self.breakdown is not None:
+            row["breakdown"] = self.breakdown.to_json()
         return row
 
 
@@ -288,6 +293,8 @@ def report_from_json(data: dict) -> Report:
             return EventReport(key, data.pop("event"), data)
         if cls is MetricsReport:  # role and index are the key's
             data.pop("role", None), data.pop("index", None)
+            if "breakdown" in data:
+                data["breakdown"] = Breakdown.from_json(data["breakdown"])
         return cls(key, **data)
     except (KeyError, TypeError) as err:  # no such kind, or its fields are not the report's
         raise ValueError(f"not a report: {given} ({type(err).__name__}: {err})") from None

@@ -18,9 +18,11 @@ import os
 import shutil
 from typing import Any, Callable
 
+from protocol.breakdown import Breakdown
 from protocol.layout import BACKUPS_DIR, CODE_TENSORBOARD_DIR, MODEL_DIR, checkpoint_dir, workertemp_dir
 from protocol.seal import seal
 from protocol.wire import CheckpointReport, EventReport, MetricsReport, Report, TaskIdentity
+from workers import breakdown
 from workers.faults import FaultInjector
 from workers.preemption import install_notice_handler
 
@@ -86,19 +88,37 @@ class TaskContext(TaskIdentity):
         self._injector: FaultInjector | None = None
         self._notice: float | None = None
         self._notice_handled = False  # SIGTERM is this context's preemption notice
+        # Where the time goes between reports (workers/breakdown.py): training tasks, unless turned off.
+        self._windows = breakdown.Windows() if breakdown.enabled() and role != "evaluator" else None
+        if self._windows is not None:
+            self._windows.begin(restore_step or 0)
 
     # ------------------------------------------------------------- reporting
 
-    def report(self, values: dict[str, Any], step: int, total_epochs: int | None = None) -> None:
+    def report(self, values: dict[str, Any], step: int, total_epochs: int | None = None, *,
+               breakdown: Breakdown | None = None) -> None:
         """Send metrics for ``step`` to the job's collector (never blocks on the driver); ``total_epochs``: how
         many epochs the training runs in all, when known, so the progress line can say "epoch 7/15" and when
-        it will end."""
+        it will end. Each report closes the task's window: where its time went since the last one (its
+        ``breakdown``, measured here unless given) goes with it."""
         clean = {k: (float(v) if hasattr(v, "__float__") and not isinstance(v, (bool, int)) else v)
                  for k, v in values.items()}
         total = int(total_epochs) if total_epochs is not None else None
-        self._send(MetricsReport(self.key, int(step), clean, total_epochs=total))
+        if breakdown is None and self._windows is not None:
+            breakdown = self._windows.close(int(step))
+        self._send(MetricsReport(self.key, int(step), clean, total_epochs=total, breakdown=breakdown))
         if self._injector is not None:
             self._injector.on_step(int(step))
+
+    @property
+    def windows(self) -> "breakdown.Windows | None":
+        """This task's reporting windows (workers/breakdown.py); None when its breakdown is turned off."""
+        return self._windows
+
+    def timed_input(self, batches):
+        """``batches`` (a dataset, an iterator) as they come, the time the loop waits for each counted as this
+        task's input time in its next report: ``for x, y in ctx.timed_input(dataset): ...`` in a custom loop."""
+        return self._windows.timed_input(batches) if self._windows is not None else iter(batches)
 
     def arm_faults(self) -> None:
         """Start injecting this task's faults in this process (the one that trains)."""

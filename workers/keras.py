@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from protocol.atomic_files import write_tf_state
 from protocol.layout import CKPT_PREFIX
+from workers import step_clock
 from workers.context import CheckpointUnreadable, TaskContext
 from workers.preemption import TaskPreempted, install_notice_handler
 
@@ -130,6 +131,7 @@ def save(ctx: TaskContext, model, step: int, epoch: int | None = None, metrics: 
     Under MultiWorkerMirroredStrategy every task must call it (the save runs
     collectives); under ParameterServerStrategy only the coordinator does.
     """
+    held_from = time.perf_counter()
     path = ctx.checkpoint_dir(step)
     checkpoint = _checkpoint(model)
     checkpoint.write(os.path.join(path, CKPT_PREFIX), options=ASYNC_SAVE)  # waits for the write before it
@@ -150,6 +152,8 @@ def save(ctx: TaskContext, model, step: int, epoch: int | None = None, metrics: 
     _sealer.after(checkpoint, seal)
     if wait:
         wait_for_saves()
+    if getattr(ctx, "windows", None) is not None:
+        ctx.windows.held(time.perf_counter() - held_from)
 
 
 def wait_for_saves() -> None:
@@ -201,6 +205,7 @@ class JobCallback(tf.keras.callbacks.Callback):
         self.target_s = min(check_every_s, ctx.preemption_grace_s / 10)
         self._epoch, self._batches, self._checked_at = 0, 0, 0.0
         self._mark = (time.perf_counter(), 0)
+        self._clock: step_clock.StepClock | None = None
 
     def _pss(self) -> bool:
         return isinstance(self.model.distribute_strategy, tf.distribute.ParameterServerStrategy)
@@ -220,6 +225,11 @@ class JobCallback(tf.keras.callbacks.Callback):
             self.model._training_state = _ResumePoint(int(self.ctx.latest_checkpoint_epoch or 0),
                                                       self.ctx.latest_checkpoint_batch)
         self._mark = (time.perf_counter(), self._step())
+        windows = getattr(self.ctx, "windows", None) if self.reporting else None
+        # The parts of each step, timed inside it (workers/step_clock.py); the epochs' windows start here.
+        self._clock = step_clock.clock_for(self.model, self._pss()) if windows is not None else None
+        if windows is not None:
+            windows.begin(self._mark[1])
         if self.notices and not self._pss():
             strategy = self.model.distribute_strategy
 
@@ -239,6 +249,8 @@ class JobCallback(tf.keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        if self._clock is not None:
+            self._clock.epoch_begins()
 
     def on_train_batch_end(self, batch, logs=None):
         if not self._implements_train_batch_hooks():  # Keras calls every callback's hook once one has it
@@ -261,8 +273,10 @@ class JobCallback(tf.keras.callbacks.Callback):
         if self.reporting:
             # The epochs fit runs in all, a resumed fit too (Keras sets `params` in fit; a hand call has none).
             total = (getattr(self, "params", None) or {}).get("epochs")
+            timed = self._clock.read() if self._clock is not None else None
+            window = self.ctx.windows.close(step, timed) if getattr(self.ctx, "windows", None) else None
             self.ctx.report({"epoch": epoch + 1, **(logs or {}), **self._throughput(step)}, step=step,
-                            total_epochs=total)
+                            total_epochs=total, breakdown=window)
             if (epoch + 1) % self.every_n_epochs == 0:
                 save(self.ctx, self.model, step, epoch=epoch + 1, metrics=logs)
         if self.notices and self._pss() and self.ctx.preemption_notice is not None:

@@ -176,7 +176,8 @@ class Controller:
         self.collector = MetricsCollector(self.spec.job_dir, self.spec.name, self.attempt.number,
                                           chief=str(self.tasks.chief.key), on_progress=self.on_progress,
                                           scalars=ScalarWriter(self.spec.job_dir, self.attempt.number, shown),
-                                          total_epochs=epochs_asked(self.attempt.fingerprint.get("args")))
+                                          total_epochs=epochs_asked(self.attempt.fingerprint.get("args")),
+                                          reserved=lambda task: self.tasks.reserved(task))
         self.collector.restart = self.attempt.restarts
         observer = Observer(self.group, self.collector, self.tasks, clock=self.clock,
                             heartbeat_s=self.spec.timeouts.heartbeat_s, drain_poll_s=settings.DRAIN_POLL_S,

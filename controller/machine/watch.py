@@ -27,7 +27,7 @@ from controller.machine.scaling_policy import ScalingPolicy
 from controller.plan.launch import replacement_launch
 from controller.plan.tasks import plan
 from controller.spec import JobSpec, Role
-from controller.states.events import DrainNotice, Grow, PreemptionNotice, task_reported
+from controller.states.events import BoundChanged, DrainNotice, Grow, PreemptionNotice, task_reported
 from controller.states.state import Failed, Recovering, RecoveryReason, Running, State, Succeeded, TaskStatus
 from controller.states.task_group import NodeLostError, TaskGroup, TaskStartError
 from controller.states.task_table import TaskTable
@@ -54,6 +54,7 @@ class Watch:
     network_faults: NetworkFaults | None = None  # the spec's faults on hosts' networks, carried out here
     restored: str | None = None  # the checkpoint this run of the cluster restored
     result: Any = None  # what the chief's entrypoint returned
+    _bound: str | None = None  # what bounds the job, in a word, as last recorded
 
     def begin(self, launches: dict[TaskKey, TaskLaunch], restored: str | None) -> Running:
         """A run of the cluster was launched (restoring ``restored``): watch it from here."""
@@ -200,9 +201,18 @@ class Watch:
         if end.key == self.tasks.chief.key:
             self.result = end.result
 
+    def _note_bound(self) -> None:
+        """A change of what bounds the job is an event (the first verdict too)."""
+        job = (getattr(self.observer.collector, "bounds", None) or {}).get("job")
+        if job and job["word"] != self._bound:
+            self._bound = job["word"]
+            self.attempt.add(BoundChanged(verdict=job["verdict"], word=job["word"], task=job["task"],
+                                          figure=job["figure"], node=job.get("node")))
+
     def take(self, seen: Observation) -> bool:
         """Record what the tasks reported, and the gathers that came in; True when a new complete checkpoint was
         registered."""
+        self._note_bound()
         for key in seen.notices:
             log.warning("%s got a preemption notice (SIGTERM); it saves at its next step boundary", key)
             self.attempt.add(PreemptionNotice(task=str(key)))

@@ -36,7 +36,15 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "tfray_task_alive": ("1 while the task runs, else 0", ("tfray_job", "task")),
     "tfray_recovery_seconds": ("Seconds spent recovering (from a failure to running again) in this attempt",
                                ("tfray_job",)),
+    "tfray_bound": ("1 for what bounds the job now (input, compute, memory, peers, straggler), 0 for the others",
+                    ("tfray_job", "verdict")),
+    "tfray_step_share": ("Share of each task's steps in each part (input, compute, peers, loop), its newest window",
+                         ("tfray_job", "task", "part")),
+    "tfray_cpu_cores": ("Cores each task's training process used in its newest window", ("tfray_job", "task")),
+    "tfray_memory_peak_mb": ("Peak memory of each task's training process, in MB", ("tfray_job", "task")),
 }
+VERDICTS = ("input", "compute", "memory", "peers", "straggler")  # controller/report/bounds.py's
+PARTS = ("input", "compute", "peers", "loop")
 
 
 class Sample(NamedTuple):
@@ -98,4 +106,20 @@ class JobGauges:
         out += [Sample("tfray_tasks", {**job, "state": s.value}, n) for s, n in counts.items()]
         recovering = now - self._recovering_since if self._recovering_since is not None else 0.0
         out.append(Sample("tfray_recovery_seconds", job, self.recovery_s + recovering))
+        return out + self._bound_samples(job, getattr(collector, "bounds", None))
+
+    @staticmethod
+    def _bound_samples(job: dict, bounds: dict | None) -> list[Sample]:
+        """What bounds the job, and each training task's newest window (controller/report/bounds.py)."""
+        if not bounds:
+            return []
+        verdict = bounds["job"]["verdict"]
+        out = [Sample("tfray_bound", {**job, "verdict": v}, float(v == verdict)) for v in VERDICTS]
+        for task, entry in bounds["tasks"].items():
+            figures, tags = entry["figures"], {**job, "task": task}
+            out += [Sample("tfray_step_share", {**tags, "part": part}, figures[part]) for part in PARTS
+                    if isinstance(figures.get(part), (int, float))]
+            out += [Sample(name, tags, figures[key]) for name, key in
+                    (("tfray_cpu_cores", "cpu_cores"), ("tfray_memory_peak_mb", "memory_peak_mb"))
+                    if isinstance(figures.get(key), (int, float))]
         return out

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
+from controller.report.bounds import figures, from_rows
 from controller.report.progress import Pace, Progress
 from controller.report.tensorboard import ScalarWriter
 from protocol.wire import MetricsReport, Report
@@ -38,6 +39,7 @@ class MetricsCollector:
         scalars: ScalarWriter | None = None,
         total_epochs: int | None = None,
         clock: Callable[[], float] = time.time,
+        reserved: Callable[[str], dict] | None = None,
     ):
         self.path = Path(job_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,19 +52,29 @@ class MetricsCollector:
         self.pace = Pace(clock(), total_epochs)  # total_epochs: what the spec asks for, when it says
         self.restart = 0  # the cluster restart the reports belong to (set by the controller)
         self.latest: dict[str, dict] = {}  # task -> its latest metrics.jsonl row
+        # task -> what it reserved and where it runs (cpu_share, memory_mb, node), added to its windows' rows
+        self.reserved = reserved or (lambda task: {})
+        self.windows: dict[str, dict] = {}  # task -> its latest row with a window
+        self.bounds: dict | None = None  # what bounds the job, from each task's newest window (report/bounds.py)
         self._file: TextIO | None = None
 
     def handle(self, reports: list[Report]) -> list[Report]:
         """Record metrics reports; return the other reports (checkpoints, task events...) for the controller."""
         others = []
         lines = []
-        chief_reported = False
+        chief_reported = windowed = False
         for report in reports:
             if not isinstance(report, MetricsReport):
                 others.append(report)
                 continue
             row = {"job": self.job_name, "attempt": self.attempt, "restart": self.restart, "time": self.clock(),
                    **report.to_json()}
+            if "breakdown" in row:
+                row["breakdown"].update({k: v for k, v in self.reserved(report.task).items() if v is not None})
+                self.windows[report.task], windowed = row, True
+                window = figures(report.task, row["breakdown"])
+                if self.scalars is not None and window is not None:
+                    self.scalars.write_window(report, vars(window))
             if report.task == self.chief:
                 chief_reported = True
                 # Epochs are timed on the chief's clock: when it reported, not when a drain brought it here.
@@ -72,12 +84,15 @@ class MetricsCollector:
             if self.scalars is not None:
                 self.scalars.write(report)
         if lines:
+            if windowed:
+                self.bounds = from_rows(list(self.windows.values()))
             self._append(lines)
             if self.scalars is not None:
                 self.scalars.flush()
             # Only a new metrics report of the chief is progress (its heartbeats and checkpoints are not).
             if self.on_progress and chief_reported:
-                self.on_progress(self.pace.progress(self.chief, self.latest[self.chief], self.clock()))
+                word = self.bounds["job"]["word"] if self.bounds else None
+                self.on_progress(self.pace.progress(self.chief, self.latest[self.chief], self.clock(), bound=word))
         return others
 
     def _append(self, lines: list[str]) -> None:

@@ -61,6 +61,7 @@ class Progress:
     total_epochs: int | None = None
     elapsed_s: float | None = None  # since this attempt began
     eta_s: float | None = None  # until the last epoch ends, at the pace of the epochs timed so far
+    bound: str | None = None  # what bounds the job, in a word or two (controller/report/bounds.py)
 
     def line(self) -> str:
         parts = [f"step {self.step}"]
@@ -77,6 +78,8 @@ class Progress:
             parts.append(f"elapsed {duration(self.elapsed_s)}")
         if self.eta_s is not None:
             parts.append(f"ETA {duration(self.eta_s)}")
+        if self.bound:
+            parts.append(self.bound)
         return f"[{self.task}] " + "  ".join(parts)
 
 
@@ -111,7 +114,7 @@ class Pace:
             self._eta_s = per_epoch * (self.total - epoch) if self.total and epoch < self.total else None
         self.epoch = epoch
 
-    def progress(self, task: str, row: dict, now: float) -> Progress:
+    def progress(self, task: str, row: dict, now: float, bound: str | None = None) -> Progress:
         values = {k: v for k, v in (row.get("values") or {}).items() if k != EPOCH_KEY}
         return Progress(task, row.get("step", 0), values, epoch=self.epoch, total_epochs=self.total,
-                        elapsed_s=now - self.started_at, eta_s=self._eta_s)
+                        elapsed_s=now - self.started_at, eta_s=self._eta_s, bound=bound)

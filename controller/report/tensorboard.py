@@ -21,6 +21,10 @@ from protocol.wire import MetricsReport
 log = logging.getLogger("tfray")
 
 TENSORBOARD_DIR = "tensorboard"
+# A window's figures as scalars: (tag under breakdown/, figure, scale).
+WINDOW_SCALARS = (("step_ms", "step_s", 1000.0), ("input_share", "input", 1.0), ("compute_share", "compute", 1.0),
+                  ("peers_share", "peers", 1.0), ("checkpoint_share", "checkpoint", 1.0),
+                  ("cpu_cores", "cpu_cores", 1.0), ("memory_peak_mb", "memory_peak_mb", 1.0))
 
 
 class ScalarWriter:
@@ -34,11 +38,21 @@ class ScalarWriter:
         self._flushed_at = 0.0
 
     def write(self, report: MetricsReport) -> None:
-        if self._broken or report.task not in self.tasks:
+        if report.task not in self.tasks:
             return
         values = [(name, float(value)) for name, value in report.values.items()
                   if isinstance(value, (int, float)) and not isinstance(value, bool)]
-        if not values:
+        self._write(report, values)
+
+    def write_window(self, report: MetricsReport, figures: dict) -> None:
+        """Where a training task's time went in its window (``controller/report/bounds.py``'s figures), as
+        ``breakdown/*`` scalars in that task's run: every training task's, the chief's or not."""
+        values = [(f"breakdown/{name}", float(figures[key]) * scale) for name, key, scale in WINDOW_SCALARS
+                  if isinstance(figures.get(key), (int, float))]
+        self._write(report, values)
+
+    def _write(self, report: MetricsReport, values: list[tuple[str, float]]) -> None:
+        if self._broken or not values:
             return
         try:
             from tensorboardX.proto import event_pb2, summary_pb2

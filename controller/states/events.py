@@ -142,11 +142,24 @@ class NetworkFault(JobEvent):
     error: str = ""
 
 
+@dataclass(frozen=True)
+class BoundChanged(JobEvent):
+    """What bounds the job changed (``controller/report/bounds.py``): its verdict (``input``, ``compute``,
+    ``memory``, ``peers``, ``straggler``), in a word, the task it is about, and the figure behind it."""
+
+    verdict: str
+    word: str
+    task: str
+    figure: str
+    node: str | None = None
+
+
 NETWORK_FIRED = frozenset({"silenced", "silenced_from_head", "partitioned"})  # a NetworkFault that is its fault firing
 
 KINDS: dict[str, type[JobEvent]] = {cls.kind: cls for cls in
                                     (Decision, Restart, CheckpointQuarantined, CheckpointFallback, Resize, Grow,
-                                     DrainNotice, PreemptionNotice, DriverLost, TaskReported, NetworkFault)}
+                                     DrainNotice, PreemptionNotice, DriverLost, TaskReported, NetworkFault,
+                                     BoundChanged)}
 
 
 def from_json(data: dict) -> JobEvent | None:

@@ -61,6 +61,14 @@ class TaskTable:
         """Where the task named ``name`` (e.g. ``worker-1``) runs now."""
         return self.infos.get(TaskKey.parse(name))
 
+    def reserved(self, name: str) -> dict:
+        """What the task named ``name`` reserved (cores, MB) and the node it runs on, for its reports' windows."""
+        key = TaskKey.parse(name)
+        spec, info = next((t for t in self.tasks if t.key == key), None), self.infos.get(key)
+        memory = (spec.bundle.get("memory") or 0) / 2**20 if spec else 0
+        return {"cpu_share": spec.bundle.get("CPU") if spec else None, "memory_mb": memory or None,
+                "node": info.node_id if info else None}
+
     def hosts(self) -> dict[TaskKey, str]:
         """The address of each task's host now: its server address without the port."""
         return {key: info.address.rsplit(":", 1)[0] for key, info in self.infos.items()}

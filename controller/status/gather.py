@@ -17,6 +17,7 @@ from pathlib import Path
 
 from controller.machine.record import AttemptRecord, JobRecord
 from controller.plan.tasks import chief_of, plan
+from controller.report.bounds import from_rows
 from controller.report.metrics import last_rows
 from controller.report.progress import epochs_asked
 from controller.spec import JobSpec
@@ -60,6 +61,8 @@ def folder_view(job_dir: Path, name: str, chief: str | None = None, now: float |
     })
     view["last_failure"] = view["failures"][-1].splitlines()[0] if view["failures"] else None
     view["training"] = _training(chief or _chief_of_record(last), job_dir, now)
+    # What bounds the job: each training task's newest window of this attempt, and the verdict.
+    view["bounds"] = from_rows([r for r in last_rows(job_dir) if r.get("attempt") == last.attempt])
     if view["training"] and not view["training"]["total_epochs"]:  # the training did not say: the spec may have
         view["training"]["total_epochs"] = epochs_asked(last.spec.get("args"))
     # The newest checkpoint is the same whatever the spec keeps: `keep` only decides what pruning deletes.

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller.report.metrics import METRICS_FILE
+from controller.report.bounds import from_rows
+from controller.report.metrics import METRICS_FILE, last_rows
 from controller.report.tensorboard import TENSORBOARD_DIR
 from controller.spec import FaultSpec, JobSpec
 from controller.states.events import NETWORK_FIRED, NetworkFault, TaskReported
 from controller.states.result import JobResult
 from controller.states.state import JobState
 from controller.states.text import duration
-from controller.status.view import group_failures
+from controller.status.view import bounds_lines, group_failures
 from protocol.layout import LOGS_DIR, MODEL_DIR
 
 
@@ -51,6 +52,9 @@ def summary_lines(spec: JobSpec, result: JobResult, spec_path: str | None = None
                           if isinstance(v, (int, float, str)))
         lines.append(f"{result.chief_metrics.get('task', 'chief')} at step {step}: {shown}")
     job = Path(result.job_dir)
+    # What bounded the job at its end, from each training task's last window of this attempt.
+    bounds = from_rows([r for r in last_rows(job) if r.get("attempt") == result.attempt])
+    lines += bounds_lines(bounds, table=False)
     if result.latest_checkpoint:
         lines.append(f"latest checkpoint: step {result.latest_checkpoint.step} at {result.latest_checkpoint.path}")
     for label, path in (("model", job / MODEL_DIR), ("metrics", job / METRICS_FILE),

@@ -1,4 +1,4 @@
-"""Status that explains: a job at a glance, and its failures, for people.
+"""Status that explains: a job at a glance, its failures, and what bounds it, for people.
 
 Formats what ``controller.status.gather`` gathered: state, attempt and time,
 the chief's step, speed and metrics, the newest checkpoint and its age, each
@@ -62,6 +62,42 @@ def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _share(value) -> str:
+    return f"{100 * value:.0f}%" if isinstance(value, (int, float)) else "-"
+
+
+def _task_row(task: str, entry: dict) -> list[str]:
+    f = entry["figures"]
+    cpu = f"{f['cpu_cores']:.2f}" if f.get("cpu_cores") is not None else "-"
+    cpu += f"/{f['cpu_share']:g}" if f.get("cpu_share") else (f"/{f['node_cores']}" if f.get("node_cores") else "")
+    memory = f"{f['memory_peak_mb']:.0f}" if f.get("memory_peak_mb") else "-"
+    memory += f"/{f['memory_limit_mb']:.0f}" if f.get("memory_limit_mb") else ""
+    return [task, (f.get("node") or "-")[:12], f"{1000 * f['step_s']:.1f}ms", _share(f.get("input")),
+            _share(f.get("compute")), _share(f.get("peers")), _share(f.get("loop")), _share(f.get("checkpoint")), cpu,
+            memory,
+            entry["verdict"]["word"]]
+
+
+def bounds_lines(bounds: dict | None, table: bool = True) -> list[str]:
+    """What bounds the job (``controller/report/bounds.py``'s verdict): the verdict with its figure and what to
+    do, and (``table``) each training task's newest window: its step; the shares of its steps waiting for
+    input, computing, in the all-reduce and in the training loop's own cost; the share of its window held
+    by checkpoints; the cores it used of those it reserved (or of its node's); its peak memory of what it
+    reserved (or of its node's), in MB."""
+    if not bounds:
+        return []
+    job = bounds["job"]
+    lines = [f"bound: {job['word']}: {job['task']}: {job['figure']}"]
+    lines += [f"  what to do: {action}" for action in job["actions"]]
+    if table:
+        rows = [["TASK", "NODE", "STEP", "INPUT", "COMPUTE", "PEERS", "LOOP", "CKPT", "CPU", "MEMORY MB",
+                 "VERDICT"]]
+        rows += [_task_row(task, entry) for task, entry in bounds["tasks"].items()]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return lines
+
+
 def render_status(view: dict, verbose: bool = False) -> str:
     """The text of `tfray status`: a few lines at a glance; ``verbose`` adds every attempt and failure."""
     if view["state"] == "NOT_STARTED":
@@ -86,6 +122,7 @@ def render_status(view: dict, verbose: bool = False) -> str:
     if tasks:
         out.append("  tasks: " + ", ".join(f"{name} {t['state']}" + (f" on {t['node'][:12]}" if t.get("node") else "")
                                            for name, t in tasks.items()))
+    out.extend(f"  {line}" for line in bounds_lines(view.get("bounds")))
     budgets = ", ".join(f"{name} {b['spent']}/{b['limit']}" for name, b in view.get("budgets", {}).items())
     out.append(f"  restarts: {view['restarts']}" + (f"; budgets spent: {budgets}" if budgets else ""))
     if view.get("driver"):

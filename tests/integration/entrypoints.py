@@ -140,3 +140,28 @@ def runtime_state(ctx) -> dict:
 
     tf.constant(1.0) + 1.0
     return {**state, "untouched_after_an_op": runtime_untouched()}
+
+
+def slow_input(ctx, epochs: int = 3, steps: int = 12, batch_sleep_s: float = 0.04) -> dict:
+    """A Keras fit whose input pipeline sleeps for every batch (a slow read, or a parse in Python): a job bound
+    by its input, as tfray's breakdown must say (tests/integration/test_bounds.py)."""
+    import tensorflow as tf
+
+    from workers.keras import JobCallback
+
+    strategy = ctx.make_strategy()
+
+    def slow_read(x):
+        time.sleep(batch_sleep_s)
+        return x
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    data = (tf.data.Dataset.range(steps * 8).map(lambda i: tf.cast(i % 7, tf.float32) / 7).batch(8)
+            .map(lambda x: tf.py_function(slow_read, [x], tf.float32))
+            .map(lambda x: (tf.reshape(x, [8, 1]), tf.reshape(x, [8, 1]))).with_options(options))
+    with strategy.scope():
+        model = tf.keras.Sequential([tf.keras.layers.Input((1,)), tf.keras.layers.Dense(4), tf.keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+    model.fit(data, epochs=epochs, verbose=0, callbacks=[JobCallback(ctx, global_batch_size=8)])
+    return {"step": int(model.optimizer.iterations.numpy())}
