@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-THREAD_VARS = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+from protocol.threads import THREAD_VARS
 
 
 def set_niceness(target: int | None) -> str | None:

@@ -19,6 +19,7 @@ from controller.plan.gpus import device_plan
 from controller.spec import ROLE_ORDER, JobSpec, ProcessSpec, Resources, Role, Strategy
 from protocol.devices import DevicePlan
 from protocol.task_key import TaskKey
+from protocol.threads import OMP, TF_INTRA_OP, THREAD_VARS
 
 
 @dataclass(frozen=True)
@@ -86,16 +87,15 @@ def thread_env(process: ProcessSpec, resources: Resources) -> dict[str, str]:
     to 1, and TensorFlow's left to size themselves as they do for a process launched by hand."""
     if process.threads is not None:
         n = str(process.threads)
-        return {"OMP_NUM_THREADS": n, "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n}
-    return {"OMP_NUM_THREADS": str(max(1, math.ceil(resources.cpu)))}
+        return dict.fromkeys(THREAD_VARS, n)
+    return {OMP: str(max(1, math.ceil(resources.cpu)))}
 
 
 def describe_process(niceness: int | None, env: dict[str, str]) -> str:
     """How a task's processes run, for people: 'nice 0, OMP_NUM_THREADS=1, TensorFlow's own thread pools'."""
     parts = [f"nice {niceness}" if niceness is not None else "Ray's nice value (15 unless RAY_worker_niceness)"]
-    parts += [f"{name}={env[name]}" for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
-              if name in env]
-    if "TF_NUM_INTRAOP_THREADS" not in env:
+    parts += [f"{name}={env[name]}" for name in THREAD_VARS if name in env]
+    if TF_INTRA_OP not in env:
         parts.append("TensorFlow's own thread pools")
     return ", ".join(parts)
 
