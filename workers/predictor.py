@@ -46,7 +46,7 @@ class Predictor:
             self.keras = tf.keras.models.load_model(config.model_path, compile=True)
         else:
             self.signature = tf.saved_model.load(config.model_path).signatures["serving_default"]
-        if self.keras is not None and config.labels_column and self.keras.loss:
+        if self.keras is not None and config.labels_column and getattr(self.keras, "loss", None):
             loss = tf.keras.losses.get(self.keras.loss)
             if hasattr(loss, "reduction"):  # a Loss object: one value per row, not the batch's mean
                 loss = loss.__class__.from_config({**loss.get_config(), "reduction": "none"})
