@@ -28,6 +28,18 @@ def load_data(seed: int = 0):
     return x[tr], y[tr], x[val], y[val]
 
 
+def build_model(hidden_units: int = 64):
+    """The model, untrained and uncompiled: the job's model-building function (the spec's
+    ``predict.model_function``: `tfray predict --checkpoint` loads a checkpoint's weights into it)."""
+    import tensorflow as tf
+
+    return tf.keras.Sequential([
+        tf.keras.layers.Input(shape=(64,)),
+        tf.keras.layers.Dense(hidden_units, activation="relu"),
+        tf.keras.layers.Dense(10),
+    ])
+
+
 def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_rate: float = 0.005,
         hidden_units: int = 64) -> dict:
     """Train and evaluate under ``strategy``, reporting and checkpointing through ``ctx``."""
@@ -49,11 +61,7 @@ def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_r
     val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(global_batch).with_options(options)
 
     with strategy.scope():
-        model = tf.keras.Sequential([
-            tf.keras.layers.Input(shape=(64,)),
-            tf.keras.layers.Dense(hidden_units, activation="relu"),
-            tf.keras.layers.Dense(10),
-        ])
+        model = build_model(hidden_units)
         model.compile(
             optimizer=tf.keras.optimizers.Adam(learning_rate),
             loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
