@@ -92,7 +92,7 @@ def plan_predict(spec: JobSpec, options: PredictOptions, sys_path: list[str],
         label = f"checkpoint {prefix} through {function}"
     else:
         path = options.model or _exported_model(spec)
-        _check_model(path, "--model" if options.model else f"job {spec.name}'s exported model")
+        _check_model(path, options.model is not None, spec.name)
         predictor = PredictorConfig(model_path=path, **common)
         label = f"model {path}"
     empty = not is_uri(output) and Path(output).is_dir() and not any(Path(output).iterdir())
@@ -205,18 +205,20 @@ def _exported_model(spec: JobSpec) -> str:
     return str(local)
 
 
-def _check_model(path: str, what: str) -> None:
+def _check_model(path: str, given: bool, job: str) -> None:
+    """SpecError unless ``path`` holds a model: a SavedModel folder, or a .keras/.h5 file."""
     if is_uri(path):
         return  # read by TensorFlow in the actors; a missing one fails the first actor's start
     local = Path(path)
-    fix = ("train it first (`tfray run JOB.yaml`; the code saves it with ctx.save_model), or give --model PATH "
-           "or --checkpoint")
+    what = f"--model {path}" if given else f"job {job}'s exported model {path}"
+    fix = ("give a SavedModel or Keras model folder, or a .keras file" if given else "train it first (`tfray run "
+           "JOB.yaml`; the code saves it with ctx.save_model), or give --model PATH or --checkpoint")
     if not local.exists():
-        raise SpecError(f"{what}: {path} does not exist; {fix}")
+        raise SpecError(f"{what}: it does not exist; {fix}")
     if local.is_file() and local.suffix not in (".keras", ".h5"):
-        raise SpecError(f"{what}: {path} is a file but not a .keras or .h5 model; give a SavedModel folder")
+        raise SpecError(f"{what}: a file, but not a .keras or .h5 model; {fix}")
     if local.is_dir() and not any((local / name).exists() for name in ("saved_model.pb", "saved_model.pbtxt")):
-        raise SpecError(f"{what}: {path} holds no SavedModel (no saved_model.pb); {fix}")
+        raise SpecError(f"{what}: no SavedModel in it (no saved_model.pb); {fix}")
 
 
 def _model_function(spec: JobSpec, sys_path: list[str]) -> str:

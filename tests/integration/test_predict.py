@@ -89,3 +89,25 @@ def test_the_jobs_exported_model_over_a_csv_with_its_own_ids(local_ray, job):
     assert result.actors == 1 and result.model.endswith("digits-predict/model")
     with pytest.raises(api.SpecError, match="--output .*exists"):
         api.predict(spec, str(root / "digits.csv"), str(out), id_column="digit_id")
+
+
+def test_a_checkpoint_predicts_through_the_jobs_model_function(job, tmp_path):
+    """--checkpoint: the weights of a checkpoint as tfray's jobs write it (tf.train.Checkpoint(model=...,
+    optimizer=...), prefix ckpt) in the model the job's own function builds; the actor's class, without Ray."""
+    import tensorflow as tf
+
+    from protocol.predict import PredictorConfig
+    from workers.predictor import Predictor
+
+    spec, _, x, y = job
+    trained = tf.keras.models.load_model(str(spec.job_dir / "model"))
+    folder = tmp_path / "ckpt-000000042"
+    tf.train.Checkpoint(model=trained, optimizer=trained.optimizer).write(str(folder / "ckpt"))
+    config = PredictorConfig(model_path=str(folder), checkpoint=str(folder), id_column="row", labels_column="label",
+                             build_function="examples.digits:build_model", build_args={"hidden_units": 16,
+                                                                                      "epochs": 3},
+                             sys_path=(str(REPO),))
+    table = Predictor(config)({"row": np.arange(50), "label": y[:50], "pixels": x[:50]})
+    expected = trained.predict_on_batch(x[:50]).argmax(axis=1)
+    assert table.column("predicted_class").to_pylist() == expected.tolist()
+    assert "correct" in table.column_names and "loss" not in table.column_names  # built uncompiled: no loss
