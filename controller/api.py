@@ -273,39 +273,24 @@ def predict(spec_or_path: JobSpec | str | os.PathLike | dict, input: str, output
     ``checkpoint``, ``id_column``, ``labels``, ``concurrency``, ``overwrite``...). Everything is checked
     before Ray starts (SpecError); ``on_progress(rows written, rows in all or None, seconds)`` is called every
     few seconds. Returns the run's :class:`controller.predict.summary.PredictResult`."""
-    from controller.predict.request import PredictOptions, check_room, plan_predict
+    from controller.predict.request import check_room, options_of, plan_predict
 
     settings.check_env()
     path = None if isinstance(spec_or_path, (JobSpec, dict)) else str(spec_or_path)
-    if isinstance(spec_or_path, JobSpec):
-        spec = spec_or_path
-    else:
-        spec = parse_spec(spec_or_path) if isinstance(spec_or_path, dict) else load_spec(spec_or_path)
-    try:
-        asked = PredictOptions(input=str(input), output=str(output), **options)
-    except TypeError as err:
-        raise SpecError(f"predict: {err}") from None
-    request = plan_predict(spec, asked, runtime_env.import_paths(spec) + search_path(path), runtime_env.for_ray(spec))
-    import ray
+    spec = spec_or_path if isinstance(spec_or_path, JobSpec) else (
+        parse_spec(spec_or_path) if isinstance(spec_or_path, dict) else load_spec(spec_or_path))
+    request = plan_predict(spec, options_of(input, output, options),
+                           runtime_env.import_paths(spec) + search_path(path), runtime_env.for_ray(spec))
+    import ray  # only now: bad input is said without it
+
+    from controller.ray.batch import run_predict
 
     # A local Ray cannot grow: actors it cannot hold would wait forever (a Ray this process holds may be a cluster's)
     joining = bool(address or os.environ.get("RAY_ADDRESS")) or ray.is_initialized()
     if not joining:
         check_room(request.settings, num_cpus or os.cpu_count() or 1, None)
     init_ray(address, num_cpus)
-    from ray.exceptions import RayError
-
-    from controller.ray.batch import run_predict
-
-    try:
-        return run_predict(request, on_progress=on_progress, progress_bars=progress_bars, fixed_size=not joining)
-    except RayError as err:  # a model that does not load, an actor's error: Ray's text, its last line the cause
-        lines = [line for line in str(err).strip().splitlines() if line.strip()]
-        raise PredictFailedError(f"{type(err).__name__}: {lines[-1] if lines else ''}") from err
-
-
-class PredictFailedError(RuntimeError):
-    """A prediction run that failed on Ray (the cause is its message; the actors' output is in Ray's logs)."""
+    return run_predict(request, on_progress=on_progress, progress_bars=progress_bars, fixed_size=not joining)
 
 
 def finished_result(spec: JobSpec, message: str) -> JobResult:
@@ -324,8 +309,12 @@ def __getattr__(name: str):
         from controller.states.result import JobResult
 
         return JobResult
+    if name == "PredictFailedError":
+        from controller.predict.summary import PredictFailedError
+
+        return PredictFailedError
     raise AttributeError(f"module 'controller.api' has no attribute {name!r}")
 
 
-__all__ = ["run", "run_job", "predict", "PredictFailedError", "RunHooks", "load_spec", "JobResult", "JobSpec", "SpecError", "JobRunningError",
+__all__ = ["run", "run_job", "predict", "RunHooks", "load_spec", "JobResult", "JobSpec", "SpecError", "JobRunningError",
            "ClusterUnreachableError"]

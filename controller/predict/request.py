@@ -67,6 +67,14 @@ class PredictRequest:
     runtime_env: dict | None = None
 
 
+def options_of(input_path: str, output: str, options: dict) -> PredictOptions:
+    """The API's keyword arguments as :class:`PredictOptions`; SpecError naming one it does not take."""
+    try:
+        return PredictOptions(input=str(input_path), output=str(output), **options)
+    except TypeError as err:
+        raise SpecError(f"predict: {err}") from None
+
+
 def plan_predict(spec: JobSpec, options: PredictOptions, sys_path: list[str],
                  runtime_env: dict | None = None) -> PredictRequest:
     """The request for ``options`` on ``spec``'s job (see the module's docstring); SpecError for bad input."""

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+class PredictFailedError(RuntimeError):
+    """A prediction run that failed on Ray (the cause is its message; the actors' output is in Ray's logs)."""
+
+
 @dataclass(frozen=True)
 class ActorSpan:
     """One prediction actor's life, as Ray's actor table has it (seconds since the epoch; ``end_s`` None while

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ray
+from ray.exceptions import RayError
 
 from controller import settings
 from controller.predict.request import READERS, PredictRequest, check_room
-from controller.predict.summary import ActorSpan, PredictResult, actor_seconds
+from controller.predict.summary import ActorSpan, PredictFailedError, PredictResult, actor_seconds
 from controller.spec import SpecError
 from controller.store.storage import is_uri
 from protocol.predict import CORRECT, LOSS, PREDICTOR_CLASS
@@ -144,6 +145,9 @@ def run_predict(request: PredictRequest, on_progress: Callable[[int, int | None,
     pool_started = time.time()  # the fixed pool is asked for when the write starts; its actors hold their room from then
     try:
         predicted.write_parquet(request.output, mode=SaveMode.OVERWRITE if request.overwrite else SaveMode.CREATE)
+    except RayError as err:  # a model that does not load, an actor's error: its last line the cause
+        lines = [line for line in str(err).strip().splitlines() if line.strip()]
+        raise PredictFailedError(f"{type(err).__name__}: {lines[-1] if lines else ''}") from err
     except ValueError as err:
         if "already exists" not in str(err):
             raise
