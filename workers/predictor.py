@@ -141,9 +141,11 @@ def _arrow(values: np.ndarray):
 
 
 def _first_to_claim(marker: str | None) -> bool:
-    """True for the one process that creates ``marker`` (a fault fires once a run, not once an actor's life)."""
+    """True for the one process that creates ``marker`` (a fault fires once a run, not once an actor's life;
+    the marker's folder is the driver's, made here on another node: there the fault fires once more)."""
     if marker is None:
         return True
+    os.makedirs(os.path.dirname(marker), exist_ok=True)
     try:
         os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -48,7 +49,7 @@ def read(request: PredictRequest, pieces: int = 1):
         if request.numbered:
             ds = ds.materialize()  # read once: its schema, sizes and numbers all come from what is in memory
         schema = ds.schema()
-    except Exception as err:  # noqa: BLE001 - Ray Data's errors for a path it cannot read or parse: bad input, said plainly
+    except Exception as err:  # noqa: BLE001 - what Ray Data raises for a path it cannot read or parse: bad input
         raise SpecError(f"--input {request.input}: Ray Data cannot read it as {request.input_format} "
                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
     names = list(schema.names) if schema is not None else []
@@ -139,10 +140,10 @@ def run_predict(request: PredictRequest, on_progress: Callable[[int, int | None,
     remote_args = {"runtime_env": request.runtime_env} if request.runtime_env else {}
     predicted = ds.map_batches(
         predictor_class(), fn_constructor_kwargs={"config": config, "threads": max(1, int(run.cpus_per_actor))},
-        batch_size=run.batch_size, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=run.concurrency), num_cpus=run.cpus_per_actor, num_gpus=run.gpus_per_actor or None, **remote_args)
+        batch_size=run.batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=run.concurrency),
+        num_cpus=run.cpus_per_actor, num_gpus=run.gpus_per_actor or None, **remote_args)
     watcher = _Watcher(request.output, total, begun, on_progress)
-    pool_started = time.time()  # the fixed pool is asked for when the write starts; its actors hold their room from then
+    pool_started = time.time()  # the pool is asked for when the write starts; its actors hold their room from then
     try:
         predicted.write_parquet(request.output, mode=SaveMode.OVERWRITE if request.overwrite else SaveMode.CREATE)
     except RayError as err:  # a model that does not load, an actor's error: its last line the cause
@@ -155,6 +156,8 @@ def run_predict(request: PredictRequest, on_progress: Callable[[int, int | None,
                         "place") from None
     finally:
         watcher.stop()
+        if marker_dir:
+            shutil.rmtree(marker_dir, ignore_errors=True)
     ended = time.time()
     log.debug("predict: predicted and written in %.1fs", ended - pool_started)
     spans = map_actor_spans(begun, pool_started)
