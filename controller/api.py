@@ -39,6 +39,7 @@ from controller.spec import (
 from controller.store.lease import FileLease, JobRunningError, running_message
 
 if TYPE_CHECKING:  # imported where a job runs: `tfray validate` goes through checked() only, and never needs them
+    from controller.predict.summary import PredictResult
     from controller.report.driver_log import DriverLog
     from controller.states.network import HostNetwork
     from controller.states.result import JobResult
@@ -263,6 +264,35 @@ def run_job(spec: JobSpec, sys_path: list[str], on_progress: Callable | None = N
     return controller.run()
 
 
+def predict(spec_or_path: JobSpec | str | os.PathLike | dict, input: str, output: str, *,
+            address: str | None = None, num_cpus: float | None = None,
+            on_progress: Callable[[int, int | None, float], None] | None = None, progress_bars: bool = False,
+            **options) -> PredictResult:
+    """Run the job's model over ``input`` into Parquet at ``output`` on Ray (``tfray predict``; docs/design.md
+    §14); the keyword ``options`` are :class:`controller.predict.request.PredictOptions`' (``model``,
+    ``checkpoint``, ``id_column``, ``labels``, ``concurrency``, ``overwrite``...). Everything is checked
+    before Ray starts (SpecError); ``on_progress(rows written, rows in all or None, seconds)`` is called every
+    few seconds. Returns the run's :class:`controller.predict.summary.PredictResult`."""
+    from controller.predict.request import check_room, options_of, plan_predict
+
+    settings.check_env()
+    path = None if isinstance(spec_or_path, (JobSpec, dict)) else str(spec_or_path)
+    spec = spec_or_path if isinstance(spec_or_path, JobSpec) else (
+        parse_spec(spec_or_path) if isinstance(spec_or_path, dict) else load_spec(spec_or_path))
+    request = plan_predict(spec, options_of(input, output, options),
+                           runtime_env.import_paths(spec) + search_path(path), runtime_env.for_ray(spec))
+    import ray  # only now: bad input is said without it
+
+    from controller.ray.batch import run_predict
+
+    # A local Ray cannot grow: actors it cannot hold would wait forever (a Ray this process holds may be a cluster's)
+    joining = bool(address or os.environ.get("RAY_ADDRESS")) or ray.is_initialized()
+    if not joining:
+        check_room(request.settings, num_cpus or os.cpu_count() or 1, None)
+    init_ray(address, num_cpus)
+    return run_predict(request, on_progress=on_progress, progress_bars=progress_bars, fixed_size=not joining)
+
+
 def finished_result(spec: JobSpec, message: str) -> JobResult:
     """What a run of a job that already succeeded returns: nothing was trained."""
     from controller.states.result import JobResult
@@ -279,8 +309,12 @@ def __getattr__(name: str):
         from controller.states.result import JobResult
 
         return JobResult
+    if name == "PredictFailedError":
+        from controller.predict.summary import PredictFailedError
+
+        return PredictFailedError
     raise AttributeError(f"module 'controller.api' has no attribute {name!r}")
 
 
-__all__ = ["run", "run_job", "RunHooks", "load_spec", "JobResult", "JobSpec", "SpecError", "JobRunningError",
+__all__ = ["run", "run_job", "predict", "RunHooks", "load_spec", "JobResult", "JobSpec", "SpecError", "JobRunningError",
            "ClusterUnreachableError"]

@@ -61,6 +61,9 @@ LOGS_FOLLOW_POLL_S = 0.5  # `tfray logs --follow`: how often the log files are r
 LOGS_FOLLOW_QUIET_S = 3.0  # ... and how long they stay quiet, once the job's driver is gone, before it ends
 TENSORBOARD_STOP_S = 10.0  # bound on TensorBoard's exit after `tfray tensorboard` is stopped (Ctrl-C, SIGTERM, SIGHUP)
 
+# ------------------------------------------------------------------ tfray predict
+PREDICT_PROGRESS_S = 5.0  # on a pipe, how often a prediction run prints a line of its progress
+
 # ------------------------------------------------------ a cluster's Jobs API (tfray submit)
 STATUS_POLL_S = 1.0  # how often a followed job's status is read
 STATUS_SETTLE_S = 30.0  # after the log stream ends, how long the job may take to report a terminal status

@@ -28,6 +28,33 @@ def load_data(seed: int = 0):
     return x[tr], y[tr], x[val], y[val]
 
 
+def save_parquet(path: str) -> str:
+    """Every digit as one Parquet file for `tfray predict` (README): ``pixels`` (64 numbers in [0, 1]) and
+    ``label``; no id column, so the output numbers the rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = (digits.data / 16.0).astype("float32")
+    table = pa.table({"pixels": pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1)), 64),
+                      "label": digits.target.astype("int64")})
+    pq.write_table(table, path)
+    return path
+
+
+def build_model(hidden_units: int = 64):
+    """The model, untrained and uncompiled: the job's model-building function (the spec's
+    ``predict.model_function``: `tfray predict --checkpoint` loads a checkpoint's weights into it)."""
+    import tensorflow as tf
+
+    return tf.keras.Sequential([
+        tf.keras.layers.Input(shape=(64,)),
+        tf.keras.layers.Dense(hidden_units, activation="relu"),
+        tf.keras.layers.Dense(10),
+    ])
+
+
 def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_rate: float = 0.005,
         hidden_units: int = 64) -> dict:
     """Train and evaluate under ``strategy``, reporting and checkpointing through ``ctx``."""
@@ -49,11 +76,7 @@ def fit(ctx, strategy, epochs: int = 15, per_replica_batch: int = 32, learning_r
     val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(global_batch).with_options(options)
 
     with strategy.scope():
-        model = tf.keras.Sequential([
-            tf.keras.layers.Input(shape=(64,)),
-            tf.keras.layers.Dense(hidden_units, activation="relu"),
-            tf.keras.layers.Dense(10),
-        ])
+        model = build_model(hidden_units)
         model.compile(
             optimizer=tf.keras.optimizers.Adam(learning_rate),
             loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -60,7 +60,10 @@ def _sidecar(ctx, hidden_units: int) -> dict:
 
 
 def _final_validation(ctx, model, hidden_units: int, step: int, initial_epoch: int) -> dict:
-    """Score the trained weights on the held-out split in the coordinator and report it."""
+    """Score the trained weights on the held-out split in the coordinator, report it, and export the model.
+    The export is the local copy: a SavedModel of the training model would hold variables that live on the
+    ps tasks (sharded ones, with a variable_partitioner, do not load with tf.saved_model.load, TensorFlow's
+    parameter-server tutorial says), while this one loads anywhere (`tfray predict`)."""
     import tensorflow as tf
 
     _, _, x_val, y_val = load_data()
@@ -68,6 +71,7 @@ def _final_validation(ctx, model, hidden_units: int, step: int, initial_epoch: i
     local.set_weights(model.get_weights())
     accuracy = _score(tf, local, x_val, y_val)["val_accuracy"]
     ctx.report({"final_val_accuracy": accuracy}, step=step)
+    ctx.save_model(local)  # only the coordinator runs this: the job folder's model/
     return {"val_accuracy": accuracy, "step": step, "initial_epoch": initial_epoch}
 
 

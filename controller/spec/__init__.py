@@ -16,10 +16,11 @@ keeps it so); the submodules import one another directly, never this
 module, which imports them all.
 """
 
-from controller.spec.entrypoint import IMAGE_ENTRYPOINT, check_entrypoint
+from controller.spec.entrypoint import IMAGE_ENTRYPOINT, check_entrypoint, find_function
 from controller.spec.file import format_validation_error, load_spec, load_yaml, parse_spec, parse_yaml
 from controller.spec.job import JobSpec, SpecError
 from controller.spec.keras3_imports import find_keras3_imports
+from controller.spec.predict import PredictSpec
 from controller.spec.preflight import HOST_NETWORK_ENV, check_host_network, check_storage, exposure_warning
 from controller.spec.process import ProcessSpec
 from controller.spec.running import (
@@ -48,8 +49,8 @@ from controller.spec.training import (
 )
 
 __all__ = ["CheckpointPolicy", "Collective", "ENV_NAME", "Elastic", "Entrypoint", "FailurePolicySpec", "FaultAction",
-           "FaultSpec", "GpuMemory", "HOST_NETWORK_ENV", "IMAGE_ENTRYPOINT", "JobSpec", "Placement", "ProcessSpec",
-           "RESERVED_ENV", "ROLE_ORDER", "Resources", "Role", "RoleSpec", "RuntimeEnvSpec", "SpecError", "SpecModel",
-           "StorageMode", "Strategy", "Timeouts", "check_entrypoint", "check_host_network", "check_storage",
-           "exposure_warning", "find_keras3_imports", "format_validation_error", "load_spec", "load_yaml", "parse_spec",
-           "parse_yaml"]
+           "FaultSpec", "GpuMemory", "HOST_NETWORK_ENV", "IMAGE_ENTRYPOINT", "JobSpec", "Placement", "PredictSpec",
+           "ProcessSpec", "RESERVED_ENV", "ROLE_ORDER", "Resources", "Role", "RoleSpec", "RuntimeEnvSpec", "SpecError",
+           "SpecModel", "StorageMode", "Strategy", "Timeouts", "check_entrypoint", "check_host_network",
+           "check_storage", "exposure_warning", "find_function", "find_keras3_imports", "format_validation_error",
+           "load_spec", "load_yaml", "parse_spec", "parse_yaml"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from controller.spec.predict import PredictSpec
 from controller.spec.process import ProcessSpec
 from controller.spec.running import (
     CheckpointPolicy,
@@ -94,6 +95,9 @@ class JobSpec(SpecModel):
     runtime_env: RuntimeEnvSpec | None = Field(
         None, description="A Ray runtime environment (env_vars, pip, working_dir, py_modules, image_uri) for every "
         "task actor; unset, tasks run in the nodes' own Python, which starts each actor about 0.5 s sooner.")
+    predict: PredictSpec | None = Field(
+        None, description="How `tfray predict` runs the trained model over a data set: actors, their resources, "
+        "batch size, the model-building function for --checkpoint, a price per node hour (all optional).")
     # The spec file's folder, against which relative paths resolve (set by the loader).
     _base_dir: str = PrivateAttr(".")
 

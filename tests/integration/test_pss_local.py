@@ -1,5 +1,6 @@
 """ParameterServerStrategy on a local Ray: both training styles, the side-car evaluator, and lost tasks."""
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -45,6 +46,21 @@ def test_both_styles_train_with_eval_metrics_from_the_evaluator(local_ray, tmp_p
     assert evals[-1]["step"] == 300  # the final checkpoint is evaluated before the evaluator stops
     assert result.statuses["evaluator-0"] == "FINISHED" and result.restarts == 0
     assert_nothing_left()  # no ps, worker or evaluator is left serving
+    assert_the_export_loads(spec.job_dir / "model")
+
+
+def assert_the_export_loads(path: Path) -> None:
+    """The coordinator's export loads with tf.saved_model.load (in a process of its own: none of TensorFlow here)
+    and answers a batch: what `tfray predict` needs of it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, tensorflow as tf; f = tf.saved_model.load(sys.argv[1]).signatures"
+            "['serving_default']; name = list(f.structured_input_signature[1])[0]; "
+            "out = f(**{name: tf.constant(np.zeros((3, 64), 'float32'))}); print(list(out.values())[0].shape)")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                          check=False, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0 and "(3, 10)" in done.stdout, done.stderr[-2000:]
 
 
 def test_a_killed_worker_is_absorbed_and_replaced_at_the_same_address(local_ray, tmp_path):

@@ -19,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 # Lowest first: each may import those before it (and itself), never one after it.
-CONTROLLER_LAYERS = ["settings", "store", "spec", "importers", "plan", "states", "report", "machine", "ray", "status",
+CONTROLLER_LAYERS = ["settings", "store", "spec", "importers", "plan", "predict", "states", "report", "machine", "ray", "status",
                      "remote", "api", "cli", "__init__", "__main__"]
 IMPORTS_RAY = {"ray", "remote", "api"}
 
