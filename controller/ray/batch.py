@@ -127,6 +127,8 @@ def run_predict(request: PredictRequest, on_progress: Callable[[int, int | None,
         check_room(request.settings, have.get("CPU", 0.0), have.get("GPU", 0.0))
     context = DataContext.get_current()
     context.enable_progress_bars = progress_bars
+    if not progress_bars:  # on a pipe our own line says how far it got; Ray Data's INFO lines would repeat it
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     begun = time.time()
     ds = read(request, pieces=BLOCKS_PER_ACTOR * request.settings.concurrency)
     total = ds.count() if request.numbered else None
