@@ -5,10 +5,13 @@ restart resumed from the newest checkpoint that was complete when the fault
 hit (so no step is lost beyond those since that checkpoint, and a half-written
 checkpoint is never restored), and that no actor or placement group is left.
 The training loop is ``entrypoints.checkpointed_steps`` (no TensorFlow, so the
-suite stays fast); the digits tests cover the same paths with real TF. Each job
-takes 2 of the local Ray's 4 CPUs, and two run side by side (:func:`side_by_side`):
-most of a job's time is spent waiting (a hang found, a backoff, a restart), not
-computing, and every job has its own name and folder, as two users' jobs would.
+suite stays fast); the digits tests cover the same paths with real TF. A job is
+a chief, one worker and an evaluator: every kind of task a fault can hit, and a
+peer whose loss restarts the group (a second worker adds an actor to start per
+job, which is most of a job's CPU here, and no path). Each job takes 1.5 of the
+local Ray's 4 CPUs, and two run side by side (:func:`side_by_side`): much of a
+job's time is spent waiting (a hang found, a restart), and every job has its own
+name and folder, as two users' jobs would.
 """
 
 import os
@@ -30,9 +33,9 @@ from .conftest import REPO, assert_nothing_left, job_spec
 pytestmark = pytest.mark.integration
 
 STEPS, EVERY = 30, 5
-SIDE_BY_SIDE = 2  # jobs at once: each takes 2 of the local Ray's 4 CPUs
-DEFAULT_SEED = 1127
-ROLES = {"chief": {"count": 1, "resources": {"cpu": 0.5}}, "worker": {"count": 2, "resources": {"cpu": 0.5}},
+SIDE_BY_SIDE = 2  # jobs at once: the 2 cores are busy with two (starting actors is CPU work)
+DEFAULT_SEED = 1122  # its twenty runs hit every kind of fault on every task it can hit, and end fault-free twice
+ROLES = {"chief": {"count": 1, "resources": {"cpu": 0.5}}, "worker": {"count": 1, "resources": {"cpu": 0.5}},
          "evaluator": {"count": 1, "resources": {"cpu": 0.5}}}
 
 
@@ -89,14 +92,14 @@ def restart_cause(result) -> str:
 
 
 CASES = [
-    {"task": "worker-1", "action": "kill", "at_step": 12},
+    {"task": "worker-0", "action": "kill", "at_step": 12},
     {"task": "chief-0", "action": "kill", "at_step": 17},
     {"task": "worker-0", "action": "sigterm", "at_step": 8},
     {"task": "chief-0", "action": "sigterm", "at_step": 13},
-    {"task": "worker-1", "action": "hang", "at_step": 21},
+    {"task": "worker-0", "action": "hang", "at_step": 21},
     {"task": "chief-0", "action": "kill", "at_save": 15},
     {"task": "evaluator-0", "action": "kill", "at_step": 9},
-    {"task": "worker-1", "action": "raise", "at_step": 6},
+    {"task": "worker-0", "action": "raise", "at_step": 6},
 ]
 
 
@@ -138,7 +141,7 @@ def test_each_fault(each_fault_run, fault):
 
 def random_fault(rng: random.Random) -> dict | None:
     kind = rng.choice(["kill", "kill", "sigterm", "hang", "save", "evaluator", "raise", None])
-    task = rng.choice(["chief-0", "worker-0", "worker-1"])
+    task = rng.choice(["chief-0", "worker-0"])
     if kind is None:
         return None
     if kind == "save":

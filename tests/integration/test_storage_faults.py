@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -31,12 +33,29 @@ def digits(tmp_path, epochs: int):
                     checkpoint={"keep": 5}, failure={"backoff_s": 0})
 
 
-def trained(tmp_path, epochs: int) -> list[int]:
-    """Run the digits job to the end; the steps of its checkpoints, oldest first."""
-    result = run_job(digits(tmp_path, epochs), [str(REPO)])
+TRAINED_EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def trained_once(local_ray, tmp_path_factory):
+    """The digits job run to the end once for the module: (where it ran, a copy of its folder as it ended).
+    The job folder records absolute paths, so each test gets the copy back at the same place (``trained``)."""
+    root = tmp_path_factory.mktemp("storage")
+    result = run_job(digits(root, TRAINED_EPOCHS), [str(REPO)])
     assert result.state is JobState.SUCCEEDED, result.message
-    folder = tmp_path / "runs" / "digits-storage" / "checkpoints"
-    return sorted(json.loads((f / COMPLETE_MARKER).read_text())["step"] for f in folder.glob("ckpt-*"))
+    pristine = tmp_path_factory.mktemp("pristine") / "runs"
+    shutil.copytree(root / "runs", pristine)
+    return root, pristine
+
+
+def trained(trained_once) -> tuple[Path, list[int]]:
+    """The trained job folder, as it ended, in place of whatever an earlier test did to it: (the root to build
+    the spec on, the steps of its checkpoints, oldest first)."""
+    root, pristine = trained_once
+    shutil.rmtree(root / "runs", ignore_errors=True)
+    shutil.copytree(pristine, root / "runs")
+    folder = root / "runs" / "digits-storage" / "checkpoints"
+    return root, sorted(json.loads((f / COMPLETE_MARKER).read_text())["step"] for f in folder.glob("ckpt-*"))
 
 
 def data_file(spec, step: int):
@@ -47,9 +66,9 @@ def quarantined(result) -> list[int]:
     return [e.step for e in result.events if isinstance(e, CheckpointQuarantined)]
 
 
-def test_corrupt_newest_checkpoints_are_set_aside_and_the_job_resumes_before_them(local_ray, tmp_path):
-    steps = trained(tmp_path, 3)
-    spec = digits(tmp_path, 5)
+def test_corrupt_newest_checkpoints_are_set_aside_and_the_job_resumes_before_them(trained_once):
+    root, steps = trained(trained_once)
+    spec = digits(root, TRAINED_EPOCHS + 2)
     newest, before = data_file(spec, steps[-1]), data_file(spec, steps[-2])
     os.truncate(newest, newest.stat().st_size // 2)  # cut short, as a full disk or a killed copy leaves it
     raw = bytearray(before.read_bytes())
@@ -62,10 +81,10 @@ def test_corrupt_newest_checkpoints_are_set_aside_and_the_job_resumes_before_the
     assert_nothing_left()
 
 
-def test_a_checkpoint_tensorflow_cannot_read_is_set_aside_and_the_job_restarts(local_ray, tmp_path):
+def test_a_checkpoint_tensorflow_cannot_read_is_set_aside_and_the_job_restarts(trained_once):
     """A seal from before seals listed their files cannot be checked: TensorFlow's own restore finds it."""
-    steps = trained(tmp_path, 3)
-    spec = digits(tmp_path, 5)
+    root, steps = trained(trained_once)
+    spec = digits(root, TRAINED_EPOCHS + 2)
     seal = checkpoint_dir(spec.job_dir, steps[-1]) / COMPLETE_MARKER
     old = json.loads(seal.read_text())
     del old["files"]
@@ -80,15 +99,15 @@ def test_a_checkpoint_tensorflow_cannot_read_is_set_aside_and_the_job_restarts(l
     assert_nothing_left()
 
 
-def test_torn_manifest_and_record_do_not_stop_a_rerun(local_ray, tmp_path):
-    steps = trained(tmp_path, 2)
-    spec = digits(tmp_path, 3)
+def test_torn_manifest_and_record_do_not_stop_a_rerun(trained_once):
+    root, steps = trained(trained_once)
+    spec = digits(root, TRAINED_EPOCHS + 1)
     for name in ("manifest.json", "job.json"):
         path = spec.job_dir / name
         path.write_text(path.read_text()[: len(path.read_text()) // 2])
     result = run_job(spec, [str(REPO)])
     assert result.state is JobState.SUCCEEDED, result.message
-    assert result.result["initial_epoch"] == 2 and result.attempt == 1  # a new record, the old checkpoints
+    assert result.result["initial_epoch"] == TRAINED_EPOCHS and result.attempt == 1  # a new record, old checkpoints
     assert len(list(spec.job_dir.glob("job.json.torn-*"))) == 1 and steps
     assert_nothing_left()
 
