@@ -46,9 +46,17 @@ HOG = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass
 SMOKE_SWEEPS = {"scale": ["--tasks=4", "--nodes=2", "--watch-s=4"]}
 
 
-def sizes(quick: bool) -> dict:
+def sizes(quick: bool, smoke: bool = False) -> dict:
     """Job sizes. The fault run is longer than the clean one: after the SIGTERM the job must still be
-    training when the notice's deadline comes (a plain MWMS process ignores SIGTERM and trains on)."""
+    training when the notice's deadline comes (a plain MWMS process ignores SIGTERM and trains on).
+    ``smoke`` (the suite's test) trims the epochs that only fill time: a steady epoch still comes before the
+    SIGKILL (epoch 2: the first holds the start), each fault lands mid-epoch after a checkpoint, and 3.5 epochs
+    follow the SIGTERM (the 1 s notice ends while the job trains)."""
+    if smoke:
+        s = 20
+        return {"steps_per_epoch": s, "epochs": 8, "fault_epochs": 8, "kill_at": 2 * s + s // 2,
+                "term_at": 4 * s + s // 2, "grace_s": 1.0, "pss_epochs": 6, "pss_steps": 25, "pss_kill_at": 50,
+                "scenarios": ("mwms-faults", "pss", "scale")}
     if quick:
         s = 20
         return {"steps_per_epoch": s, "epochs": 10, "fault_epochs": 10, "kill_at": 2 * s + s // 2,
@@ -213,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args.quick = args.quick or args.smoke
     reps = args.reps or (1 if args.quick else 5)
     args.run_timeout_s = args.run_timeout_s or (300 if args.quick else 600)
-    size = sizes(args.quick)
+    size = sizes(args.quick, args.smoke)
     if args.grace_s is not None:
         size["grace_s"] = args.grace_s
     if args.scenarios:
