@@ -66,18 +66,20 @@ def test_storage_at_a_uri_is_mirrored_and_resumed_on_a_new_head(three_nodes, tmp
     monkeypatch.setenv("TFRAY_CACHE_DIR", str(tmp_path / "head-1"))
     bucket = tmp_path / "bucket"
     args = {"function": "examples.digits:train", "args": {"epochs": 2}}
-    spec = job_spec(tmp_path, "digits-uri", args, storage_path=f"file://{bucket}")
+    two = {"chief": {"count": 1, "resources": {"cpu": 1}}, "worker": {"count": 1, "resources": {"cpu": 1}}}
+    spec = job_spec(tmp_path, "digits-uri", args, roles=two, storage_path=f"file://{bucket}")
     first = run_job(spec, [str(REPO)])
     assert first.state is JobState.SUCCEEDED, first.message
     stored = bucket / "digits-uri"
     assert {"manifest.json", "metrics.jsonl", "job.json"} <= {p.name for p in stored.iterdir()}
-    assert [s for s, _ in sealed_checkpoints(stored)] == [14, 28]
+    assert [s for s, _ in sealed_checkpoints(stored)] == [22, 44]  # 1,437 images a global batch of 64 at a time
 
     monkeypatch.setenv("TFRAY_CACHE_DIR", str(tmp_path / "head-2"))  # a new head: nothing local
-    spec = job_spec(tmp_path, "digits-uri", {**args, "args": {"epochs": 3}}, storage_path=f"file://{bucket}")
+    spec = job_spec(tmp_path, "digits-uri", {**args, "args": {"epochs": 3}}, roles=two,
+                    storage_path=f"file://{bucket}")
     second = run_job(spec, [str(REPO)])
     assert second.state is JobState.SUCCEEDED, second.message
     assert second.attempt == 2 and second.result["initial_epoch"] == 2
-    assert [s for s, _ in sealed_checkpoints(stored)] == [14, 28, 42]
+    assert [s for s, _ in sealed_checkpoints(stored)] == [22, 44, 66]
     assert {r["attempt"] for r in read_metrics(stored)} == {1, 2}
     assert_nothing_left()
