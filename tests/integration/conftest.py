@@ -101,24 +101,26 @@ def fake_gpu_ray():
     yield
 
 
-def node_cluster(worker_nodes: int = 2, **head_args):
-    """A real multi-node Ray on this machine (1-CPU head + 1-CPU worker nodes), the driver attached.
-    A generator for a module fixture: yields the ``ray.cluster_utils.Cluster``."""
+def start_three_nodes():
+    """A real multi-node Ray on this machine (a 1-CPU head and two 1-CPU worker nodes), the driver attached."""
     from ray.cluster_utils import Cluster
 
-    def start():
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
-                                                                "temp_dir": short_tmpdir(),
-                                                                "_system_config": NO_METRICS, **head_args})
-        for _ in range(worker_nodes):
-            cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address)
-        return cluster
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                            "temp_dir": short_tmpdir(), "_system_config": NO_METRICS})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    return cluster
 
-    SHARED_RAY.use(f"cluster-{id(start)}", start)
+
+@pytest.fixture(scope="module")
+def three_nodes():
+    """Three Ray nodes on this machine (``ray.cluster_utils.Cluster``), shared by the modules that ask for it as
+    the local Ray is (started once; they run one after another). A test may take a node away if it adds one
+    back (test_elastic does, as a cloud replaces a reclaimed VM): the next finds three live nodes again."""
+    SHARED_RAY.use("three_nodes", start_three_nodes)
     yield SHARED_RAY.cluster
-    SHARED_RAY.release()
 
 
 @functools.lru_cache(maxsize=1)
@@ -162,18 +164,24 @@ def netns_cluster_factory():
         cluster.stop()
 
 
-def uses_local_ray(item) -> bool:
-    return "local_ray" in getattr(item, "fixturenames", ())
+# The Rays that several modules share, by SHARED_RAY kind: the fixture that asks for each.
+SHARED_FIXTURES = {"local": "local_ray", "three_nodes": "three_nodes"}
+
+
+def uses(item, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The modules on the shared local Ray run one after another, so it starts once; the rest keep their order."""
-    items.sort(key=lambda item: not uses_local_ray(item))
+    """The modules on the shared local Ray run one after another, then those on the shared three nodes, so each
+    starts once; the rest keep their order."""
+    items.sort(key=lambda item: (not uses(item, "local_ray"), not uses(item, "three_nodes")))
 
 
 def pytest_runtest_setup(item):
-    """Past the last test on the shared local Ray, it goes: the tests after it start Rays or clusters of their own."""
-    if SHARED_RAY.kind == "local" and not uses_local_ray(item):
+    """Past the last test on a shared Ray, it goes: the tests after it start Rays or clusters of their own."""
+    fixture = SHARED_FIXTURES.get(SHARED_RAY.kind)
+    if fixture and not uses(item, fixture):
         SHARED_RAY.release()
 
 

@@ -9,14 +9,9 @@ from controller.states.state import JobState
 from controller.store.checkpoints import CheckpointManifest
 from protocol.seal import read_seal, sealed_checkpoints
 
-from .conftest import REPO, assert_nothing_left, job_spec, node_cluster
+from .conftest import REPO, assert_nothing_left, job_spec
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def three_nodes():
-    yield from node_cluster(worker_nodes=2)
 
 
 def node_folders(root) -> dict[str, list[str]]:
