@@ -13,6 +13,12 @@ def who(ctx, extra: int = 0) -> dict:
             "tf_config_index": tf_config.get("task", {}).get("index")}
 
 
+def process_group(ctx) -> int:
+    """The training process's own process group, read by itself: read from outside, the process may already have
+    ended and been reaped."""
+    return os.getpgid(0)
+
+
 def boom(ctx) -> None:
     raise ValueError(f"boom from {ctx.task}")
 
