@@ -53,10 +53,7 @@ def sizes(quick: bool, smoke: bool = False) -> dict:
     SIGKILL (epoch 2: the first holds the start), each fault lands mid-epoch after a checkpoint, and 3.5 epochs
     follow the SIGTERM (the 1 s notice ends while the job trains)."""
     if smoke:
-        s = 20
-        return {"steps_per_epoch": s, "epochs": 8, "fault_epochs": 8, "kill_at": 2 * s + s // 2,
-                "term_at": 4 * s + s // 2, "grace_s": 1.0, "pss_epochs": 6, "pss_steps": 25, "pss_kill_at": 50,
-                "scenarios": ("mwms-faults", "pss", "scale")}
+        return {**sizes(True), "epochs": 8, "fault_epochs": 8, "pss_epochs": 6, "pss_kill_at": 50}
     if quick:
         s = 20
         return {"steps_per_epoch": s, "epochs": 10, "fault_epochs": 10, "kill_at": 2 * s + s // 2,
