@@ -32,8 +32,8 @@ def test_drained_node_notice_then_smaller_then_grow_back(three_nodes, tmp_path):
     cluster = three_nodes
     # 10 epochs of 14 steps: the notice's save comes in epoch 4 or 5, and the smaller run's first checkpoint
     # about 10 s after its start (a new TF cluster), by when the new node has joined: it grows back there (step
-    # 78 when checked) with 4 of the 10 epochs still to go, so a join one checkpoint late still leaves the
-    # full size some. A restart waits 2 s for the full size: the drained node's resources never come back.
+    # 64 when checked, with more than 5 of the 10 epochs still to go), so a join one checkpoint late still
+    # leaves the full size some. A restart waits 2 s for the full size: the drained node's resources never come back.
     spec = job_spec(
         tmp_path, "digits-elastic", {"function": "examples.digits:train", "args": {"epochs": 10}},
         placement="strict_spread", elastic={"min_workers": 1, "capacity_wait_s": 2}, failure={"backoff_s": 0},
