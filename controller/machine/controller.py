@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from controller import settings
 from controller.machine.attempt import Attempt
+from controller.machine.ending import release
 from controller.machine.failure_policy import FailurePolicy
 from controller.machine.job_folder import JobStore, StorageError
 from controller.machine.network_faults import NetworkFaults
@@ -277,30 +278,7 @@ class Controller:
             self.store.write(self.attempt.snapshot(nxt.name, "", self.tasks))
 
     def _release(self) -> None:
-        """Final reports in, every actor and the placement group out, the record written. Idempotent."""
-        if self._released:
-            return
-        self._released = True
-        try:
-            for event in self.network_faults.close():  # a partition still open heals with the job's end
-                self.attempt.add(event)
-            if self.watch is not None:
-                try:
-                    self.watch.take(self.watch.observer.collect(final=True))
-                except Exception as err:  # the inbox may be gone with a dead cluster
-                    log.warning("could not fetch the last reports: %s", err)
-        finally:
-            try:  # the actors serve the gathers: they end first
-                self.store.wait_for_gathers("the job ends")
-            except KeyboardInterrupt:
-                log.warning("not waiting for the folders still on their way from the tasks' nodes")
-            except Exception as err:  # as the last reports: a dead cluster must not keep it from being released
-                log.warning("could not wait for the folders on their way from the tasks' nodes: %s", err)
-            self.group.shutdown()
-            self.store.adopt_sealed()
-            if self.collector is not None:
-                self.collector.close()
-            if self.attempt.number:
-                self.store.write(self.attempt.snapshot(self.state.name, self.message, self.tasks))
-                self.store.close()
-            self.store.lease.release()
+        """Idempotent: every ending calls it, and stop() may too."""
+        if not self._released:
+            self._released = True
+            release(self)
