@@ -14,6 +14,7 @@ pages in every process that maps them).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -69,6 +70,7 @@ class TreeSampler:
         # (peaks taken at different times would count the pages a launcher shares with its fork twice):
         # the peak of that sum, by the pid of the group's top process.
         self.task_group_peak: dict[int, int] = {}
+        self.group_leaders: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tree-sampler", daemon=True)
 
@@ -98,12 +100,14 @@ class TreeSampler:
                     if proc.pid not in self.created_by_pid:
                         self.created_by_pid[proc.pid] = proc.create_time()
                         self.parent_by_pid[proc.pid] = proc.ppid()
+                        if os.getpgid(proc.pid) == proc.pid:  # a group leader: a launcher (see _task_group)
+                            self.group_leaders.add(proc.pid)
                     # A Ray worker renames itself when it becomes an actor: label it as it is now (a process
                     # that is ending keeps the label it had).
                     label = _label(proc)
                     if label != "?" or proc.pid not in self.label_by_pid:
                         self.label_by_pid[proc.pid] = label
-                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ProcessLookupError):
                     continue
                 self.rss_peak_by_pid[proc.pid] = max(self.rss_peak_by_pid.get(proc.pid, 0), rss_by_proc[proc])
             if time.monotonic() - cpu_read_at >= CPU_READ_S:
@@ -154,9 +158,15 @@ class TreeSampler:
         """The topmost of a chain of a task's own processes (actor, launcher, training) above ``pid``."""
         if self.label_by_pid.get(pid) not in TASK_OWN:
             return None
-        while self.label_by_pid.get(self.parent_by_pid.get(pid)) in TASK_OWN:
+        # A launcher forked by its node's hub (workers/launcher_share.py) leads its own process group under the
+        # hub's launcher: it and its runs are its own task's, not the hub's (that task's actor is elsewhere).
+        while self.label_by_pid.get(self.parent_by_pid.get(pid)) in TASK_OWN and not self._hub_copy(pid):
             pid = self.parent_by_pid[pid]
         return pid
+
+    def _hub_copy(self, pid: int) -> bool:
+        parent = self.parent_by_pid.get(pid)
+        return pid in self.group_leaders and self.label_by_pid.get(parent) == "tfray launcher/training"
 
     def leftovers(self) -> list[psutil.Process]:
         """Processes this run started that are still alive (same pid and start time)."""

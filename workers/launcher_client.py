@@ -1,9 +1,11 @@
 """The task actor's handle on its launcher process (``workers/zygote.py``).
 
 The actor starts the launcher when it starts (the launcher imports
-TensorFlow meanwhile) and asks it, over a SOCK_SEQPACKET socket pair, to
-fork each run's training process. The launcher dies with the actor
-(``PR_SET_PDEATHSIG``), and a launcher that died is reported, never waited on.
+TensorFlow meanwhile), or has its node's hub fork one for it
+(``workers/launcher_share.py``), and asks it, over a SOCK_SEQPACKET socket
+pair, to fork each run's training process. A launcher the actor started dies
+with it (``PR_SET_PDEATHSIG``); one forked by the hub ends on end of file on
+the socket pair. A launcher that died is reported, never waited on.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import collections
 import json
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
 import threading
 
+from workers import launcher_share
 from workers.zygote import MAX_MESSAGE, ZYGOTE_FD_ENV, die_with_parent
 
 
@@ -36,23 +41,51 @@ class LauncherDied(RuntimeError):
 
 class LauncherClient:
     def __init__(self, env: dict[str, str]):
-        self.ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `workers` is importable from
-        path = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "workers.zygote"],
-            env={**env, "PYTHONPATH": path, ZYGOTE_FD_ENV: str(theirs.fileno())},
-            pass_fds=(theirs.fileno(),), preexec_fn=_own_group,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-        )
-        theirs.close()
+        self.env = env
+        self.proc: subprocess.Popen | None = None  # a launcher this actor started
+        self.pid: int | None = None
+        self._pidfd: int | None = None  # a launcher forked for this actor by its node's hub: not our child
         self.ready = False
         # What the launcher itself prints (its TensorFlow import's banners): kept for the task's log.
         self.printed: collections.deque[str] = collections.deque(maxlen=PRINTED_LINES)
-        threading.Thread(target=self._keep_printed, name="tfray-launcher-output", daemon=True).start()
+        self._start(launcher_share.hub_name(env))
 
-    def _keep_printed(self) -> None:
-        for line in self.proc.stdout:
+    def _start(self, hub: str | None) -> None:
+        """Ask the node's hub for a launcher, or start one (the hub itself when ``hub`` is free)."""
+        self.ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        listener = launcher_share.claim(hub) if hub else None
+        if hub and listener is None:
+            out_r, out_w = os.pipe()
+            asked = launcher_share.ask(hub, theirs, out_w)
+            theirs.close()
+            os.close(out_w)
+            if asked:
+                self._read_printed(os.fdopen(out_r, errors="replace"))
+                return
+            os.close(out_r)
+            self.ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `workers` is importable from
+        path = os.pathsep.join(filter(None, [here, self.env.get("PYTHONPATH")]))
+        fds = (theirs.fileno(), *([listener.fileno()] if listener else []))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", "-m", "workers.zygote"],
+            env={**self.env, "PYTHONPATH": path, ZYGOTE_FD_ENV: str(theirs.fileno()),
+                 **({launcher_share.HUB_FD_ENV: str(listener.fileno())} if listener else {})},
+            pass_fds=fds, preexec_fn=_own_group,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+        )
+        self.pid = self.proc.pid
+        theirs.close()
+        if listener is not None:
+            listener.close()  # the launcher holds the name now: it is free again once the launcher ends
+        self._read_printed(self.proc.stdout)
+
+    def _read_printed(self, stream) -> None:
+        threading.Thread(target=self._keep_printed, args=(stream,), name="tfray-launcher-output",
+                         daemon=True).start()
+
+    def _keep_printed(self, stream) -> None:
+        for line in stream:
             self.printed.append(line)
 
     def take_printed(self) -> list[str]:
@@ -63,7 +96,11 @@ class LauncherClient:
         return lines
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        if self.proc is not None:
+            return self.proc.poll() is None
+        if self._pidfd is not None:  # readable once the process has ended
+            return not select.select([self._pidfd], [], [], 0)[0]
+        return True  # asked for, not ready yet: fork() finds out
 
     def receive(self) -> dict:
         """The launcher's next message; {} when it is gone."""
@@ -77,9 +114,16 @@ class LauncherClient:
         """Have the launcher fork the training process; its pid (waits for the launcher's imports)."""
         while not self.ready:
             message = self.receive()
+            if not message and self.proc is None and self.pid is None:
+                self.ctl.close()
+                self._start(None)  # the hub ended before it forked ours: a launcher of our own
+                continue
             if not message:
                 raise self._died()
             self.ready = bool(message.get("ready"))
+            if self.ready and self.proc is None:
+                self.pid = message["pid"]
+                self._pidfd = os.pidfd_open(self.pid)
         socket.send_fds(self.ctl, [json.dumps({"request": request_path}).encode()], [report_fd, out_fd])
         message = self.receive()
         if "pid" not in message:
@@ -94,10 +138,19 @@ class LauncherClient:
         return message["exit"]
 
     def close(self) -> None:
-        self.ctl.close()
-        if self.alive():
-            self.proc.kill()
-        self.proc.wait()
+        self.ctl.close()  # a launcher forked by the hub ends on this; one this actor started is killed
+        if self.proc is not None:
+            if self.alive():
+                self.proc.kill()
+            self.proc.wait()
+        elif self._pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.close(self._pidfd)
+            self._pidfd = None
 
     def _died(self) -> LauncherDied:
-        return LauncherDied(f"the task's launcher process died (exit {self.proc.poll()})")
+        code = self.proc.poll() if self.proc is not None else "unknown: forked by its node's hub"
+        return LauncherDied(f"the task's launcher process died (exit {code})")

@@ -4,7 +4,8 @@ A restart of a MultiWorkerMirroredStrategy cluster needs fresh processes (TF
 cannot rebuild its collectives in a process that already joined a cluster),
 and a fresh process normally pays for Python, Ray and a 2-3 s TensorFlow
 import again. Instead each task actor starts one of these launchers (a plain
-single-threaded Python process, not a Ray worker, so forking it is safe)
+single-threaded Python process, not a Ray worker, so forking it is safe), or
+has its node's hub fork one for it (``workers/launcher_share.py``),
 when the actor starts; it imports TensorFlow while the actor reserves its
 port, and forks the process that trains when the actor says ``run``. A
 restart kills that process and forks a new one from the same launcher:
@@ -13,7 +14,8 @@ background while the job trains (Android's zygote, gunicorn's preload).
 
 Protocol, over a SOCK_SEQPACKET socket pair (fd in ``ZYGOTE_FD_ENV``):
 
-- the launcher sends ``{"ready": true}`` once its imports are done;
+- the launcher sends ``{"ready": true, "pid": N}`` once its imports are done
+  (a launcher forked by its node's hub, ``workers/launcher_share.py``, at once);
 - the actor sends ``{"request": PATH}`` with two file descriptors (the
   report pipe's write end and the output pipe's write end); PATH is a JSON
   file with the run's environment, sys.path, working folder, entrypoint,
@@ -21,7 +23,8 @@ Protocol, over a SOCK_SEQPACKET socket pair (fd in ``ZYGOTE_FD_ENV``):
   often to say it is alive;
 - the launcher forks and answers ``{"pid": N}``, then ``{"exit": CODE}``
   when that process ends (negative: killed by that signal);
-- end of file on the socket (the actor is gone) ends the launcher.
+- end of file on the socket (the actor is gone) ends the launcher, at any
+  time, a run in progress or not (``workers/launcher_loop.py``).
 
 The child writes JSON lines on the report pipe: the context's reports (each
 a ``protocol.wire`` report as its ``to_json``, typed again by the actor),
@@ -50,10 +53,10 @@ import traceback
 
 from protocol import wire
 from protocol.wire import PREIMPORT_ENV
-from workers import gpus, keras3_failure
+from workers import gpus, keras3_failure, launcher_loop, launcher_share
+from workers.launcher_loop import MAX_MESSAGE  # noqa: F401  (the actor's side imports it from here)
 
 ZYGOTE_FD_ENV = "TFRAY_ZYGOTE_FD"
-MAX_MESSAGE = 65536
 
 
 def die_with_parent() -> None:
@@ -85,6 +88,8 @@ def _warm_imports() -> None:
 
 def main() -> None:
     ctl = socket.socket(fileno=int(os.environ.pop(ZYGOTE_FD_ENV)))
+    hub_fd = os.environ.pop(launcher_share.HUB_FD_ENV, None)  # set when this launcher serves its node's others
+    listener = socket.socket(fileno=int(hub_fd)) if hub_fd else None
     # No collection while importing: TensorFlow's import makes hundreds of thousands of objects and none is
     # garbage yet, so the collector's passes are wasted (about a tenth of the import's CPU time here).
     gc.disable()
@@ -94,29 +99,7 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     gc.enable()
-    ctl.send(json.dumps({"ready": True}).encode())
-    while True:
-        try:
-            message, fds, _, _ = socket.recv_fds(ctl, MAX_MESSAGE, 2)
-        except (ConnectionError, OSError):
-            return
-        if not message:
-            return  # the actor is gone
-        request = json.loads(message)["request"]
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            ctl.close()
-            _child(request, *fds)  # never returns
-        for fd in fds:
-            os.close(fd)
-        ctl.send(json.dumps({"pid": pid}).encode())
-        _, status = os.waitpid(pid, 0)
-        try:
-            ctl.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
-        except OSError:
-            return
+    launcher_loop.serve(ctl, listener, _child)
 
 
 class _Reports:

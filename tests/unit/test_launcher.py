@@ -24,7 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 @pytest.fixture(scope="module")
 def launcher():
-    env = {**os.environ, "TFRAY_PREIMPORT_TF": "0"}  # these entrypoints need no TensorFlow
+    # These entrypoints need no TensorFlow; a launcher of its own (test_launcher_share.py tests the sharing).
+    env = {**os.environ, "TFRAY_PREIMPORT_TF": "0", "TFRAY_SHARE_LAUNCHER": "0"}
     launcher = LauncherClient(env)
     yield launcher
     launcher.close()
@@ -108,7 +109,7 @@ def test_a_run_ends_as_an_interpreter_would_its_atexit_and_temporaries_cleaned(l
 
 def test_a_launcher_that_dies_is_reported_not_waited_on(tmp_path):
     tensorflow_before = "tensorflow" in sys.modules  # an earlier test in this process may have imported it
-    dying = LauncherClient({**os.environ, "TFRAY_PREIMPORT_TF": "0"})
+    dying = LauncherClient({**os.environ, "TFRAY_PREIMPORT_TF": "0", "TFRAY_SHARE_LAUNCHER": "0"})
     dying.proc.kill()
     dying.proc.wait()
     with pytest.raises(LauncherDied, match="launcher process died"):
