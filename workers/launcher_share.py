@@ -25,7 +25,12 @@ actor started would. From then on the copy owes the hub nothing:
 Abstract socket names live in a network namespace, so a node with its own
 address (its own namespace) has its own hubs, and nothing is left on disk when
 the last holder of the socket ends. ``TFRAY_SHARE_LAUNCHER=0`` in a job's env
-turns it off: every task starts its own launcher, as before.
+turns it off: every task starts its own launcher, as before. It is off by itself
+where Ray was started with ``RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper``:
+then the raylet kills every descendant of a worker that exits, recursively,
+and the copies are the hub's actor's descendants (Ray's
+``doc/source/ray-core/user-spawn-processes.rst``; its default kills only a
+worker's direct children, the launcher it started, never the copies).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import sys
 
 SHARE_ENV = "TFRAY_SHARE_LAUNCHER"
 HUB_FD_ENV = "TFRAY_LAUNCHER_HUB_FD"
+RECURSIVE_KILL_ENV = "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper"
 CONNECT_TIMEOUT_S = 5.0  # bound on handing a request to a hub (it is queued, never served, in that time)
 
 
@@ -45,6 +51,8 @@ def hub_name(env: dict[str, str]) -> str | None:
     """The abstract socket name of the hub for a launcher started with ``env`` from this process; None when
     sharing is off."""
     if env.get(SHARE_ENV) == "0" or not sys.platform.startswith("linux"):
+        return None
+    if env.get(RECURSIVE_KILL_ENV, "").lower() in ("1", "true"):
         return None
     what = {"env": sorted(env.items()), "python": sys.executable, "cwd": os.getcwd(),
             "nice": os.getpriority(os.PRIO_PROCESS, 0), "cpus": sorted(os.sched_getaffinity(0))}

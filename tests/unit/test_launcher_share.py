@@ -102,6 +102,8 @@ def test_a_hub_that_ends_before_it_forked_leaves_the_task_a_launcher_of_its_own(
 
 def test_sharing_can_be_switched_off():
     assert launcher_share.hub_name(_env(TFRAY_SHARE_LAUNCHER="0")) is None
+    # Ray's raylet would kill the copies with the hub's actor: every task keeps a launcher of its own.
+    assert launcher_share.hub_name(_env(RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper="true")) is None
     env = _env()
     assert launcher_share.hub_name(env) == launcher_share.hub_name(dict(env))
     assert launcher_share.hub_name(env) != launcher_share.hub_name({**env, "CUDA_VISIBLE_DEVICES": "1"})
