@@ -82,8 +82,11 @@ def _fork(then, sel: selectors.BaseSelector) -> int:
 
 def _become_launcher(ctl_fd: int, out_fd: int, run_child: Callable[[str, int, int], None]) -> None:
     """In a process forked from a hub: the launcher of the actor that asked, talking over its socket pair and
-    printing to its pipe. Its own process group, as a launcher the actor started has."""
-    os.setpgid(0, 0)
+    printing to its pipe. Its own process group, as a launcher the actor started has, in a session of its own:
+    in the hub's session the hub's end would orphan this group, and the kernel continues (SIGCONT) and hangs up
+    (SIGHUP) every stopped process of a group orphaned so, a run stopped as hung included (POSIX's orphaned
+    process groups; a new session's group is orphaned from its start, so nothing is sent)."""
+    os.setsid()
     os.dup2(out_fd, 1)
     os.dup2(out_fd, 2)
     os.close(out_fd)

@@ -6,6 +6,7 @@ task's life (the hub's actor ending) reaches it.
 """
 
 import os
+import signal
 import time
 
 import psutil
@@ -87,6 +88,34 @@ def test_a_copys_actor_gone_ends_the_copy_and_its_run(tmp_path):
         assert runs and hub.alive() and _ran(hub, tmp_path)  # the hub serves on
     finally:
         hub.close()
+
+
+def test_a_copys_stopped_run_stays_stopped_when_the_hub_ends(tmp_path):
+    """A run stopped (a hang, SIGSTOP) is not continued nor hung up by the kernel when the hub's end leaves the
+    copy without its parent: the controller finds it hung, as it would with a launcher the actor started."""
+    env = _env()
+    hub, copy = LauncherClient(env), LauncherClient(env)
+    stopped = []
+
+    def stop_then_end_the_hub(pid, records):
+        deadline = time.monotonic() + 30
+        while not any(r["kind"] == "alive" for r in records):
+            assert time.monotonic() < deadline, "no alive beat within 30s"
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGSTOP)
+        while psutil.Process(pid).status() != psutil.STATUS_STOPPED:
+            assert time.monotonic() < deadline, "not stopped within 30s"
+            time.sleep(0.05)
+        hub.close()  # waits for the hub's end: what the kernel sends then has been sent
+        stopped.append(psutil.Process(pid).status())
+        os.kill(pid, signal.SIGKILL)
+
+    try:
+        _, code, _, _ = _run(copy, tmp_path, "function", "tests.unit.launcher_entrypoints:sleep",
+                             on_pid=stop_then_end_the_hub)
+        assert stopped == [psutil.STATUS_STOPPED] and code == -signal.SIGKILL
+    finally:
+        copy.close()
 
 
 def test_a_hub_that_ends_before_it_forked_leaves_the_task_a_launcher_of_its_own(tmp_path):
