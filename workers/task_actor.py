@@ -267,7 +267,10 @@ class TaskActor:
 
         while self._child is not None:
             if ray.get(self.inbox.stop_requested.remote(), timeout=self.config.inbox_call_timeout_s):
-                open(stop_file, "w").close()
+                try:
+                    open(stop_file, "w").close()
+                except FileNotFoundError:
+                    pass  # the run ended while the inbox answered: its scratch folder is gone, nothing to stop
                 return
             time.sleep(self.config.sidecar_poll_s)
 
