@@ -57,13 +57,12 @@ class LauncherClient:
         if hub and listener is None:
             out_r, out_w = os.pipe()
             asked = launcher_share.ask(hub, theirs, out_w)
-            theirs.close()
             os.close(out_w)
             if asked:
+                theirs.close()  # the hub's copy holds it now
                 self._read_printed(os.fdopen(out_r, errors="replace"))
                 return
-            os.close(out_r)
-            self.ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            os.close(out_r)  # nothing was sent: the pair serves a launcher of our own
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `workers` is importable from
         path = os.pathsep.join(filter(None, [here, self.env.get("PYTHONPATH")]))
         fds = (theirs.fileno(), *([listener.fileno()] if listener else []))
