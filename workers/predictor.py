@@ -39,13 +39,13 @@ class Predictor:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         self.config = config
         self.batches = 0
-        self.keras, self.signature, self.loss = None, None, None
+        self.keras, self.signature_fn, self.loss = None, None, None
         if config.build_function:
             self.keras = self._from_checkpoint(tf)
         elif _is_keras(config.model_path):
             self.keras = tf.keras.models.load_model(config.model_path, compile=True)
         else:
-            self.signature = tf.saved_model.load(config.model_path).signatures["serving_default"]
+            self.signature_fn = tf.saved_model.load(config.model_path).signatures["serving_default"]
         if self.keras is not None and config.labels_column and getattr(self.keras, "loss", None):
             loss = tf.keras.losses.get(self.keras.loss)
             if hasattr(loss, "reduction"):  # a Loss object: one value per row, not the batch's mean
@@ -75,7 +75,7 @@ class Predictor:
         if self.config.kill_at_batch == self.batches and _first_to_claim(self.config.fault_marker):
             os.kill(os.getpid(), signal.SIGKILL)  # the batch in flight: Ray Data must retry it elsewhere
         features = self._features(batch)
-        outputs = self._predict(features)
+        outputs = self.predict_array(features)
         columns = {self.config.id_column: pa.array(batch[self.config.id_column])}
         for name, values in outputs.items():
             columns[name] = _arrow(values)
@@ -98,15 +98,28 @@ class Predictor:
         names = self.config.feature_columns or tuple(c for c in batch if c not in skip)
         arrays = [_dense(batch[name]) for name in names]
         x = arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=1)
-        return x.astype(self._input_dtype(), copy=False)
+        return x.astype(self.input_dtype(), copy=False)
 
-    def _input_dtype(self) -> str:
+    def input_dtype(self) -> str:
         if self.keras is not None:
             return self.keras.inputs[0].dtype.name if getattr(self.keras, "inputs", None) else "float32"
-        spec = next(iter(self.signature.structured_input_signature[1].values()))
+        spec = next(iter(self.signature_fn.structured_input_signature[1].values()))
         return spec.dtype.name
 
-    def _predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
+    def signature(self) -> tuple[dict[str, tuple], dict[str, tuple]]:
+        """The model's inputs and outputs: name -> (dtype name, shape with None for a size not fixed)."""
+        if self.keras is not None:
+            def named(tensors) -> dict[str, tuple]:
+                return {t.name.split(":")[0]: (t.dtype.name, tuple(t.shape)) for t in tensors}
+
+            return named(self.keras.inputs), named(self.keras.outputs)
+
+        def specs(named: dict) -> dict[str, tuple]:
+            return {name: (spec.dtype.name, tuple(spec.shape)) for name, spec in named.items()}
+
+        return specs(self.signature_fn.structured_input_signature[1]), specs(self.signature_fn.structured_outputs)
+
+    def predict_array(self, x: np.ndarray) -> dict[str, np.ndarray]:
         if self.keras is not None:
             out = self.keras.predict_on_batch(x)
             if isinstance(out, dict):
@@ -114,8 +127,8 @@ class Predictor:
             if isinstance(out, (list, tuple)):
                 return {f"{OUTPUTS}_{i}": np.asarray(v) for i, v in enumerate(out)}
             return {OUTPUTS: np.asarray(out)}
-        (name,) = self.signature.structured_input_signature[1]
-        out = {k: v.numpy() for k, v in self.signature(**{name: x}).items()}
+        (name,) = self.signature_fn.structured_input_signature[1]
+        out = {k: v.numpy() for k, v in self.signature_fn(**{name: x}).items()}
         return {OUTPUTS: next(iter(out.values()))} if len(out) == 1 else {f"{OUTPUTS}_{k}": v for k, v in out.items()}
 
 

@@ -90,23 +90,26 @@ def plan_predict(spec: JobSpec, options: PredictOptions, sys_path: list[str],
 
     common = {"id_column": options.id_column or ROW_NUMBER, "feature_columns": tuple(options.features),
               "labels_column": options.labels, "sys_path": tuple(sys_path), "kill_at_batch": kill_at}
-    if options.checkpoint is not None:
-        if options.model is not None:
-            raise SpecError("--model and --checkpoint both given: a run uses one model; keep one")
-        function = _model_function(spec, sys_path)
-        prefix = _checkpoint_prefix(spec, options.checkpoint)
-        predictor = PredictorConfig(model_path=prefix, checkpoint=prefix, build_function=function,
-                                    build_args=_build_args(spec), **common)
-        label = f"checkpoint {prefix} through {function}"
-    else:
-        path = options.model or _exported_model(spec)
-        _check_model(path, options.model is not None, spec.name)
-        predictor = PredictorConfig(model_path=path, **common)
-        label = f"model {path}"
+    predictor, label = model_config(spec, options.model, options.checkpoint, **common)
     empty = not is_uri(output) and Path(output).is_dir() and not any(Path(output).iterdir())
     return PredictRequest(input=_absolute(options.input), input_format=input_format, output=output,
                           overwrite=options.overwrite or empty, predictor=predictor, numbered=options.id_column is None,
                           settings=settings, model_label=label, runtime_env=runtime_env)
+
+
+def model_config(spec: JobSpec, model: str | None, checkpoint: str | None, **common) -> tuple[PredictorConfig, str]:
+    """The model a run loads, as an actor's config (``common``: its other fields), and how to name it: the job's
+    exported model, ``model`` (a path) or ``checkpoint`` through the spec's ``predict.model_function``."""
+    if checkpoint is not None:
+        if model is not None:
+            raise SpecError("--model and --checkpoint both given: a run uses one model; keep one")
+        function = _model_function(spec, list(common.get("sys_path", ())))
+        prefix = _checkpoint_prefix(spec, checkpoint)
+        return (PredictorConfig(model_path=prefix, checkpoint=prefix, build_function=function,
+                                build_args=_build_args(spec), **common), f"checkpoint {prefix} through {function}")
+    path = model or _exported_model(spec)
+    _check_model(path, model is not None, spec.name)
+    return PredictorConfig(model_path=path, **common), f"model {path}"
 
 
 def check_room(settings: PredictSpec, cpus: float, gpus: float | None) -> None:
