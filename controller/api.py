@@ -40,6 +40,7 @@ from controller.store.lease import FileLease, JobRunningError, running_message
 
 if TYPE_CHECKING:  # imported where a job runs: `tfray validate` goes through checked() only, and never needs them
     from controller.predict.summary import PredictResult
+    from controller.ray.serving import Endpoint
     from controller.report.driver_log import DriverLog
     from controller.states.network import HostNetwork
     from controller.states.result import JobResult
@@ -213,22 +214,51 @@ def predict(spec_or_path: JobSpec | str | os.PathLike | dict, input: str, output
     few seconds. Returns the run's :class:`controller.predict.summary.PredictResult`."""
     from controller.predict.request import check_room, options_of, plan_predict
 
-    settings.check_env()
-    path = None if isinstance(spec_or_path, (JobSpec, dict)) else str(spec_or_path)
-    spec = spec_or_path if isinstance(spec_or_path, JobSpec) else (
-        parse_spec(spec_or_path) if isinstance(spec_or_path, dict) else load_spec(spec_or_path))
-    request = plan_predict(spec, options_of(input, output, options),
-                           runtime_env.import_paths(spec) + search_path(path), runtime_env.for_ray(spec))
-    import ray  # only now: bad input is said without it
-
+    spec, sys_path = _model_user(spec_or_path)
+    request = plan_predict(spec, options_of(input, output, options), sys_path, runtime_env.for_ray(spec))
     from controller.ray.batch import run_predict
 
-    # A local Ray cannot grow: actors it cannot hold would wait forever (a Ray this process holds may be a cluster's)
-    joining = bool(address or os.environ.get("RAY_ADDRESS")) or ray.is_initialized()
+    joining = _joining(address)
     if not joining:
         check_room(request.settings, num_cpus or os.cpu_count() or 1, None)
     init_ray(address, num_cpus)
     return run_predict(request, on_progress=on_progress, progress_bars=progress_bars, fixed_size=not joining)
+
+
+def serve(spec_or_path: JobSpec | str | os.PathLike | dict, *, address: str | None = None,
+          num_cpus: float | None = None, on_wait: Callable[[float], None] | None = None, **options) -> Endpoint:
+    """Serve the job's model on Ray Serve with TF Serving's REST API (``tfray serve``; docs/design.md §14); the
+    keyword ``options`` are :class:`controller.predict.serving.ServeOptions`' (``model``, ``name``, ``port``,
+    ``min_replicas``...). Everything is checked before Ray starts (SpecError). Returns once every replica
+    has loaded the model (``on_wait(seconds)`` meanwhile): the :class:`controller.ray.serving.Endpoint`, whose
+    ``stop()`` takes it down."""
+    from controller.predict.serving import check_room, options_of, plan_serve
+
+    spec, sys_path = _model_user(spec_or_path)
+    request = plan_serve(spec, options_of(options), sys_path, runtime_env.for_ray(spec))
+    from controller.ray.serving import Endpoint, start_serving
+
+    if not _joining(address):
+        check_room(request, num_cpus or os.cpu_count() or 1)
+    init_ray(address, num_cpus)
+    return Endpoint(url=start_serving(request, on_wait), request=request)
+
+
+def _model_user(spec_or_path: JobSpec | str | os.PathLike | dict) -> tuple[JobSpec, list[str]]:
+    """The spec of a command that uses the job's model (predict, serve), and the paths its code imports from."""
+    settings.check_env()
+    path = None if isinstance(spec_or_path, (JobSpec, dict)) else str(spec_or_path)
+    spec = spec_or_path if isinstance(spec_or_path, JobSpec) else (
+        parse_spec(spec_or_path) if isinstance(spec_or_path, dict) else load_spec(spec_or_path))
+    return spec, runtime_env.import_paths(spec) + search_path(path)
+
+
+def _joining(address: str | None) -> bool:
+    """Whether Ray is a cluster's (it may grow) rather than a new local one: actors a local Ray cannot hold would
+    wait forever. A Ray this process already holds may be a cluster's."""
+    import ray  # only now: bad input is said without it
+
+    return bool(address or os.environ.get("RAY_ADDRESS")) or ray.is_initialized()
 
 
 def finished_result(spec: JobSpec, message: str) -> JobResult:
@@ -251,9 +281,13 @@ def __getattr__(name: str):
         from controller.predict.summary import PredictFailedError
 
         return PredictFailedError
+    if name == "ServeFailedError":
+        from controller.ray.serving import ServeFailedError
+
+        return ServeFailedError
     raise AttributeError(f"module 'controller.api' has no attribute {name!r}")
 
 
 # init_ray and the others are the API's names too: run() calls init_ray from here, where tests patch it.
-__all__ = ["run", "run_job", "predict", "RunHooks", "load_spec", "JobResult", "JobSpec", "SpecError", "JobRunningError",
+__all__ = ["run", "run_job", "predict", "serve", "RunHooks", "load_spec", "JobResult", "JobSpec", "SpecError", "JobRunningError",
            "ClusterUnreachableError"]

@@ -63,6 +63,9 @@ TENSORBOARD_STOP_S = 10.0  # bound on TensorBoard's exit after `tfray tensorboar
 
 # ------------------------------------------------------------------ tfray predict
 PREDICT_PROGRESS_S = 5.0  # on a pipe, how often a prediction run prints a line of its progress
+SERVE_START_S = 300.0  # `tfray serve`: bound on every replica loading its model and the endpoint answering
+SERVE_POLL_S = 1.0  # ... how often the deployment's status is read meanwhile
+SERVE_REQUEST_S = 60.0  # Ray Serve's bound on one request (its proxy answers 408 past it: a client never hangs)
 
 # ------------------------------------------------------ a cluster's Jobs API (tfray submit)
 STATUS_POLL_S = 1.0  # how often a followed job's status is read

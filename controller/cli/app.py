@@ -23,6 +23,7 @@ from controller.cli import files as cli_files
 from controller.cli import imports as cli_import
 from controller.cli import jobs as cli_jobs
 from controller.cli import predict as cli_predict
+from controller.cli import serve as cli_serve
 from controller.cli.cluster import SUBMIT_EPILOG, add_address, cmd_stop, cmd_submit
 from controller.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_OK
 
@@ -39,6 +40,7 @@ examples:
   tfray logs JOB.yaml driver                              what `tfray run` printed, each line stamped
   tfray tensorboard JOB.yaml                              the job's curves, every attempt, on 127.0.0.1
   tfray predict JOB.yaml --input data/ --output preds/    the trained model over a data set on Ray, as Parquet
+  tfray serve JOB.yaml                                    the trained model as an endpoint (TF Serving's REST API)
   tfray submit JOB.yaml --follow                          run it on a `ray up` cluster through its Jobs API
   tfray stop raysubmit_XXXX                               stop a submitted job
   tfray schema                                            the job spec's JSON Schema, every field described
@@ -209,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_files.add_commands(sub)
     cli_import.add_commands(sub)
     cli_predict.add_commands(sub)
+    cli_serve.add_commands(sub)
 
     p = sub.add_parser("schema", help="print the job spec's JSON Schema")
     p.set_defaults(func=cmd_schema)
