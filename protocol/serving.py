@@ -26,5 +26,5 @@ class ServingConfig:
     predictor: PredictorConfig
     name: str
     max_batch_size: int = 32
-    batch_wait_s: float = 0.005
+    batch_wait_s: float = 0.0
     threads: int = 1

@@ -65,8 +65,8 @@ def add_commands(sub) -> None:
     p.add_argument("--gpus-per-replica", type=float, default=0.0, metavar="GPUS", help="default 0")
     p.add_argument("--max-batch-size", type=int, default=32, metavar="N", help="requests per model call "
                    "(default 32)")
-    p.add_argument("--batch-wait-ms", type=float, default=5.0, metavar="MS", help="how long a call waits for "
-                   "more requests once one came (default 5)")
+    p.add_argument("--batch-wait-ms", type=float, default=0.0, metavar="MS", help="how long a call waits for "
+                   "more requests once one came (default 0: those that queued while the model ran)")
     p.add_argument("--for", dest="for_s", type=float, metavar="SECONDS", help="stop by itself after this long "
                    "(default: until Ctrl-C, SIGTERM or SIGHUP)")
     p.add_argument("--address", help="Ray cluster address ('auto' for a local `ray start`); default: "

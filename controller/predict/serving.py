@@ -34,7 +34,7 @@ class ServeOptions:
     cpus_per_replica: float = 1.0
     gpus_per_replica: float = 0.0
     max_batch_size: int = 32
-    batch_wait_ms: float = 5.0
+    batch_wait_ms: float = 0.0  # no wait: requests that queue while the model runs make the next batch
 
 
 @dataclass(frozen=True)
