@@ -18,8 +18,10 @@ Scenarios (``--quick`` shrinks them and folds the clean run into the fault run):
   then SIGTERMed (notice, SIGKILL 2 s later) 25 steps into epoch 7;
 - ``pss``: the parameter-server job (this project and by hand only: Ray Train
   has no parameter servers), worker-1 SIGKILLed from outside mid-run;
-- ``scale`` and ``long``: sweeps of their own (``bench/sweeps.py``): N light
-  tasks against N bare Ray actors, and a job that reports 100,000 times.
+- ``scale``, ``long`` and ``serve``: sweeps of their own (``bench/sweeps.py``): N
+  light tasks against N bare Ray actors, a job that reports 100,000 times, and
+  ``tfray serve``'s latency against the model called in-process (``serve`` runs
+  only when ``--scenarios`` names it).
 """
 
 from __future__ import annotations
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="where runs and results go (default: a new folder in /tmp)")
     parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated subset of ours,hand,raytrain")
     parser.add_argument("--scenarios", default=None,
-                        help="comma-separated subset of mwms,mwms-faults,pss,scale,long")
+                        help="comma-separated subset of mwms,mwms-faults,pss,scale,long,serve")
     parser.add_argument("--workers", type=int, default=2, help="MWMS/PSS worker tasks (default 2)")
     parser.add_argument("--chief", action="store_true",
                         help="MWMS: add a chief task to ours and hand-launched (Ray Train has only workers)")

@@ -3,7 +3,10 @@
 - ``scale`` (``bench/scale.py``): N light tasks against N bare Ray actors on a
   multi-node Ray, for N in 4, 16, 64 (``--quick``: 4 and 16);
 - ``long`` (``bench/long_job.py``): a job that reports 100,000 times
-  (``--quick``: 5,000).
+  (``--quick``: 5,000);
+- ``serve`` (``bench/serving.py``): ``tfray serve``'s latency and requests/s
+  at 1 and 8 clients against the same model called in-process (only when
+  ``--scenarios`` names it).
 
 Each writes ``results.json`` and ``table.md`` into its own folder under the
 run's ``--out``; the harness prints their tables after its own and keeps
@@ -20,9 +23,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SWEEPS = {"scale": "bench.scale", "long": "bench.long_job"}
+SWEEPS = {"scale": "bench.scale", "long": "bench.long_job", "serve": "bench.serving"}
 TITLES = {"scale": "scale: N light tasks (no TensorFlow) against N bare Ray actors placed by hand",
-          "long": "long job: reports and what they cost"}
+          "long": "long job: reports and what they cost",
+          "serve": "serve: tfray serve (1 replica, HTTP, TF Serving's format) against the model called in-process"}
 
 
 def run_sweep(name: str, out: Path, quick: bool, reps: int, timeout_s: float, extra: list[str] = ()) -> dict:
