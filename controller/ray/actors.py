@@ -8,7 +8,6 @@ waited on forever.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import uuid
 
@@ -19,6 +18,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from controller import settings
 from controller.plan.launch import actor_config
 from controller.plan.tasks import TaskSpec
+from controller.ray import named_class
 from controller.ray.inbox import NAMESPACE
 from controller.states.task_group import TaskInfo, TaskStartError
 from protocol.wire import TASK_ACTOR_CLASS, TaskKey
@@ -32,10 +32,9 @@ def actor_name(job: str, key: TaskKey, incarnation: int) -> str:
 
 
 def task_actor_class() -> type:
-    """The task actor's class, named by ``protocol.wire.TASK_ACTOR_CLASS``: the controller never imports the
-    task side (tests/unit/test_layers.py); the class itself imports no TensorFlow."""
-    module, _, name = TASK_ACTOR_CLASS.partition(":")
-    return getattr(importlib.import_module(module), name)
+    """The task actor's class, named by ``protocol.wire.TASK_ACTOR_CLASS``; the class itself imports no
+    TensorFlow."""
+    return named_class(TASK_ACTOR_CLASS)
 
 
 def create_actor(job_name: str, task: TaskSpec, pg, bundle_index: int, incarnation: int, env: dict, inbox,

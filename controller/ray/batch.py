@@ -9,7 +9,6 @@ finished (docs/design.md §14; ``tests/integration/test_predict.py`` kills one a
 
 from __future__ import annotations
 
-import importlib
 import logging
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ from ray.exceptions import RayError
 from controller import settings
 from controller.predict.request import READERS, PredictRequest, check_room
 from controller.predict.summary import ActorSpan, PredictFailedError, PredictResult, actor_seconds
+from controller.ray import named_class
 from controller.spec import SpecError
 from controller.store.storage import is_uri
 from protocol.predict import CORRECT, LOSS, PREDICTOR_CLASS
@@ -31,12 +31,6 @@ from protocol.predict import CORRECT, LOSS, PREDICTOR_CLASS
 log = logging.getLogger("tfray")
 BLOCKS_PER_ACTOR = 4  # the input in about this many blocks per actor: each actor has work while others finish
 MAP_WORKER = "MapWorker"  # Ray Data's map actors' class name holds it (its class is _MapWorker)
-
-
-def predictor_class():
-    """The prediction actors' class, by its name in the protocol."""
-    module, _, name = PREDICTOR_CLASS.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def read(request: PredictRequest, pieces: int = 1):
@@ -141,7 +135,7 @@ def run_predict(request: PredictRequest, on_progress: Callable[[int, int | None,
         config = replace(config, fault_marker=str(Path(marker_dir) / "fired"))
     remote_args = {"runtime_env": request.runtime_env} if request.runtime_env else {}
     predicted = ds.map_batches(
-        predictor_class(), fn_constructor_kwargs={"config": config, "threads": max(1, int(run.cpus_per_actor))},
+        named_class(PREDICTOR_CLASS), fn_constructor_kwargs={"config": config, "threads": max(1, int(run.cpus_per_actor))},
         batch_size=run.batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=run.concurrency),
         num_cpus=run.cpus_per_actor, num_gpus=run.gpus_per_actor or None, **remote_args)
     watcher = _Watcher(request.output, total, begun, on_progress)
