@@ -56,7 +56,7 @@ class ModelServer:
             raise RestError(400, f"each example must be {want} (the model's input), not "
                                  f"{'x'.join(map(str, got)) or 'a number'}")
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)  # set again from the config in __init__
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)  # set again from the config in __init__
     async def _batched(self, requests: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """The examples of every request batched here, through the model at once, split back per request."""
         outputs = self.model.predict_array(np.concatenate(requests))

@@ -14,6 +14,8 @@ import threading
 from controller.cli.exit_codes import EXIT_FAILED, EXIT_OK
 from protocol.serving import REST_PORT
 
+WAIT_NOTE_S = 10.0  # while the replicas load the model, a line this often says the command is alive
+
 SERVE_EPILOG = f"""\
 examples:
   tfray serve cluster_configs/jobs/digits_mwms.yaml
@@ -95,43 +97,43 @@ def cmd_serve(args) -> int:
         from controller.spec import SpecError
 
         raise SpecError(f"--for {args.for_s:g}: seconds above 0, or leave it out to serve until Ctrl-C")
+    said = [0.0]
 
     def waiting(seconds: float) -> None:
-        if int(seconds) % 10 == 0:
+        if seconds - said[0] >= WAIT_NOTE_S:
+            said[0] = seconds
             print(f"tfray: waiting for the replicas to load the model ({seconds:.0f}s)", file=sys.stderr, flush=True)
 
-    stopped = threading.Event()
+    stopped = threading.Event()  # SIGTERM and SIGHUP, here as Ctrl-C is: the endpoint is taken down either way
     previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        endpoint = api.serve(args.spec, address=args.address, num_cpus=args.num_cpus, on_wait=waiting,
-                             model=args.model, checkpoint=args.checkpoint, name=args.name, host=args.host,
-                             port=args.port, cpus_per_replica=args.cpus_per_replica,
-                             gpus_per_replica=args.gpus_per_replica, max_batch_size=args.max_batch_size,
-                             batch_wait_ms=args.batch_wait_ms, **replica_counts(args))
-    except KeyboardInterrupt:
-        print("tfray: stopped before the endpoint came up", file=sys.stderr)
-        return EXIT_OK
-    except (api.ServeFailedError, TimeoutError) as err:
-        print(f"error: the endpoint did not come up: {err}\n  (the replicas' output is in Ray's logs: "
-              "/tmp/ray/session_latest/logs/serve on the head)", file=sys.stderr)
-        return EXIT_FAILED
+        try:
+            endpoint = api.serve(args.spec, address=args.address, num_cpus=args.num_cpus, on_wait=waiting,
+                                 model=args.model, checkpoint=args.checkpoint, name=args.name, host=args.host,
+                                 port=args.port, cpus_per_replica=args.cpus_per_replica,
+                                 gpus_per_replica=args.gpus_per_replica, max_batch_size=args.max_batch_size,
+                                 batch_wait_ms=args.batch_wait_ms, **replica_counts(args))
+        except KeyboardInterrupt:
+            print("tfray: stopped before the endpoint came up", file=sys.stderr)
+            return EXIT_OK
+        except (api.ServeFailedError, TimeoutError) as err:
+            print(f"error: the endpoint did not come up: {err}\n  (the replicas' output is in Ray's logs: "
+                  "/tmp/ray/session_latest/logs/serve on the head)", file=sys.stderr)
+            return EXIT_FAILED
+        request = endpoint.request
+        print(f"serving {request.model_label} as {request.config.name}: {request.min_replicas}"
+              f"{'' if request.max_replicas == request.min_replicas else f'-{request.max_replicas}'} replica(s), "
+              f"{request.cpus_per_replica:g} CPU(s) each\n  {endpoint.url}\n"
+              f"  curl -X POST {endpoint.url}:predict -d '{{\"instances\": [...]}}'\n"
+              + ("" if args.for_s else "  Ctrl-C stops it"), flush=True)
+        try:
+            stopped.wait(args.for_s)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            endpoint.stop()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    request = endpoint.request
-    print(f"serving {request.model_label} as {request.config.name}: {request.min_replicas}"
-          f"{'' if request.max_replicas == request.min_replicas else f'-{request.max_replicas}'} replica(s), "
-          f"{request.cpus_per_replica:g} CPU(s) each\n  {endpoint.url}\n"
-          f"  curl -X POST {endpoint.url}:predict -d '{{\"instances\": [...]}}'\n"
-          + ("" if args.for_s else "  Ctrl-C stops it"), flush=True)
-    previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        stopped.wait(args.for_s)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        endpoint.stop()
     print("tfray: stopped; the endpoint and its replicas are gone", file=sys.stderr)
     return EXIT_OK

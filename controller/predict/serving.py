@@ -49,14 +49,13 @@ class ServeRequest:
     max_replicas: int
     cpus_per_replica: float
     gpus_per_replica: float
-    max_batch_size: int
     model_label: str
     runtime_env: dict | None = None
 
     @property
     def max_ongoing_requests(self) -> int:
         """Requests a replica holds at once: two batches' worth, so one batch fills while the other runs."""
-        return 2 * self.max_batch_size
+        return 2 * self.config.max_batch_size
 
 
 def options_of(options: dict) -> ServeOptions:
@@ -95,7 +94,7 @@ def plan_serve(spec: JobSpec, options: ServeOptions, sys_path: list[str],
     return ServeRequest(config=config, app_name=f"tfray-{name}", host=options.host, port=options.port,
                         min_replicas=options.min_replicas, max_replicas=most,
                         cpus_per_replica=options.cpus_per_replica, gpus_per_replica=options.gpus_per_replica,
-                        max_batch_size=options.max_batch_size, model_label=label, runtime_env=runtime_env)
+                        model_label=label, runtime_env=runtime_env)
 
 
 def check_room(request: ServeRequest, cpus: float) -> None:

@@ -8,16 +8,15 @@ and the proxy sends new requests to the replicas alive (docs/design.md §14).
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 
 from controller import settings
 from controller.predict.serving import ServeRequest
+from controller.ray import named_class
 from controller.spec import SpecError
 from protocol.serving import SERVER_CLASS
 
-log = logging.getLogger("tfray")
 QUIET = {"log_level": "WARNING"}  # the replicas' and proxy's request lines stay in Ray's log files
 
 
@@ -36,11 +35,6 @@ class ServeFailedError(RuntimeError):
     """The endpoint did not come up: Ray Serve's own words on why."""
 
 
-def server_class():
-    module, _, name = SERVER_CLASS.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def deployment_options(request: ServeRequest) -> dict:
     """Ray Serve's options for the replicas: a fixed count, or autoscaling between the least and the most."""
     options = {"name": request.app_name, "max_ongoing_requests": request.max_ongoing_requests,
@@ -51,7 +45,7 @@ def deployment_options(request: ServeRequest) -> dict:
     else:
         options["autoscaling_config"] = {"min_replicas": request.min_replicas,
                                          "max_replicas": request.max_replicas,
-                                         "target_ongoing_requests": request.max_batch_size}
+                                         "target_ongoing_requests": request.config.max_batch_size}
     return options
 
 
@@ -67,7 +61,7 @@ def start_serving(request: ServeRequest, on_wait=None) -> str:
     if (listening.host, listening.port) != (request.host, request.port):
         raise SpecError(f"--port {request.port}: Ray Serve already runs on this cluster at {listening.host}:"
                         f"{listening.port}; give --host {listening.host} --port {listening.port}, or stop it")
-    app = serve.deployment(server_class()).options(**deployment_options(request)).bind(request.config)
+    app = serve.deployment(named_class(SERVER_CLASS)).options(**deployment_options(request)).bind(request.config)
     serve._run(app, name=request.app_name, route_prefix="/", logging_config=QUIET, _blocking=False)
     try:
         settings.poll_until(lambda: _running(request.app_name), settings.SERVE_START_S, settings.SERVE_POLL_S,

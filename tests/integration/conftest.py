@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -26,6 +27,13 @@ def sigint_as_in_a_terminal() -> None:
     suite was started in the background (a shell then starts it with SIGINT ignored, and children inherit that,
     so Ctrl-C would never arrive)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def short_tmpdir() -> str:

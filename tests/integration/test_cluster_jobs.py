@@ -18,7 +18,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,18 +35,12 @@ from controller.report.metrics import last_rows, read_metrics
 from controller.store.checkpoints import CheckpointManifest
 from protocol.seal import read_seal, sealed_checkpoints
 
-from .conftest import REPO, short_tmpdir
+from .conftest import REPO, free_port, short_tmpdir
 
 pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
 TASKS = {"chief-0", "worker-0"}  # a chief and one worker: two TF processes on the machine's two cores
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def home_with_token(parent: Path, token: str | None) -> str:

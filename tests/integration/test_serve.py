@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -21,18 +20,12 @@ import ray
 
 from controller import api
 from controller.settings import poll_until
-from tests.integration.conftest import assert_nothing_left
+from tests.integration.conftest import assert_nothing_left, free_port
 from tests.integration.test_predict import job  # noqa: F401 - the module's model and data
 
 pytestmark = pytest.mark.integration
 CLIENT_TIMEOUT_S = 30.0  # far past any answer here: a request that takes this long has hung
 SERVE_ACTORS = ("ServeController", "ProxyActor", "ServeReplica")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(url: str, body: dict | bytes | None = None) -> tuple[int, dict | str]:
@@ -105,7 +98,6 @@ def test_the_model_answers_as_tf_serving_and_a_killed_replica_costs_no_hang(loca
                 assert np.allclose(body["predictions"], expected[i:i + 1], atol=1e-5), i
             else:
                 assert status == 500 and body, (i, status, body)  # Ray Serve's proxy: the replica died
-                print(f"request {i}: {status} {body!r}")
         assert sum(status == 200 for _, status, _ in answers) >= 200
         # The endpoint stays up: Serve starts the replica again, and every request is answered.
         poll_until(lambda: sum(a["ActorClassName"].startswith("ServeReplica") for a in live_serve_actors()) == 2,

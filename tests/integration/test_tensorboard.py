@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import yaml
 from controller.report.tensorboard import ScalarWriter
 from protocol.wire import MetricsReport, TaskKey
 
-from .conftest import REPO, sigint_as_in_a_terminal
+from .conftest import REPO, free_port, sigint_as_in_a_terminal
 
 pytestmark = pytest.mark.integration
 CHIEF = TaskKey("chief", 0)
@@ -70,8 +69,3 @@ def test_tfray_tensorboard_serves_the_job_on_loopback(tmp_path):
         out, _ = server.communicate(timeout=30)
     assert out.startswith(f"TensorBoard of job curves at http://127.0.0.1:{port}/")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
