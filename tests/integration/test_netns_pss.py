@@ -18,9 +18,16 @@ from .conftest import REPO, assert_nothing_left, job_spec, netns_skip_reason
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(bool(netns_skip_reason()), reason=netns_skip_reason() or "")]
 
 WORKERS = 3
-# The epoch that loses a host runs at (N-1)/N of the pace at worst and also waits up to the bound D on finding the
-# silent host, so it is sure to stay under 2 epochs only when D <= pace x (2 - N/(N-1)): with 3 workers, when an
-# epoch is 2 D or more; with 2, never, when the workers set the pace (docs/design.md §13).
+# The epoch that loses a host does the work of an epoch at the pace of the workers left and also waits up to the
+# bound D on finding the silent host; so it stays under the pace after the loss plus the larger of that pace and 2 D.
+# A stall (TensorFlow waiting on the host: until timeouts.job_s, docs/design.md §13) is far past it. Bounding it by
+# twice the pace *before* the loss held only while D <= pace x (2 - N/(N-1)): a CI machine whose epochs took 3.3 s
+# lost its host in an epoch of 7.06 s.
+FIND_S = 2.0  # D with FAST_KEEPALIVE below: a ping after 1 s without a read, 1 s for its answer
+# After the loss the N-1 workers go on at their own pace: steps/s at least (N-1)/N of before, less 10 % for the
+# spread of epochs on a busy 2-core machine (CI: 4.3-5.6 s after a loss), far above what a core lost to Ray's
+# GCS spin (docs/design.md §13) leaves.
+RATE_SPREAD = 0.9
 STEPS = 500  # an epoch of ~5 s here
 EPOCHS_BEFORE = 4  # the first epoch holds the start; the median of the three after it is the pace before the loss
 # The bound on finding a silent host, shortened as the tests shorten other waits: a keepalive ping after 1 s
@@ -69,10 +76,14 @@ def test_a_workers_host_gone_silent_costs_no_restart_and_no_stall(hosts, tmp_pat
     ends = epoch_ends(spec.job_dir)
     assert len(ends) == EPOCHS_BEFORE + 4 and ends[EPOCHS_BEFORE - 1][0] <= fault.time < ends[EPOCHS_BEFORE][0], ends
     seconds = [round(b[0] - a[0], 2) for a, b in zip(ends, ends[1:])]  # each epoch after the first
-    pace = statistics.median(seconds[:EPOCHS_BEFORE - 1])
-    assert max(seconds) <= 2 * pace, f"an epoch took over twice the median {pace:.2f}s before the loss: {seconds}"
+    pace, pace_after = statistics.median(seconds[:EPOCHS_BEFORE - 1]), statistics.median(seconds[EPOCHS_BEFORE:])
+    lost = seconds[EPOCHS_BEFORE - 1]
+    assert lost <= pace_after + max(pace_after, 2 * FIND_S), f"the epoch that lost the host stalled: {seconds}"
+    others = seconds[:EPOCHS_BEFORE - 1] + seconds[EPOCHS_BEFORE:]
+    assert max(others) <= 2 * pace_after, f"an epoch took over twice the pace after the loss: {seconds}"
     # Steps/s before the loss, and over the epochs that began after it (as bench/pss_gone.py counts them).
     (t0, s0), (t1, s1), (t2, s2), (t3, s3) = ends[0], ends[EPOCHS_BEFORE - 1], ends[EPOCHS_BEFORE], ends[-1]
     before, gone = (s1 - s0) / (t1 - t0), (s3 - s2) / (t3 - t2)
-    assert gone >= before * (WORKERS - 1) / WORKERS, f"{gone:.0f} steps/s gone, {before:.0f} before: {seconds}"
+    floor = RATE_SPREAD * before * (WORKERS - 1) / WORKERS
+    assert gone >= floor, f"{gone:.0f} steps/s gone, {before:.0f} before (pace {pace:.2f}s): {seconds}"
     assert_nothing_left()
