@@ -12,8 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-ROLES = ("chief", "worker", "ps", "evaluator")  # TF_CONFIG task types, in the order tasks are planned
-_TASK_NAME = re.compile(rf"({'|'.join(ROLES)})-(\d+)")
+# The roles, in the order tasks are planned: TF_CONFIG's task types, then the tf.data service's two servers
+# (never in TF_CONFIG: they run no strategy).
+ROLES = ("chief", "worker", "ps", "evaluator", "data_dispatcher", "data_worker")
+DATA_ROLES = ("data_dispatcher", "data_worker")
+_TASK_NAME = re.compile(rf"({'|'.join(sorted(ROLES, key=len, reverse=True))})-(\d+)")
 
 
 @dataclass(frozen=True, order=True)

@@ -173,10 +173,13 @@ class TaskLaunch(TaskIdentity):
     run: int = 0  # which run of the cluster in this attempt: 0, then 1 after the first restart, ...
     checkpoint_every_n_epochs: int = 1
     runs_server: bool = False  # PSS ps/worker: serve a tf.distribute.Server until torn down
-    servers: tuple = ()  # (task, host:port) the chief must reach before its code runs (PSS)
+    servers: tuple = ()  # (task, host:port) it must reach before its code runs (PSS, the tf.data service)
     server_wait_s: float = 60.0  # bound on that wait
     faults: tuple = ()  # faults to inject into this run (dicts of controller.spec.running.FaultSpec)
     preemption_grace_s: float = 30.0  # after a SIGTERM notice, how long the task may take to save
+    address: str = ""  # its own host:port, the port its actor reserved (a tf.data service server binds it)
+    data_service: str | None = None  # the tf.data service's dispatcher, 'grpc://host:port', when the job has one
+    cpu_affinity: tuple = ()  # the CPUs its training process may run on (empty: all of its node's)
 
 
 # ------------------------------------------------------------------ reports

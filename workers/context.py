@@ -66,6 +66,8 @@ class TaskContext(TaskIdentity):
         stop_requested: Callable[[], bool] | None = None,
         faults: list | tuple = (),
         preemption_grace_s: float = 30.0,
+        address: str = "",
+        data_service: str | None = None,
     ):
         self.job_name = job_name
         self.job_dir = job_dir
@@ -85,6 +87,8 @@ class TaskContext(TaskIdentity):
         self._stop_requested = stop_requested or (lambda: False)
         self.faults = [dict(f) for f in faults]
         self.preemption_grace_s = preemption_grace_s
+        self.address = address  # this task's host:port
+        self.data_service = data_service  # the job's tf.data service, 'grpc://host:port', or None
         self._injector: FaultInjector | None = None
         self._notice: float | None = None
         self._notice_handled = False  # SIGTERM is this context's preemption notice

@@ -35,6 +35,20 @@ def set_niceness(target: int | None) -> str | None:
     return None
 
 
+def pin(cpus: list[int]) -> None:
+    """Run this process (every thread of it, and every thread it starts later) on ``cpus`` only
+    (``roles.<role>.cpu_affinity``); a clear error when this node has none of them."""
+    on_node = os.sched_getaffinity(0)
+    wanted = set(cpus) & on_node
+    if not wanted:
+        raise ValueError(f"cpu_affinity {sorted(cpus)}: this node's CPUs are {sorted(on_node)}; name CPUs it has")
+    for thread in _threads():
+        try:
+            os.sched_setaffinity(thread, wanted)
+        except ProcessLookupError:  # a thread that ended meanwhile
+            pass
+
+
 def _threads() -> list[int]:
     try:
         return [int(tid) for tid in os.listdir("/proc/self/task")]
@@ -55,4 +69,9 @@ def readback(pid: int) -> str:
     except (OSError, IndexError):
         return "(its settings cannot be read: no /proc, or it has ended)"
     threads = ", ".join(f"{name}={env[name]}" if name in env else f"{name} unset" for name in THREAD_VARS)
-    return f"nice {nice}, {threads}"
+    try:
+        cpus = os.sched_getaffinity(pid)
+    except OSError:
+        cpus = set()
+    pinned = f", CPUs {','.join(map(str, sorted(cpus)))}" if cpus and cpus != os.sched_getaffinity(0) else ""
+    return f"nice {nice}, {threads}{pinned}"

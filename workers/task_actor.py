@@ -32,6 +32,7 @@ import time
 import traceback
 
 from protocol import wire
+from protocol.data_service import DATA_SERVICE_ENV
 from protocol.layout import KERAS_BACKUP_DIR
 from protocol.scratch import make_scratch
 from protocol.streaming import as_arrays, read_chunks
@@ -154,6 +155,8 @@ class TaskActor:
         env = {**launch.entrypoint.env, **self.device_env}  # for the training process (this actor has it already)
         if launch.tf_config is not None:
             env["TF_CONFIG"] = json.dumps(launch.tf_config)
+        if launch.data_service:  # for a stock script's tf.data.experimental.service.distribute
+            env[DATA_SERVICE_ENV] = launch.data_service
         job_dir, restore = self.storage.prepare(launch)
         env.update(self.storage.output_env(launch, job_dir))
         self._output = output = TaskOutput(self.inbox, self.key, job_dir, launch.attempt, self.config.log_max_bytes,
@@ -170,6 +173,7 @@ class TaskActor:
             role=launch.role, index=launch.index, is_chief=launch.is_chief, num_workers=launch.num_workers,
             args=launch.entrypoint.args, checkpoint_every_n_epochs=launch.checkpoint_every_n_epochs,
             faults=launch.faults, preemption_grace_s=launch.preemption_grace_s, **_restore_args(restore),
+            address=launch.address, data_service=launch.data_service,
         )
         if launch.servers:
             wait_for_servers(launch.servers, launch.server_wait_s, self.config.server_probe_max_s,
@@ -198,7 +202,7 @@ class TaskActor:
                        "keras_backup_dir": os.path.join(ctx.job_dir, KERAS_BACKUP_DIR)
                        if code and ep.keras_backup else None,
                        "target": ep.target, "args": ep.args, "argv": list(ep.argv),
-                       "alive_interval_s": self.config.alive_interval_s,
+                       "alive_interval_s": self.config.alive_interval_s, "cpu_affinity": list(launch.cpu_affinity),
                        "exit_handlers_s": self.config.exit_handlers_s}, f)
         report_r, report_w = os.pipe()
         out_r, out_w = os.pipe()

@@ -52,9 +52,11 @@ import time
 import traceback
 
 from protocol import wire
+from protocol.task_key import DATA_ROLES
 from protocol.wire import PREIMPORT_ENV
 from workers import gpus, keras3_failure, launcher_loop, launcher_share
 from workers.launcher_loop import MAX_MESSAGE  # noqa: F401  (the actor's side imports it from here)
+from workers.process_settings import pin
 
 ZYGOTE_FD_ENV = "TFRAY_ZYGOTE_FD"
 
@@ -219,6 +221,8 @@ def _run(request: dict, reports: _Reports) -> int:
     from workers import context
 
     os.environ.update(request["env"])
+    if request.get("cpu_affinity"):  # before TensorFlow's pools exist: they are sized to it, as under taskset
+        pin(request["cpu_affinity"])
     for path in reversed(request["sys_path"]):
         if path not in sys.path:
             sys.path.insert(0, path)
@@ -228,7 +232,12 @@ def _run(request: dict, reports: _Reports) -> int:
     kind, target = request["kind"], request["target"]
     context.REPORT_SENDER = reports.report  # every context in this process reports through the actor's pipe
     if kind == "serve":
-        _serve(context.attach(reports.report, handle_notice=False))  # its own notice handler: it serves on
+        ctx = context.attach(reports.report, handle_notice=False)
+        if ctx.role in DATA_ROLES:
+            from workers import data_service
+
+            data_service.serve(ctx)
+        _serve(ctx)  # its own notice handler: it serves on
         return 0
     if kind == "function":
         ctx = context.get_context()

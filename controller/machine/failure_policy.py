@@ -13,6 +13,10 @@ One task, by strategy, role and cause (the only copy of this table; docs/design.
 | PSS | worker | process died / hung / stopped on notice | replace at the same host:port (the coordinator reconnects) |
 | PSS | worker | node lost, or could not be started again | go on with fewer workers |
 | PSS | ps, chief | lost | restart the cluster from the newest checkpoint |
+| any | data_worker | process died / hung | replace at the same host:port (it registers again) |
+| any | data_worker | node lost, or could not be started again | go on with fewer data workers |
+| any | data_dispatcher | process died / hung | replace at the same host:port (its journal restores its jobs) |
+| any | data_dispatcher | node lost, or could not be started again | restart the cluster (a new address for all) |
 | MWMS | any | lost | restart the group in fresh processes |
 | any | chief/worker | user code raised | fail fast (do not spend retries on a bug) |
 | PSS | chief | TF reports a lost server (UnavailableError) | restart the cluster (infrastructure) |
@@ -174,7 +178,8 @@ def decide_task(strategy: str, role: str, cause: FailureCause, spent: dict[str, 
             return FailureAction.CONTINUE_WITHOUT, "the evaluator ran out of GPU memory; training goes on", None
         return (FailureAction.FAIL, f"out of GPU memory: failing fast, no retry spent (a retry would run out "
                 f"again): {OOM_ADVICE.replace('<role>', role)}", None)
-    expendable = role == "evaluator" or (pss and role == "worker")
+    expendable = role in ("evaluator", "data_worker") or (pss and role == "worker")
+    in_place = expendable or (role == "data_dispatcher" and cause not in (C.NODE_LOST, C.START_FAILED))
     if expendable and cause in (C.NODE_LOST, C.START_FAILED):
         gone = "its node is gone" if cause is C.NODE_LOST else "it could not be started again"
         return FailureAction.CONTINUE_WITHOUT, f"{gone}; training goes on without it", None
@@ -184,7 +189,7 @@ def decide_task(strategy: str, role: str, cause: FailureCause, spent: dict[str, 
         why = f"the budget is spent ({budget} {used}/{limit})" if budget else "nothing recovers from it"
         return action, f"{cause.value}, but {why}", None
     spend = f"{budget} {used + 1}/{limit}"
-    if expendable:
+    if in_place:
         return FailureAction.REPLACE_TASK, f"replaced alone at the same host:port ({spend})", budget
     if cause is C.CHECKPOINT_UNREADABLE:
         return (FailureAction.RESTART_CLUSTER, f"its restore checkpoint cannot be read: it is set aside and the "
@@ -259,10 +264,9 @@ class FailurePolicy:
         used, limit = spent.get("max_corrupt_checkpoints", 0), self.limits.get("max_corrupt_checkpoints", 0)
         return used < limit, f"max_corrupt_checkpoints {used + (used < limit)}/{limit}"
 
-    def decide_unreplaced(self, key: TaskKey, cause: FailureCause, error: str,
-                          spent: dict[str, int]) -> BatchDecision:
-        """A replacement the policy asked for could not be started (its node is gone, or it did not
-        start): the job goes on without that task rather than trying forever."""
-        action, reason, _ = decide_task(self.strategy, key.role, cause, spent, self.limits)
-        decision = TaskDecision(key, cause, action, reason, None, error)
-        return BatchDecision(action, (decision,), (), dict(spent))
+    def decide_unreplaced(self, key: TaskKey, cause: FailureCause, error: str, spent: dict[str, int],
+                          restarts: int = 0) -> BatchDecision:
+        """A replacement the policy asked for could not be started (its node is gone, or it did not start): the
+        job goes on without that task rather than trying forever, or, for the tf.data service's dispatcher,
+        which nothing goes on without, restarts the cluster or fails as the table says."""
+        return self.decide((TaskEnd.failed(key, cause, error),), spent, restarts)

@@ -140,7 +140,7 @@ class Observer:
         found = []
         for key, info in self.table.infos.items():
             if (info.node_id in draining and self.table.alive(key) and key not in self._drained
-                    and (self.table.trains(key) or self.table.spec(key).runs_server)):  # side-cars just go
+                    and (self.table.trains(key) or self.table.spec(key).serves_training)):  # side-cars just go
                 self._drained.add(key)
                 found.append(Drain(key, info.node_id, draining[info.node_id]))
         return tuple(found)

@@ -74,7 +74,7 @@ class Watch:
             for event in self.network_faults.due(chief.get("step"), self.tasks.hosts()):
                 self.attempt.add(event)
         for key in seen.notices:  # a server cannot save: the coordinator saves for the whole PSS cluster
-            if self.tasks.spec(key).runs_server:
+            if self.tasks.spec(key).serves_training:
                 state = self._notice_coordinator(state, key, "got a preemption notice (SIGTERM)")
         for drain in seen.drains:
             state = self._give_notice(state, drain)
@@ -141,26 +141,32 @@ class Watch:
             return Recovering(batch.recovery, batch.backoff_s, quarantine=self.restored if batch.quarantine else None)
         for decision in batch.decisions:
             if decision.action is FailureAction.REPLACE_TASK:
-                self._replace(decision.task)
+                unreplaced = self._replace(decision.task)
+                if unreplaced is not None and unreplaced.action is not FailureAction.CONTINUE_WITHOUT:
+                    return self._carry_out(unreplaced, state)  # the dispatcher: nothing goes on without it
             else:
                 self._go_on_without(decision.task, decision.cause)
         return state
 
-    def _replace(self, key: TaskKey) -> None:
+    def _replace(self, key: TaskKey) -> BatchDecision | None:
+        """Start ``key`` again alone at its host:port; what the policy says when that cannot be done."""
         launch = replacement_launch(self.launches[key])
         try:
             info = self.group.replace(key, launch, self.spec.timeouts.startup_s)
         except TaskStartError as err:
             cause = FailureCause.NODE_LOST if isinstance(err, NodeLostError) else FailureCause.START_FAILED
-            self.attempt.decided(self.failure_policy.decide_unreplaced(key, cause, str(err), self.attempt.spent),
-                                 self.tasks)
-            self._go_on_without(key, cause)
-            return
+            unreplaced = self.failure_policy.decide_unreplaced(key, cause, str(err), self.attempt.spent,
+                                                               self.attempt.restarts)
+            self.attempt.decided(unreplaced, self.tasks)
+            if unreplaced.action is FailureAction.CONTINUE_WITHOUT:
+                self._go_on_without(key, cause)
+            return unreplaced
         self.launches[key] = launch
         self.tasks.infos[key] = info
         self.tasks.statuses[key] = TaskStatus.ALIVE
         self.observer.seen(key)
         log.warning("%s replaced: serving again at %s (pid %d)", key, info.address, info.pid)
+        return None
 
     def _go_on_without(self, key: TaskKey, cause: FailureCause) -> None:
         self.group.kill_task(key)  # a hung task left out must not linger
@@ -233,7 +239,7 @@ class Watch:
         log.warning("%s: its node %s is being drained%s", drain.key, drain.node[:12],
                     f" (deadline in {drain.deadline - time.time():.0f}s)" if drain.deadline else "")
         self.attempt.add(DrainNotice(task=str(drain.key), node=drain.node, deadline=drain.deadline or None))
-        if self.tasks.spec(drain.key).runs_server:
+        if self.tasks.spec(drain.key).serves_training:
             return self._notice_coordinator(state, drain.key, "is on a node being drained")
         log.warning("%s is sent a preemption notice: it saves at its next step boundary", drain.key)
         self.group.give_notice(drain.key)

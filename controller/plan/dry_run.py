@@ -13,6 +13,7 @@ from controller import settings
 from controller.plan.gpus import describe_devices, describe_job, uses_gpus
 from controller.plan.tasks import describe_bundle, describe_process, plan
 from controller.plan.tf_config import placeholder_address, tf_configs
+from protocol.data_service import DATA_SERVICE_ENV, WORK_DIR, service_url
 from protocol.layout import KERAS_BACKUP_DIR
 
 
@@ -43,15 +44,21 @@ def render_plan(spec) -> str:
     for fault in spec.faults:
         where = f"{fault.task}'s host" if fault.action.on_network else fault.task
         lines.append(f"fault: {fault.action.value} {where} at {fault.when()} (run {fault.restart} of the cluster)")
+    dispatcher = next((t for t in tasks if t.role == "data_dispatcher"), None)
+    if dispatcher is not None:
+        lines.append(f"tf.data service: {service_url(placeholder_address(dispatcher.key))} (every task's "
+                     f"ctx.data_service and {DATA_SERVICE_ENV}; journal in the job folder's {WORK_DIR}/)")
     lines.append("")
     for task in tasks:
-        notes = [n for n, on in (("chief", task.is_chief), ("serves tf.distribute.Server", task.runs_server),
+        notes = [n for n, on in (("chief", task.is_chief), ("serves tf.distribute.Server", task.serves_training),
+                                 (f"serves the tf.data service's {task.role[5:]}", task.serves_data),
                                  ("side-car, outside the training cluster", task.sidecar)) if on]
         lines.append(f"{task.key}{' (' + ', '.join(notes) + ')' if notes else ''}")
         lines.append(f"  resources: {describe_bundle(task.bundle)}")
-        lines.append(f"  process: {describe_process(task.niceness, {**task.env, **spec.env})}")
+        lines.append(f"  process: {describe_process(task.niceness, {**task.env, **spec.env}, task.cpu_affinity)}")
         if uses_gpus(spec):
             lines.append(f"  GPUs: {describe_devices(task.devices, settings.GPU_CONTEXT_RESERVE_MB)}")
         config = configs[task.key]
-        lines.append(f"  TF_CONFIG: {json.dumps(config, sort_keys=True) if config else '(none: single process)'}")
+        none = "(none: it runs no strategy)" if task.serves_data else "(none: single process)"
+        lines.append(f"  TF_CONFIG: {json.dumps(config, sort_keys=True) if config else none}")
     return "\n".join(lines) + "\n"

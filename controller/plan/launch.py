@@ -14,8 +14,9 @@ from controller import settings
 from controller.plan.gpus import collective
 from controller.plan.tasks import TaskSpec
 from controller.plan.tf_config import tf_configs
-from controller.spec import JobSpec, Strategy
+from controller.spec import JobSpec, Role, Strategy
 from controller.store.checkpoints import CheckpointRecord
+from protocol.data_service import service_url
 from protocol.wire import (
     COLLECTIVE_ENV,
     ActorConfig,
@@ -42,9 +43,7 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
     ep = spec.entrypoint
     target, import_path, cwd = code_location(spec, sys_path)
     configs = tf_configs(spec.strategy, tasks, addresses)
-    pss = spec.strategy is Strategy.PARAMETER_SERVER
-    # The coordinator must reach every ps and worker server before its code runs.
-    servers = tuple((str(t.key), addresses[t.key]) for t in tasks if t.runs_server)
+    dispatcher = next((t for t in tasks if t.role == Role.DATA_DISPATCHER.value), None)
     entrypoint = Entrypoint(kind=ep.kind, target=target, args=dict(ep.args), argv=tuple(ep.command_line()), env=env,
                             sys_path=import_path, cwd=cwd, keras_backup=ep.keras_backup and ep.kind != "function")
     storage = StoragePlan(job_dir=str(spec.job_dir), mode=spec.effective_storage_mode.value, token=storage_token)
@@ -65,14 +64,31 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
             run=restarts,
             checkpoint_every_n_epochs=spec.checkpoint.every_n_epochs,
             runs_server=task.runs_server,
-            servers=servers if pss and task.is_chief else (),
+            servers=servers_to_reach(spec.strategy, task, tasks, addresses),
             server_wait_s=spec.timeouts.startup_s,
             faults=tuple(f.model_dump(mode="json") for f in spec.faults  # the controller does the network's
                          if f.task == str(task.key) and f.restart == restarts and not f.action.on_network),
             preemption_grace_s=spec.timeouts.preemption_grace_s,
+            address=addresses[task.key],
+            cpu_affinity=task.cpu_affinity,
+            data_service=service_url(addresses[dispatcher.key]) if dispatcher else None,
         )
         for task in tasks
     }
+
+
+def servers_to_reach(strategy: Strategy, task: TaskSpec, tasks: list[TaskSpec],
+                     addresses: dict[TaskKey, str]) -> tuple[tuple[str, str], ...]:
+    """(task, host:port) of the servers a task must reach before its code runs: a PSS coordinator every ps and
+    worker; a task that trains the tf.data service's dispatcher and workers; a data worker its dispatcher."""
+    if task.role == Role.DATA_WORKER.value:
+        wanted = [t for t in tasks if t.role == Role.DATA_DISPATCHER.value]
+    elif task.runs_server or not task.in_cluster:
+        wanted = []
+    else:
+        pss_coordinator = strategy is Strategy.PARAMETER_SERVER and task.is_chief
+        wanted = [t for t in tasks if t.serves_data or (pss_coordinator and t.serves_training)]
+    return tuple((str(t.key), addresses[t.key]) for t in wanted)
 
 
 def code_location(spec: JobSpec, sys_path: list[str]) -> tuple[str, tuple[str, ...], str | None]:

@@ -5,7 +5,8 @@ assembles the cluster from every task's reported ``host:port`` and hands each
 task its own copy before any strategy exists. The evaluator is never in the
 ``cluster`` map (putting it there hangs a parameter-server coordinator,
 Kubeflow TFJob #1213); it gets a cluster of its own, ``{"evaluator": [itself]}``.
-Single-process strategies (``mirrored``, ``one_device``) get no TF_CONFIG.
+Single-process strategies (``mirrored``, ``one_device``) get no TF_CONFIG, nor
+do the tf.data service's servers, which run no strategy.
 """
 
 from __future__ import annotations
@@ -40,5 +41,6 @@ def tf_configs(strategy: Strategy, tasks: list[TaskSpec], addresses: dict[TaskKe
         return {t.key: None for t in tasks}
     cluster = cluster_spec(tasks, addresses)
     return {
-        t.key: tf_config(cluster if t.in_cluster else {t.role: [addresses[t.key]]}, t.key) for t in tasks
+        t.key: None if t.serves_data else tf_config(cluster if t.in_cluster else {t.role: [addresses[t.key]]}, t.key)
+        for t in tasks
     }

@@ -23,6 +23,7 @@ from controller.spec.keras3_imports import find_keras3_imports
 from controller.spec.predict import PredictSpec
 from controller.spec.preflight import HOST_NETWORK_ENV, check_host_network, check_storage, exposure_warning
 from controller.spec.process import ProcessSpec
+from controller.spec.roles import GpuMemory, Resources, RoleSpec
 from controller.spec.running import (
                                      CheckpointPolicy,
                                      Elastic,
@@ -35,20 +36,18 @@ from controller.spec.running import (
 )
 from controller.spec.runtime_env import RuntimeEnvSpec
 from controller.spec.training import (
+                                     DATA_ROLES,
                                      ENV_NAME,
                                      RESERVED_ENV,
                                      ROLE_ORDER,
                                      Collective,
                                      Entrypoint,
-                                     GpuMemory,
-                                     Resources,
                                      Role,
-                                     RoleSpec,
                                      SpecModel,
                                      Strategy,
 )
 
-__all__ = ["CheckpointPolicy", "Collective", "ENV_NAME", "Elastic", "Entrypoint", "FailurePolicySpec", "FaultAction",
+__all__ = ["CheckpointPolicy", "Collective", "DATA_ROLES", "ENV_NAME", "Elastic", "Entrypoint", "FailurePolicySpec", "FaultAction",
            "FaultSpec", "GpuMemory", "HOST_NETWORK_ENV", "IMAGE_ENTRYPOINT", "JobSpec", "Placement", "PredictSpec",
            "ProcessSpec", "RESERVED_ENV", "ROLE_ORDER", "Resources", "Role", "RoleSpec", "RuntimeEnvSpec", "SpecError",
            "SpecModel", "StorageMode", "Strategy", "Timeouts", "check_entrypoint", "check_host_network",

@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from controller.spec.predict import PredictSpec
 from controller.spec.process import ProcessSpec
+from controller.spec.roles import RoleSpec
 from controller.spec.running import (
     CheckpointPolicy,
     Elastic,
@@ -27,16 +28,7 @@ from controller.spec.running import (
     Timeouts,
 )
 from controller.spec.runtime_env import RuntimeEnvSpec
-from controller.spec.training import (
-    ROLE_ORDER,
-    Collective,
-    Entrypoint,
-    Role,
-    RoleSpec,
-    SpecModel,
-    Strategy,
-    check_environment,
-)
+from controller.spec.training import ROLE_ORDER, Collective, Entrypoint, Role, SpecModel, Strategy, check_environment
 
 MAX_TASKS = 1024  # tasks in one job, every role together (README, "A job spec")
 NAME_RULE = "1-64 letters, digits, '_', '.' or '-' (it names a folder), starting with a letter or digit"
@@ -125,9 +117,13 @@ class JobSpec(SpecModel):
         counts = self.counts()
         if sum(counts.values()) > MAX_TASKS:
             raise ValueError(f"roles: {sum(counts.values())} tasks in all; a job has at most {MAX_TASKS}")
-        for role in (Role.CHIEF, Role.EVALUATOR):
+        for role in (Role.CHIEF, Role.EVALUATOR, Role.DATA_DISPATCHER):
             if counts[role] > 1:
                 raise ValueError(f"roles.{role.value}.count is {counts[role]}: a job has at most one {role.value}")
+        if bool(counts[Role.DATA_DISPATCHER]) != bool(counts[Role.DATA_WORKER]):
+            raise ValueError("roles: the tf.data service needs both its roles: one data_dispatcher and at least one "
+                             "data_worker" + ("; add roles.data_worker" if counts[Role.DATA_DISPATCHER]
+                                              else "; add roles.data_dispatcher with count: 1"))
         if self.strategy is Strategy.MULTI_WORKER_MIRRORED:
             if counts[Role.PS]:
                 raise ValueError("roles.ps: multi_worker_mirrored has no parameter servers; remove the ps role")
@@ -145,7 +141,7 @@ class JobSpec(SpecModel):
         elif counts[Role.CHIEF] + counts[Role.WORKER] != 1 or counts[Role.PS] or counts[Role.EVALUATOR]:
             raise ValueError(
                 f"roles: {self.strategy.value} runs in one process; give exactly one chief (or one worker) "
-                "and no other roles"
+                "and no ps or evaluator (the tf.data service's data_dispatcher and data_worker may join it)"
             )
         return self
 

@@ -52,6 +52,16 @@ def policy(strategy=MWMS, **failure) -> FailurePolicy:
          "Collective ops is aborted by: ... RPC: /tensorflow.CoordinationService/Heartbeat",
          A.RESTART_CLUSTER, "max_infrastructure_failures"),
         (MWMS, "evaluator", C.PROCESS_DIED, None, A.REPLACE_TASK, "max_task_failures"),
+        # the tf.data service: a data worker is expendable; the dispatcher is replaced in place, or restarts all
+        (MWMS, "data_worker", C.PROCESS_DIED, None, A.REPLACE_TASK, "max_task_failures"),
+        ("one_device", "data_worker", C.HUNG, None, A.REPLACE_TASK, "max_task_failures"),
+        (PSS, "data_worker", C.NODE_LOST, None, A.CONTINUE_WITHOUT, None),
+        (MWMS, "data_worker", C.START_FAILED, None, A.CONTINUE_WITHOUT, None),
+        (MWMS, "data_dispatcher", C.PROCESS_DIED, None, A.REPLACE_TASK, "max_task_failures"),
+        (PSS, "data_dispatcher", C.HUNG, None, A.REPLACE_TASK, "max_task_failures"),
+        (MWMS, "data_dispatcher", C.NODE_LOST, None, A.RESTART_CLUSTER, "max_preemptions"),
+        (MWMS, "data_dispatcher", C.START_FAILED, None, A.FAIL, None),
+        (MWMS, "data_dispatcher", C.USER_ERROR, "OSError: port in use", A.FAIL, None),
         # GPUs: out of memory fails fast (a retry would run out again); a GPU that failed restarts
         (MWMS, "worker", C.USER_ERROR, GPU_OOM, A.FAIL, None),
         (PSS, "chief", C.USER_ERROR, GPU_OOM, A.FAIL, None),
@@ -211,3 +221,14 @@ def test_a_lost_gpu_restarts_on_the_infrastructure_budget_at_once():
     batch = policy().decide((end,), NONE_SPENT, restarts=0)
     assert (batch.action, batch.recovery) == (A.RESTART_CLUSTER, RecoveryReason.FAILURE)
     assert batch.spent["max_infrastructure_failures"] == 1 and batch.decisions[0].cause is C.DEVICE_LOST
+
+
+def test_a_dispatcher_that_cannot_be_started_again_restarts_the_cluster_or_fails_never_goes_on_without():
+    """Nothing trains without the dispatcher: its node gone restarts the cluster (a new address for every
+    task); a start that failed fails the job with the reason."""
+    lost = policy(MWMS).decide_unreplaced(TaskKey("data_dispatcher", 0), C.NODE_LOST, "node gone", NONE_SPENT, 0)
+    assert lost.action is A.RESTART_CLUSTER and lost.recovery is RecoveryReason.CAPACITY_LOST
+    failed = policy(MWMS).decide_unreplaced(TaskKey("data_dispatcher", 0), C.START_FAILED, "no start", NONE_SPENT)
+    assert failed.action is A.FAIL
+    worker = policy(MWMS).decide_unreplaced(TaskKey("data_worker", 1), C.START_FAILED, "no start", NONE_SPENT)
+    assert worker.action is A.CONTINUE_WITHOUT

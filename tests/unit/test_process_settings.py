@@ -109,3 +109,38 @@ def test_the_dry_run_says_how_each_task_runs():
     threads = {"OMP_NUM_THREADS": "3", "TF_NUM_INTRAOP_THREADS": "3", "TF_NUM_INTEROP_THREADS": "3"}
     assert describe_process(None, threads) == ("Ray's nice value (15 unless RAY_worker_niceness), OMP_NUM_THREADS=3, "
                                                "TF_NUM_INTRAOP_THREADS=3, TF_NUM_INTEROP_THREADS=3")
+
+
+def test_pin_puts_every_thread_of_the_process_on_the_cpus_asked_and_refuses_cpus_the_node_lacks():
+    """roles.<role>.cpu_affinity, in a child process (the pin outlives the call): its threads, the ones it
+    starts later, and what readback shows."""
+    import multiprocessing
+    import threading
+
+    def child(queue, done):
+        from workers.process_settings import pin
+
+        pin([0])
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))
+        thread.start()
+        thread.join()
+        try:
+            pin([100_000])
+            refused = ""
+        except ValueError as err:
+            refused = str(err)
+        queue.put((os.sched_getaffinity(0), seen[0], refused))
+        done.wait(30)
+
+    fork = multiprocessing.get_context("fork")
+    queue, done = fork.Queue(), fork.Event()
+    proc = fork.Process(target=child, args=(queue, done))
+    proc.start()
+    main, started_later, refused = queue.get(timeout=30)
+    shown = readback(proc.pid)  # as the task's actor shows its training process
+    done.set()
+    proc.join(timeout=30)
+    assert main == started_later == {0}
+    assert shown.endswith(", CPUs 0") or os.sched_getaffinity(0) == {0}  # shown when narrower than the reader's
+    assert "cpu_affinity [100000]: this node's CPUs are" in refused

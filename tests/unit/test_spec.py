@@ -24,7 +24,8 @@ def with_(**changes):
 def test_good_spec_loads_with_defaults():
     spec = parse_spec(GOOD)
     assert spec.strategy is Strategy.MULTI_WORKER_MIRRORED
-    assert spec.counts() == {Role.CHIEF: 1, Role.WORKER: 2, Role.PS: 0, Role.EVALUATOR: 0}
+    assert spec.counts() == {Role.CHIEF: 1, Role.WORKER: 2, Role.PS: 0, Role.EVALUATOR: 0,
+                             Role.DATA_DISPATCHER: 0, Role.DATA_WORKER: 0}
     assert spec.roles[Role.WORKER].resources.as_bundle() == {"CPU": 0.5, "spot": 1}
     assert spec.checkpoint.keep == 3 and spec.timeouts.scheduling_s > 0
 
