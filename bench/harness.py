@@ -18,10 +18,11 @@ Scenarios (``--quick`` shrinks them and folds the clean run into the fault run):
   then SIGTERMed (notice, SIGKILL 2 s later) 25 steps into epoch 7;
 - ``pss``: the parameter-server job (this project and by hand only: Ray Train
   has no parameter servers), worker-1 SIGKILLed from outside mid-run;
-- ``scale``, ``long`` and ``serve``: sweeps of their own (``bench/sweeps.py``): N
-  light tasks against N bare Ray actors, a job that reports 100,000 times, and
-  ``tfray serve``'s latency against the model called in-process (``serve`` runs
-  only when ``--scenarios`` names it).
+- ``scale``, ``long``, ``serve`` and ``data``: sweeps of their own
+  (``bench/sweeps.py``): N light tasks against N bare Ray actors, a job that
+  reports 100,000 times, ``tfray serve``'s latency against the model called
+  in-process, and an input-bound job with and without the tf.data service
+  (``serve`` and ``data`` run only when ``--scenarios`` names them).
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="where runs and results go (default: a new folder in /tmp)")
     parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated subset of ours,hand,raytrain")
     parser.add_argument("--scenarios", default=None,
-                        help="comma-separated subset of mwms,mwms-faults,pss,scale,long,serve")
+                        help="comma-separated subset of mwms,mwms-faults,pss,scale,long,serve,data")
     parser.add_argument("--workers", type=int, default=2, help="MWMS/PSS worker tasks (default 2)")
     parser.add_argument("--chief", action="store_true",
                         help="MWMS: add a chief task to ours and hand-launched (Ray Train has only workers)")
@@ -242,9 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         return report(runs, size, args, out, swept)
     out = Path(args.out or tempfile.mkdtemp(prefix="tfr-bench-", dir="/tmp"))
     out.mkdir(parents=True, exist_ok=True)
-    print(f"bench: {reps} repetition(s) of {', '.join(size['scenarios'])} for {', '.join(ways)}"
-          + (f", {args.load} busy process(es) at nice 0 beside each run" if args.load else "") + f"; runs in {out}",
-          flush=True)
+    compared = [s for s in size["scenarios"] if s not in sweeps.SWEEPS]
+    swept_names = [s for s in size["scenarios"] if s in sweeps.SWEEPS]
+    print("bench: " + "; ".join(filter(None, [
+        f"{reps} repetition(s) of {', '.join(compared)} for {', '.join(ways)}" if compared else "",
+        f"the sweep(s) {', '.join(swept_names)}, each its own way" if swept_names else ""]))
+        + (f", {args.load} busy process(es) at nice 0 beside each run" if args.load else "") + f"; runs in {out}",
+        flush=True)
     runs = []
     for rep in range(reps):
         for scenario in (s for s in size["scenarios"] if s not in sweeps.SWEEPS):

@@ -6,7 +6,10 @@
   (``--quick``: 5,000);
 - ``serve`` (``bench/serving.py``): ``tfray serve``'s latency and requests/s
   at 1 and 8 clients against the same model called in-process (only when
-  ``--scenarios`` names it).
+  ``--scenarios`` names it);
+- ``data`` (``bench/data_service.py``): an input-bound job's steps/s with its
+  pipeline in process and on the tf.data service, and the service's overhead
+  on a job that is not input-bound (only when ``--scenarios`` names it).
 
 Each writes ``results.json`` and ``table.md`` into its own folder under the
 run's ``--out``; the harness prints their tables after its own and keeps
@@ -23,10 +26,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SWEEPS = {"scale": "bench.scale", "long": "bench.long_job", "serve": "bench.serving"}
+SWEEPS = {"scale": "bench.scale", "long": "bench.long_job", "serve": "bench.serving", "data": "bench.data_service"}
 TITLES = {"scale": "scale: N light tasks (no TensorFlow) against N bare Ray actors placed by hand",
           "long": "long job: reports and what they cost",
-          "serve": "serve: tfray serve (1 replica, HTTP, TF Serving's format) against the model called in-process"}
+          "serve": "serve: tfray serve (1 replica, HTTP, TF Serving's format) against the model called in-process",
+          "data": "data: an input-bound job's steps/s with the tf.data service (trainer on CPU 0, service on CPU 1)"}
 
 
 def run_sweep(name: str, out: Path, quick: bool, reps: int, timeout_s: float, extra: list[str] = ()) -> dict:

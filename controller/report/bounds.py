@@ -151,8 +151,9 @@ def _input(f: Figures) -> Verdict | None:
     if _cpu_full(f):
         figure += f"; {_cpu_text(f)}"
         first = ("the input pipeline is short of CPU, not of parallelism: parse once (store the data as "
-                 "pre-parsed TFRecords or .cache() after the parsing), or reserve more cores "
-                 "(roles.<role>.resources.cpu)")
+                 "pre-parsed TFRecords or .cache() after the parsing), reserve more cores "
+                 "(roles.<role>.resources.cpu), or run the pipeline on CPU nodes of its own with the tf.data "
+                 "service (roles data_dispatcher and data_worker; README, \"Input-bound jobs\")")
     else:
         figure += f"; the CPU is idle meanwhile ({_cpu_text(f)})" if f.cpu_cores is not None else ""
         first = ("the input pipeline waits rather than works: map(..., num_parallel_calls=tf.data.AUTOTUNE), "

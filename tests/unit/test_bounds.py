@@ -60,6 +60,7 @@ def test_an_input_verdict_says_its_figure_and_what_to_do_as_seen():
     assert any("pre-parsed" in a for a in idle.actions) and idle.word == "input-bound"
     busy = verdict_of(input_s=0.8, compute_s=0.2, peers_s=0.0, cpu_s=1.0)  # its one reserved core is busy
     assert "short of CPU" in busy.actions[0] and "resources.cpu" in busy.actions[0]
+    assert "tf.data service (roles data_dispatcher and data_worker" in busy.actions[0]
     assert "0.95 cores used of its 1 reserved (node: 4 cores)" in busy.figure  # the window is 5% longer
 
 
