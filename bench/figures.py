@@ -13,7 +13,9 @@ is read the same way for every way of running the job:
   one before any fault, (t_last - t_first) / epochs between; the time a
   report blocks training is inside it.
 - *recovery*: from the fault to the next report received; *steps lost*: the
-  step the killed task had completed minus the step training resumed from;
+  step the killed task had completed minus the step training resumed from
+  (none when training reached its end before a notice's deadline: on a fast
+  machine the last epochs after a SIGTERM can take less than the notice);
   *beyond the newest checkpoint*: the newest checkpoint whose save had
   returned before the fault minus the step resumed from.
 """
@@ -96,6 +98,8 @@ def fault_figures(events: list[dict], chief: str, got: list[tuple[float, int, fl
             item["resumed_from"] = resumed["step"]
             item["lost"] = max(0, done - resumed["step"])
             item["lost_beyond_newest"] = max(0, newest - resumed["step"])
+        elif deadline is None and _first(events, "finished", chief, after=at) is not None:
+            item["lost"] = item["lost_beyond_newest"] = 0  # it trained to its end before the notice ran out
         out.append(item)
     return out
 
