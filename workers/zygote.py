@@ -236,8 +236,9 @@ def _run(request: dict, reports: _Reports) -> int:
         if ctx.role in DATA_ROLES:
             from workers import data_service
 
-            data_service.serve(ctx)
-        _serve(ctx)  # its own notice handler: it serves on
+            data_service.serve(ctx)  # never returns
+        else:
+            _serve(ctx)  # its own notice handler: it serves on
         return 0
     if kind == "function":
         ctx = context.get_context()

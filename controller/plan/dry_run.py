@@ -11,7 +11,7 @@ import os
 
 from controller import settings
 from controller.plan.gpus import describe_devices, describe_job, uses_gpus
-from controller.plan.tasks import describe_bundle, describe_process, plan
+from controller.plan.tasks import describe_bundle, describe_process, dispatcher_of, plan
 from controller.plan.tf_config import placeholder_address, tf_configs
 from protocol.data_service import DATA_SERVICE_ENV, WORK_DIR, service_url
 from protocol.layout import KERAS_BACKUP_DIR
@@ -44,7 +44,7 @@ def render_plan(spec) -> str:
     for fault in spec.faults:
         where = f"{fault.task}'s host" if fault.action.on_network else fault.task
         lines.append(f"fault: {fault.action.value} {where} at {fault.when()} (run {fault.restart} of the cluster)")
-    dispatcher = next((t for t in tasks if t.role == "data_dispatcher"), None)
+    dispatcher = dispatcher_of(tasks)
     if dispatcher is not None:
         lines.append(f"tf.data service: {service_url(placeholder_address(dispatcher.key))} (every task's "
                      f"ctx.data_service and {DATA_SERVICE_ENV}; journal in the job folder's {WORK_DIR}/)")

@@ -12,7 +12,7 @@ import dataclasses
 
 from controller import settings
 from controller.plan.gpus import collective
-from controller.plan.tasks import TaskSpec
+from controller.plan.tasks import TaskSpec, dispatcher_of
 from controller.plan.tf_config import tf_configs
 from controller.spec import JobSpec, Role, Strategy
 from controller.store.checkpoints import CheckpointRecord
@@ -43,7 +43,7 @@ def build_launches(spec: JobSpec, tasks: list[TaskSpec], addresses: dict[TaskKey
     ep = spec.entrypoint
     target, import_path, cwd = code_location(spec, sys_path)
     configs = tf_configs(spec.strategy, tasks, addresses)
-    dispatcher = next((t for t in tasks if t.role == Role.DATA_DISPATCHER.value), None)
+    dispatcher = dispatcher_of(tasks)
     entrypoint = Entrypoint(kind=ep.kind, target=target, args=dict(ep.args), argv=tuple(ep.command_line()), env=env,
                             sys_path=import_path, cwd=cwd, keras_backup=ep.keras_backup and ep.kind != "function")
     storage = StoragePlan(job_dir=str(spec.job_dir), mode=spec.effective_storage_mode.value, token=storage_token)
@@ -82,7 +82,7 @@ def servers_to_reach(strategy: Strategy, task: TaskSpec, tasks: list[TaskSpec],
     """(task, host:port) of the servers a task must reach before its code runs: a PSS coordinator every ps and
     worker; a task that trains the tf.data service's dispatcher and workers; a data worker its dispatcher."""
     if task.role == Role.DATA_WORKER.value:
-        wanted = [t for t in tasks if t.role == Role.DATA_DISPATCHER.value]
+        wanted = [dispatcher_of(tasks)]
     elif task.runs_server or not task.in_cluster:
         wanted = []
     else:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from controller.plan.gpus import device_plan
 from controller.spec import DATA_ROLES, ROLE_ORDER, JobSpec, ProcessSpec, Resources, Role, Strategy
 from protocol.devices import DevicePlan
+from protocol.task_key import DATA_ROLES as DATA_ROLE_NAMES
 from protocol.task_key import TaskKey
 from protocol.threads import OMP, TF_INTRA_OP, THREAD_VARS
 
@@ -56,7 +57,7 @@ class TaskSpec:
     @property
     def serves_data(self) -> bool:
         """The tf.data service's dispatcher or a data worker: the training tasks read their input from it."""
-        return self.role in (r.value for r in DATA_ROLES)
+        return self.role in DATA_ROLE_NAMES
 
     @property
     def role(self) -> str:
@@ -124,6 +125,11 @@ def describe_bundle(bundle: dict) -> str:
             continue
         parts.append(f"memory={amount / 2**20:.0f}MiB" if name == "memory" else f"{name}={amount:g}")
     return ", ".join(parts) or "nothing"
+
+
+def dispatcher_of(tasks: list[TaskSpec]) -> TaskSpec | None:
+    """The tf.data service's dispatcher, when the job has one."""
+    return next((t for t in tasks if t.role == Role.DATA_DISPATCHER.value), None)
 
 
 def chief_of(tasks: list[TaskSpec]) -> TaskSpec:
